@@ -1,0 +1,48 @@
+# Talkpay: `make run` starts the whole stack, `make test` proves it. Both set themselves up.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
+
+.PHONY: install run test lint format bench migrate schedules shell clean
+
+$(STAMP): requirements/base.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## Start web :8000, worker, beat, Flower :5555 and the Stripe emulator :12111 (Ctrl-C stops all).
+run: install
+	$(PY) -m scripts.run
+
+## Linters, migration check, then the whole test suite.
+test: install lint
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+## Benchmarks: print their figures (not part of `make test`).
+bench: install
+	$(PY) bench/emulator_bench.py
+	@for script in bench/*_bench.py; do [ "$$script" = bench/emulator_bench.py ] || $(PY) $$script || exit 1; done
+
+migrate: install
+	$(PY) manage.py migrate
+
+schedules: install
+	$(PY) manage.py setup_schedules
+
+shell: install
+	$(PY) manage.py shell
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

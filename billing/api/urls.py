@@ -1,0 +1,8 @@
+from django.urls import path
+
+from billing.api.views import PaymentListView, StripeConfigView
+
+urlpatterns = [
+    path("stripe/config/", StripeConfigView.as_view(), name="stripe-config"),
+    path("payments/", PaymentListView.as_view(), name="payment-list"),
+]

@@ -1,0 +1,143 @@
+"""The double-entry ledger: every money movement is a balanced, immutable transaction with a unique key.
+
+Amounts are signed cents: debits positive, credits negative, and the entries of one transaction sum
+to zero. Accounts are named by code:
+
+- `platform:cash`      asset: money held in the platform's Stripe balance
+- `platform:revenue`   revenue: the app's share of bookings
+- `platform:dispute_fees` expense: Stripe's dispute fees, borne by the app
+- `listener:<id>:payable` liability: what the platform owes a listener
+
+A correction is a new transaction, never an edit (PostgreSQL refuses updates and deletes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+
+from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+
+PLATFORM_CASH = "platform:cash"
+APP_REVENUE = "platform:revenue"
+DISPUTE_FEES = "platform:dispute_fees"
+
+_FIXED_ACCOUNTS = {
+    PLATFORM_CASH: ("Platform Stripe balance", LedgerAccount.Kind.ASSET),
+    APP_REVENUE: ("App revenue (fees)", LedgerAccount.Kind.REVENUE),
+    DISPUTE_FEES: ("Stripe dispute fees", LedgerAccount.Kind.EXPENSE),
+}
+
+# Accounts whose natural balance is a credit; their balance is shown as -(sum of entries).
+_CREDIT_NORMAL = {LedgerAccount.Kind.LIABILITY, LedgerAccount.Kind.REVENUE}
+
+
+class UnbalancedTransaction(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Line:
+    account: str
+    amount: int
+
+
+def listener_payable(listener_id: int) -> str:
+    return f"listener:{listener_id}:payable"
+
+
+def account_get_or_create(code: str, *, currency: str = "usd") -> LedgerAccount:
+    if code in _FIXED_ACCOUNTS:
+        name, kind = _FIXED_ACCOUNTS[code]
+        owner_id = None
+    elif code.startswith("listener:") and code.endswith(":payable"):
+        owner_id = int(code.split(":")[1])
+        name, kind = f"Payable to listener {owner_id}", LedgerAccount.Kind.LIABILITY
+    else:
+        raise ValueError(f"Unknown ledger account {code!r}")
+    account, _ = LedgerAccount.objects.get_or_create(
+        code=code, defaults={"name": name, "kind": kind, "currency": currency, "owner_id": owner_id}
+    )
+    return account
+
+
+def debit(account: str, amount: int) -> Line:
+    return Line(account, amount)
+
+
+def credit(account: str, amount: int) -> Line:
+    return Line(account, -amount)
+
+
+def ledger_post(
+    *,
+    key: str,
+    kind: str,
+    lines: Sequence[Line],
+    currency: str = "usd",
+    description: str = "",
+    booking_id: int | None = None,
+    payment_id: int | None = None,
+    metadata: dict | None = None,
+) -> tuple[LedgerTransaction, bool]:
+    """Book `lines` once under `key`. Returns the transaction and whether this call created it.
+
+    Zero lines are dropped (a 0-cent share has nothing to book); a transaction that does not balance
+    is refused before it reaches the database.
+    """
+    lines = [line for line in lines if line.amount != 0]
+    if not lines:
+        raise UnbalancedTransaction(f"{key}: nothing to book")
+    total = sum(line.amount for line in lines)
+    if total != 0:
+        raise UnbalancedTransaction(f"{key}: entries sum to {total}, not 0")
+
+    existing = LedgerTransaction.objects.filter(key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            txn = LedgerTransaction.objects.create(
+                key=key,
+                kind=kind,
+                currency=currency,
+                description=description,
+                booking_id=booking_id,
+                payment_id=payment_id,
+                metadata=metadata or {},
+            )
+            accounts = {
+                code: account_get_or_create(code, currency=currency) for code in {line.account for line in lines}
+            }
+            LedgerEntry.objects.bulk_create(
+                LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount) for line in lines
+            )
+    except IntegrityError:
+        # Another worker booked the same fact a moment ago: the key is the proof.
+        return LedgerTransaction.objects.get(key=key), False
+    return txn, True
+
+
+def balance(code: str) -> int:
+    """The account's natural balance in cents (what a liability owes, what an asset holds)."""
+    account = LedgerAccount.objects.filter(code=code).only("kind").first()
+    if account is None:
+        return 0
+    raw = LedgerEntry.objects.filter(account=account).aggregate(total=Sum("amount"))["total"] or 0
+    return -raw if account.kind in _CREDIT_NORMAL else raw
+
+
+def balances(codes: Iterable[str]) -> dict[str, int]:
+    rows = (
+        LedgerEntry.objects.filter(account__code__in=list(codes))
+        .values("account__code", "account__kind")
+        .annotate(total=Sum("amount"))
+    )
+    result = {code: 0 for code in codes}
+    for row in rows:
+        total = row["total"] or 0
+        result[row["account__code"]] = -total if row["account__kind"] in _CREDIT_NORMAL else total
+    return result

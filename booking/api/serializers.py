@@ -1,0 +1,94 @@
+from rest_framework import serializers
+
+from billing import money
+from billing.models import Payment
+from booking.models import Booking, BookingPackage
+
+
+class CentsField(serializers.Field):
+    """Integer cents in the database, a decimal string ("30.00") in the API."""
+
+    def to_representation(self, value: int) -> str:
+        return money.format_amount(value)
+
+
+class PackageSerializer(serializers.ModelSerializer):
+    price = serializers.DecimalField(max_digits=10, decimal_places=2, coerce_to_string=True)
+    app_fee_percentage = serializers.DecimalField(max_digits=5, decimal_places=2, coerce_to_string=True)
+
+    class Meta:
+        model = BookingPackage
+        fields = ("id", "name", "duration_minutes", "price", "app_fee_percentage", "description")
+
+
+class PaymentSummarySerializer(serializers.ModelSerializer):
+    payment_intent_id = serializers.CharField(source="stripe_payment_intent_id", allow_null=True)
+    client_secret = serializers.SerializerMethodField()
+    amount = CentsField()
+
+    class Meta:
+        model = Payment
+        fields = (
+            "id",
+            "client_secret",
+            "payment_intent_id",
+            "amount",
+            "currency",
+            "status",
+            "failure_code",
+            "failure_message",
+        )
+
+    def get_client_secret(self, payment: Payment) -> str | None:
+        return payment.client_secret or None
+
+
+class BookingSerializer(serializers.ModelSerializer):
+    total_amount = CentsField()
+    app_fee = CentsField()
+    listener_amount = CentsField()
+
+    class Meta:
+        model = Booking
+        fields = (
+            "id",
+            "talker",
+            "listener",
+            "package",
+            "status",
+            "total_amount",
+            "app_fee",
+            "listener_amount",
+            "currency",
+            "scheduled_at",
+            "ends_at",
+            "notes",
+            "started_at",
+            "completed_at",
+            "actual_duration_minutes",
+            "cancelled_at",
+            "cancel_reason",
+            "created_at",
+        )
+        read_only_fields = fields
+
+
+class BookingDetailSerializer(BookingSerializer):
+    payment = PaymentSummarySerializer(read_only=True)
+
+    class Meta(BookingSerializer.Meta):
+        fields = (*BookingSerializer.Meta.fields, "payment")
+        read_only_fields = fields
+
+
+class BookingCreateInputSerializer(serializers.Serializer):
+    listener_id = serializers.IntegerField(min_value=1)
+    package_id = serializers.IntegerField(min_value=1)
+    scheduled_at = serializers.DateTimeField()
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class BookingCreateResponseSerializer(serializers.Serializer):
+    booking = BookingSerializer()
+    payment = PaymentSummarySerializer()
+    poll_url = serializers.CharField(required=False)

@@ -1,0 +1,113 @@
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.urls import reverse
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+
+from billing.models import Payment
+from booking import services
+from booking.api.serializers import (
+    BookingCreateInputSerializer,
+    BookingCreateResponseSerializer,
+    BookingDetailSerializer,
+    PackageSerializer,
+)
+from booking.models import Booking
+from booking.selectors import booking_list_for_user, package_list_active
+from web.api.permissions import IsTalker
+from web.idempotency import HEADER as IDEMPOTENCY_HEADER
+from web.idempotency import run_idempotent
+
+
+class PackageListView(generics.ListAPIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    serializer_class = PackageSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return package_list_active()
+
+
+class BookingFilter(filters.FilterSet):
+    status = filters.MultipleChoiceFilter(choices=Booking.Status.choices)
+
+    class Meta:
+        model = Booking
+        fields = ("status",)
+
+
+def _wait_for_intent(payment_id: int, timeout: float) -> Payment:
+    """Poll the payment row until the worker has created the PaymentIntent, or the time is up."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        payment = Payment.objects.get(pk=payment_id)
+        if payment.status != Payment.Status.AWAITING_INTENT or time.monotonic() >= deadline:
+            return payment
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.2)
+
+
+class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = BookingDetailSerializer
+    permission_classes = [IsAuthenticated]
+    filterset_class = BookingFilter
+
+    def get_queryset(self):
+        return booking_list_for_user(user=self.request.user)
+
+    def _created_response(self, booking_id: int) -> Response:
+        booking = Booking.objects.select_related("payment").get(pk=booking_id)
+        payment = _wait_for_intent(booking.payment.pk, settings.BOOKING_PAYMENT_WAIT_SECONDS)
+        booking.payment = payment
+        body = BookingDetailSerializer(booking).data
+        payment_data = body.pop("payment")
+        payload = {"booking": body, "payment": payment_data}
+        if payment.status == Payment.Status.AWAITING_INTENT:
+            payload["poll_url"] = reverse("booking-detail", args=[booking.pk])
+            return Response(payload, status=status.HTTP_202_ACCEPTED)
+        return Response(payload, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=BookingCreateInputSerializer,
+        responses={201: BookingCreateResponseSerializer, 202: BookingCreateResponseSerializer},
+        parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
+    )
+    @action(detail=False, methods=["post"], permission_classes=[IsTalker])
+    def create_booking(self, request):
+        def handler() -> Response:
+            data = BookingCreateInputSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            booking = services.booking_create(talker=request.user, **data.validated_data)
+            close_old_connections()
+            return self._created_response(booking.pk)
+
+        return run_idempotent(
+            request,
+            endpoint="bookings.create_booking",
+            handler=handler,
+            replay=lambda body: self._created_response(body["booking"]["id"]),
+        )
+
+    @extend_schema(request=None, responses=BookingDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def start_session(self, request, pk=None):
+        booking = services.booking_start(booking_id=self._booking_id(pk), user=request.user)
+        return Response(BookingDetailSerializer(booking).data)
+
+    @extend_schema(request=None, responses=BookingDetailSerializer)
+    @action(detail=True, methods=["post"])
+    def complete_session(self, request, pk=None):
+        booking = services.booking_complete(booking_id=self._booking_id(pk), user=request.user)
+        return Response(BookingDetailSerializer(booking).data)
+
+    def _booking_id(self, pk) -> int:
+        # 404 (not 403) for someone else's booking: its existence is not revealed.
+        return self.get_object().pk

@@ -1,0 +1,100 @@
+"""Writes of the booking lifecycle: pending → confirmed → in_progress → completed (cancelled, refunded, disputed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import money
+from billing.services import payment_create_for_booking
+from booking.models import Booking, BookingPackage
+from booking.selectors import booking_list_for_user, listener_has_overlap
+from web.api.errors import Conflict, ServiceError
+
+User = get_user_model()
+
+
+def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: datetime, notes: str = "") -> Booking:
+    """Record a pending booking and its payment in one transaction; the PaymentIntent is created by a
+    worker once it commits. On PostgreSQL an exclusion constraint makes the slot check race-free."""
+    if not talker.is_talker:
+        raise ServiceError("Only talkers can book sessions.", status_code=403, code="permission_denied")
+    if listener_id == talker.pk:
+        raise ServiceError("You cannot book a session with yourself.", field="listener_id")
+    listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER, is_active=True).first()
+    if listener is None:
+        raise ServiceError("No listener with this id.", field="listener_id", code="not_found")
+    if not listener.accepts_bookings:
+        raise ServiceError("This listener is not taking bookings.", field="listener_id", code="unavailable")
+    package = BookingPackage.objects.filter(pk=package_id, is_active=True).first()
+    if package is None:
+        raise ServiceError("No active package with this id.", field="package_id", code="not_found")
+    if scheduled_at <= timezone.now():
+        raise ServiceError("The session must be scheduled in the future.", field="scheduled_at")
+
+    ends_at = Booking.end_for(scheduled_at, package.duration_minutes)
+    shares = money.split(money.to_cents(package.price), package.app_fee_percentage)
+    slot_taken = Conflict("The listener already has a booking at this time.", field="scheduled_at", code="slot_taken")
+    try:
+        with transaction.atomic():
+            if listener_has_overlap(listener_id=listener.pk, starts_at=scheduled_at, ends_at=ends_at):
+                raise slot_taken
+            booking = Booking.objects.create(
+                talker=talker,
+                listener=listener,
+                package=package,
+                scheduled_at=scheduled_at,
+                ends_at=ends_at,
+                notes=notes,
+                total_amount=shares.total,
+                app_fee=shares.app_fee,
+                listener_amount=shares.listener,
+            )
+            payment_create_for_booking(booking=booking)
+    except IntegrityError as error:
+        if "booking_listener_no_overlap" in str(error):
+            raise slot_taken from error
+        raise
+    return booking
+
+
+def _participant_booking_for_update(*, booking_id: int, user) -> Booking:
+    return booking_list_for_user(user=user).select_for_update(of=("self",)).get(pk=booking_id)
+
+
+@transaction.atomic
+def booking_start(*, booking_id: int, user) -> Booking:
+    booking = _participant_booking_for_update(booking_id=booking_id, user=user)
+    if booking.status != Booking.Status.CONFIRMED:
+        raise ServiceError(
+            f"Only a paid, confirmed booking can start; this one is {booking.status}.",
+            field="status",
+            code="invalid_state",
+        )
+    booking.status = Booking.Status.IN_PROGRESS
+    booking.started_at = timezone.now()
+    booking.save(update_fields=["status", "started_at", "updated_at"])
+    return booking
+
+
+@transaction.atomic
+def booking_complete(*, booking_id: int, user) -> Booking:
+    from payouts.services import earning_session_completed
+
+    booking = _participant_booking_for_update(booking_id=booking_id, user=user)
+    if booking.status != Booking.Status.IN_PROGRESS:
+        raise ServiceError(
+            f"Only a session in progress can complete; this one is {booking.status}.",
+            field="status",
+            code="invalid_state",
+        )
+    now = timezone.now()
+    booking.status = Booking.Status.COMPLETED
+    booking.completed_at = now
+    booking.actual_duration_minutes = max(0, round((now - booking.started_at).total_seconds() / 60))
+    booking.save(update_fields=["status", "completed_at", "actual_duration_minutes", "updated_at"])
+    earning_session_completed(booking_id=booking.pk, completed_at=now)
+    return booking

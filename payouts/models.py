@@ -1,0 +1,123 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Schedule(models.TextChoices):
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+
+
+class StripeListenerAccount(models.Model):
+    """The listener's Stripe Connect Express account and what Stripe last told us about it."""
+
+    listener = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_listener_account"
+    )
+    stripe_account_id = models.CharField(max_length=255, unique=True)
+    charges_enabled = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    requirements = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.stripe_account_id
+
+    @property
+    def can_receive_payouts(self) -> bool:
+        return self.payouts_enabled and self.details_submitted
+
+
+class ListenerPayoutSettings(models.Model):
+    """How and when a listener is paid. Listeners without a row get the defaults (weekly, the
+    configured minimum, not held)."""
+
+    listener = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payout_settings")
+    schedule = models.CharField(max_length=16, choices=Schedule.choices, default=Schedule.WEEKLY)
+    # Cents; null means settings.PAYOUT_MINIMUM_CENTS.
+    minimum_amount = models.BigIntegerField(null=True, blank=True)
+    # An operator's hold: earnings accrue but are not paid until released.
+    payouts_held = models.BooleanField(default=False)
+    hold_reason = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        verbose_name_plural = "listener payout settings"
+
+
+class Payout(models.Model):
+    """What one listener is paid for one period of their schedule: one Stripe transfer."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing (transfer sent)"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+        REVERSED = "reversed", "Reversed"
+
+    listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payouts")
+    schedule = models.CharField(max_length=16, choices=Schedule.choices)
+    period_start = models.DateField()
+    period_end = models.DateField()
+    amount = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    amount_reversed = models.BigIntegerField(default=0)
+    failure_reason = models.TextField(blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-period_start", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("listener", "schedule", "period_start"), name="payout_one_per_listener_period"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="payout_amount_never_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payout #{self.pk} {self.listener_id} {self.period_start}..{self.period_end} {self.status}"
+
+
+class ListenerPayout(models.Model):
+    """A listener's earning from one paid booking (their share, in cents), until it is paid out."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (session not completed or hold not passed)"
+        PAYABLE = "payable", "Payable"
+        HELD = "held", "Held (dispute or account)"
+        PAID = "paid", "Paid out"
+        CANCELLED = "cancelled", "Cancelled (refunded)"
+
+    listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="earnings")
+    booking = models.OneToOneField("booking.Booking", on_delete=models.PROTECT, related_name="earning")
+    payment = models.OneToOneField("billing.Payment", on_delete=models.PROTECT, related_name="earning")
+    amount = models.BigIntegerField()
+    # Cents taken back by refunds or a lost dispute; what is owed is amount - amount_reversed.
+    amount_reversed = models.BigIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    payable_at = models.DateTimeField(null=True, blank=True)
+    payout = models.ForeignKey(Payout, null=True, blank=True, on_delete=models.PROTECT, related_name="earnings")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [models.Index(fields=("listener", "status"))]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="earning_amount_non_negative"),
+            models.CheckConstraint(
+                condition=Q(amount_reversed__gte=0) & Q(amount_reversed__lte=models.F("amount")),
+                name="earning_reversal_within_amount",
+            ),
+        ]
+
+    @property
+    def net_amount(self) -> int:
+        return self.amount - self.amount_reversed

@@ -1,0 +1,82 @@
+"""One error shape for the whole API.
+
+Every error answers `{"error": {"code", "message", "fields"}}` plus DRF's per-field messages at the
+top level, so a frontend can show `field: message` next to the input that caused it.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ServiceError(Exception):
+    """A business rule refused the request: becomes a 400 (or `status_code`) naming the field."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None, status_code: int | None = None
+    ):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+
+
+class Conflict(ServiceError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+def _flatten(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return str(detail)
+
+
+def _first_message(fields: dict) -> str:
+    for field, messages in fields.items():
+        message = messages[0] if isinstance(messages, list) and messages else messages
+        if isinstance(message, dict):
+            return _first_message(message)
+        return f"{field}: {message}"
+    return "Invalid input."
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, ServiceError):
+        fields = {exc.field: [exc.message]} if exc.field else {}
+        body = {"error": {"code": exc.code, "message": exc.message, "fields": fields}, **fields}
+        return Response(body, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        fields = _flatten(detail)
+        response.data = {"error": {"code": "invalid", "message": _first_message(fields), "fields": fields}, **fields}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        response.data = {"error": {"code": str(code), "message": str(detail), "fields": {}}, "detail": str(detail)}
+    return response

@@ -1,0 +1,37 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class User(AbstractUser):
+    """A marketplace member: a talker books and pays sessions, a listener gives them and earns."""
+
+    class Role(models.TextChoices):
+        TALKER = "talker", "Talker"
+        LISTENER = "listener", "Listener"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.TALKER)
+    # A listener can pause new bookings without leaving the marketplace.
+    accepts_bookings = models.BooleanField(default=True)
+
+    @property
+    def is_talker(self) -> bool:
+        return self.role == self.Role.TALKER
+
+    @property
+    def is_listener(self) -> bool:
+        return self.role == self.Role.LISTENER
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a request sent with an `Idempotency-Key` header, replayed on retries."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    endpoint = models.CharField(max_length=200)
+    request_fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("user", "endpoint", "key"), name="idempotency_key_unique")]

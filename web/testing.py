@@ -1,0 +1,64 @@
+"""Shared pytest fixtures (loaded from the root conftest): the Stripe emulator, a real Celery
+worker, authenticated API clients. Everything here runs for real; nothing is mocked."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+WEBHOOK_PATH = "/api/payment/stripe/webhook/"
+
+
+@pytest.fixture(scope="session")
+def stripe_emulator_process():
+    """One emulator process for the session; the SDK is pointed at it through settings."""
+    from stripe_emulator.testing import EmulatorProcess
+
+    with EmulatorProcess(quiet=True, time_scale=0.01) as emulator:
+        original = settings.STRIPE_API_BASE
+        settings.STRIPE_API_BASE = emulator.url
+        yield emulator
+        settings.STRIPE_API_BASE = original
+
+
+@pytest.fixture
+def stripe_emulator(stripe_emulator_process):
+    """The emulator with fresh state for each test (webhook endpoints dropped too)."""
+    stripe_emulator_process.reset()
+    yield stripe_emulator_process
+
+
+@pytest.fixture(scope="session")
+def celery_worker_session(django_db_blocker, stripe_emulator_process):
+    """A real Celery worker consuming every queue from the test Redis, in threads of this process,
+    so it writes to the same test database. Tests that use it need committed data (transaction=True)."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workers.celery import QUEUES, app
+
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+    with django_db_blocker.unblock():
+        with start_worker(
+            app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="warning", queues=list(QUEUES)
+        ) as worker:
+            yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_session, transactional_db):
+    return celery_worker_session
+
+
+def auth_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()

@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from web.api.auth import MeView, RegisterView
+from web.api.health import HealthView
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/health/", HealthView.as_view(), name="health"),
+    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/auth/register/", RegisterView.as_view(), name="register"),
+    path("api/auth/me/", MeView.as_view(), name="me"),
+    path("api/payment/", include("booking.api.urls")),
+    path("api/payment/", include("billing.api.urls")),
+    path("api/payment/", include("payouts.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+]

@@ -1,0 +1,60 @@
+"""The beat schedule, as rows of django-celery-beat (editable in the admin).
+
+`manage.py setup_schedules` writes these; `make run` and deploys call it. Every job is safe to run
+twice, so a second beat or a manual run does no harm. Times are UTC.
+"""
+
+from dataclasses import dataclass
+
+from django.db import transaction
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+
+@dataclass(frozen=True)
+class Every:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class Cron:
+    minute: str = "0"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+
+
+# name → (task, when, kwargs). Adding a job here and running setup_schedules is all it takes.
+SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
+    "Sweep payments waiting for a PaymentIntent": ("billing.payment_intents_sweep", Every(seconds=30), {}),
+}
+
+
+def _schedule_fields(when: Every | Cron) -> dict:
+    if isinstance(when, Every):
+        interval, _ = IntervalSchedule.objects.get_or_create(every=when.seconds, period=IntervalSchedule.SECONDS)
+        return {"interval": interval, "crontab": None}
+    crontab, _ = CrontabSchedule.objects.get_or_create(
+        minute=when.minute,
+        hour=when.hour,
+        day_of_week=when.day_of_week,
+        day_of_month=when.day_of_month,
+        month_of_year=when.month_of_year,
+        timezone="UTC",
+    )
+    return {"crontab": crontab, "interval": None}
+
+
+@transaction.atomic
+def schedules_write() -> list[str]:
+    """Create or update every job; operators' edits to enabled/disabled are kept."""
+    import json
+
+    written = []
+    for name, (task, when, kwargs) in SCHEDULES.items():
+        fields = _schedule_fields(when)
+        PeriodicTask.objects.update_or_create(
+            name=name, defaults={"task": task, "kwargs": json.dumps(kwargs), **fields}
+        )
+        written.append(name)
+    return written
