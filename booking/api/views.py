@@ -1,7 +1,6 @@
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -86,7 +85,6 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             data = BookingCreateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             booking = services.booking_create(talker=request.user, **data.validated_data)
-            close_old_connections()
             return self._created_response(booking.pk)
 
         return run_idempotent(

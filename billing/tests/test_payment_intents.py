@@ -1,0 +1,144 @@
+"""The PaymentIntent worker against the emulator through the real SDK: once, retried, recovered."""
+
+import contextlib
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing import services, stripe_gateway
+from billing.models import Payment, StripeCustomer
+from billing.tasks import payment_intent_create_task
+from booking import services as booking_services
+from booking.tests.factories import PackageFactory
+from web.tests.factories import ListenerFactory, TalkerFactory
+from workers.celery import app
+
+
+def _intents_of(customer_id: str) -> list[dict]:
+    listing = stripe_gateway.call(stripe_gateway.client().v1.payment_intents.list, params={"customer": customer_id})
+    return [stripe_gateway.as_dict(intent) for intent in listing.data]
+
+
+def _book(**kwargs):
+    return booking_services.booking_create(
+        talker=kwargs.get("talker") or TalkerFactory(),
+        listener_id=(kwargs.get("listener") or ListenerFactory()).pk,
+        package_id=PackageFactory(price=kwargs.get("price", "30.00")).pk,
+        scheduled_at=timezone.now() + timedelta(days=3),
+    )
+
+
+@pytest.mark.django_db
+def test_running_the_task_twice_creates_one_payment_intent(stripe_emulator):
+    booking = _book()
+
+    payment_intent_create_task.apply(args=[booking.payment.pk]).get()
+    payment_intent_create_task.apply(args=[booking.payment.pk]).get()
+
+    payment = Payment.objects.get(pk=booking.payment.pk)
+    customer = StripeCustomer.objects.get(user=booking.talker)
+    intents = _intents_of(customer.stripe_customer_id)
+    assert [i["id"] for i in intents] == [payment.stripe_payment_intent_id]
+    assert intents[0]["amount"] == 3000 and intents[0]["currency"] == "usd"
+    assert intents[0]["metadata"] == {"booking_id": str(booking.pk), "payment_id": str(payment.pk), "app_fee": "300"}
+    assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
+
+
+@pytest.mark.django_db
+def test_a_crash_after_stripe_answered_is_covered_by_the_idempotency_key(stripe_emulator):
+    """Stripe created the intent but our save was lost: the next run gets the same intent back."""
+    booking = _book()
+    payment = booking.payment
+    first = stripe_gateway.payment_intent_create(
+        payment_id=payment.pk,
+        booking_id=booking.pk,
+        amount=payment.amount,
+        currency="usd",
+        customer_id=services.stripe_customer_get_or_create(user=booking.talker),
+        application_fee=payment.app_fee,
+        description=f"Talkpay booking #{booking.pk}: {booking.package.name}",
+    )
+
+    services.payment_intent_create(payment_id=payment.pk)
+
+    payment.refresh_from_db()
+    assert payment.stripe_payment_intent_id == first["id"]
+    assert len(_intents_of(StripeCustomer.objects.get(user=booking.talker).stripe_customer_id)) == 1
+
+
+@pytest.mark.django_db
+def test_one_customer_per_talker_across_bookings(stripe_emulator):
+    talker = TalkerFactory()
+    for _ in range(2):
+        booking = _book(talker=talker)
+        services.payment_intent_create(payment_id=booking.payment.pk)
+
+    customer = StripeCustomer.objects.get(user=talker)
+    assert len(_intents_of(customer.stripe_customer_id)) == 2
+
+
+@pytest.mark.django_db
+def test_transient_stripe_errors_are_retried_and_then_succeed(stripe_emulator, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 0
+    booking = _book()
+    stripe_emulator.post("/_emulator/faults", {"mode": "500", "count": 1})
+
+    with pytest.raises(stripe_gateway.TransientStripeError):
+        services.payment_intent_create(payment_id=booking.payment.pk)
+    assert Payment.objects.get(pk=booking.payment.pk).status == Payment.Status.AWAITING_INTENT
+
+    stripe_emulator.post("/_emulator/faults", {"mode": "429", "count": 1})
+    with pytest.raises(stripe_gateway.TransientStripeError):
+        services.payment_intent_create(payment_id=booking.payment.pk)
+
+    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+    assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD and payment.client_secret
+
+
+@pytest.mark.django_db
+def test_a_permanent_stripe_error_marks_the_payment_failed_with_the_reason(stripe_emulator):
+    booking = _book()
+    Payment.objects.filter(pk=booking.payment.pk).update(currency="zzz")
+
+    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+
+    assert payment.status == Payment.Status.FAILED
+    assert payment.failure_message
+    assert payment.stripe_payment_intent_id is None
+
+
+@contextlib.contextmanager
+def broker_down():
+    """Point the Celery app's producer at a port where nothing listens, as when Redis is down."""
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:9/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None
+
+
+def test_a_broker_outage_at_booking_time_is_recovered_by_the_sweeper(celery_worker, stripe_emulator, settings):
+    settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS = 0
+    with broker_down():
+        booking = _book()
+    payment = Payment.objects.get(pk=booking.payment.pk)
+    assert payment.status == Payment.Status.AWAITING_INTENT
+
+    assert services.payments_sweep_awaiting_intent() == 1
+
+    deadline = timezone.now() + timedelta(seconds=30)
+    while timezone.now() < deadline:
+        payment.refresh_from_db()
+        if payment.stripe_payment_intent_id:
+            break
+        time.sleep(0.05)
+    assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
+    customer = StripeCustomer.objects.get(user=booking.talker)
+    assert len(_intents_of(customer.stripe_customer_id)) == 1
