@@ -19,6 +19,13 @@ class StripeListenerAccount(models.Model):
     payouts_enabled = models.BooleanField(default=False)
     details_submitted = models.BooleanField(default=False)
     requirements = models.JSONField(default=dict, blank=True)
+    disabled_reason = models.CharField(max_length=255, blank=True, default="")
+    # `created` of the last account.updated applied: Stripe does not keep order, older events are ignored.
+    last_event_created = models.BigIntegerField(default=0)
+    # The last payout from the connected account to the listener's bank that failed (payout.failed).
+    payout_failure_code = models.CharField(max_length=64, blank=True, default="")
+    payout_failure_message = models.TextField(blank=True, default="")
+    payout_failed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,13 +73,17 @@ class Payout(models.Model):
     stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount_reversed = models.BigIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")
+    # Transfer attempts started; each has its own idempotency key (see payouts.services.transfer_idempotency_key).
     attempts = models.PositiveIntegerField(default=0)
+    # When the current attempt was committed as PROCESSING, just before Stripe was called.
+    transfer_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-period_start", "-id")
+        indexes = [models.Index(fields=("schedule", "period_start", "status"), name="payout_period_status")]
         constraints = [
             models.UniqueConstraint(
                 fields=("listener", "schedule", "period_start"), name="payout_one_per_listener_period"
@@ -109,7 +120,11 @@ class ListenerPayout(models.Model):
 
     class Meta:
         ordering = ("-created_at", "-id")
-        indexes = [models.Index(fields=("listener", "status"))]
+        indexes = [
+            models.Index(fields=("listener", "status")),
+            # The payout run's scan: unpaid earnings by listener.
+            models.Index(fields=("listener", "payable_at"), condition=Q(payout__isnull=True), name="earning_unpaid"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gte=0), name="earning_amount_non_negative"),
             models.CheckConstraint(

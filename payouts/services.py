@@ -1,12 +1,50 @@
-"""Writes of the payouts app: listener earnings, Connect accounts, payout runs and transfers."""
+"""Writes of the payouts app: listener earnings, Connect accounts, payout runs and transfers.
+
+How a payout is paid exactly once
+---------------------------------
+1. **Collect** (`payouts_collect`, in batches of listeners, one transaction per batch). The batch's
+   listener rows are locked `FOR NO KEY UPDATE SKIP LOCKED`, so two runs never collect the same
+   listener at once (the other run skips it and finds nothing left afterwards). The listener's payable
+   earnings are attached to the payout of (listener, schedule, period) — unique in the database — and
+   the payout's amount is the sum of what is attached. Below the minimum nothing is attached: the
+   earnings roll over to the next period.
+2. **Execute** (`payout_execute`, per payout). A short transaction moves the payout PENDING →
+   PROCESSING and counts the attempt; only then is Stripe called, outside any transaction, with the
+   idempotency key of that attempt; a second short transaction records the transfer, marks the
+   earnings paid and books the ledger. A payout still PENDING has therefore never reached Stripe. A
+   PROCESSING payout may have: before sending it again we look its transfer up by `transfer_group`,
+   which works after Stripe's 24-hour idempotency window, and within the window the same key would
+   return the same transfer anyway.
+3. A refused transfer (insufficient platform balance, restricted account) marks the payout FAILED
+   with Stripe's reason and releases its earnings: the next run (or a re-run of the period, which
+   reuses the failed row) collects them again. A timeout leaves the payout PROCESSING for the
+   sweeper, which resends only after the lookup.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, OuterRef, Subquery, Sum
+from django.utils import timezone
 
-from payouts.models import ListenerPayout
+from billing import ledger
+from billing.stripe_gateway import PermanentStripeError, TransientStripeError
+from billing.stripe_gateway import connect as gateway
+from payouts import selectors
+from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, StripeListenerAccount
+from payouts.periods import Period
+from web.models import User
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
 
 
 def earning_session_completed(*, booking_id: int, completed_at: datetime) -> int:
@@ -14,3 +52,473 @@ def earning_session_completed(*, booking_id: int, completed_at: datetime) -> int
     return ListenerPayout.objects.filter(booking_id=booking_id, status=ListenerPayout.Status.PENDING).update(
         payable_at=completed_at + timedelta(hours=settings.PAYOUT_HOLD_HOURS)
     )
+
+
+def _resend_after() -> timedelta:
+    # How long a PROCESSING payout is left to the worker that sent it before another one looks it up.
+    return timedelta(seconds=getattr(settings, "PAYOUT_RESEND_AFTER_SECONDS", 300))
+
+
+# --- Connect accounts -------------------------------------------------------------------------------
+
+
+def connect_account_get_or_create(*, listener: User) -> StripeListenerAccount:
+    """The listener's Express account, created on Stripe once. The idempotency key is the listener's,
+    so racing requests get the same account; a crash before our save is repaired by `account.updated`,
+    which carries the listener id in the account's metadata."""
+    existing = StripeListenerAccount.objects.filter(listener=listener).first()
+    if existing is not None:
+        return existing
+    account = gateway.account_create(listener_id=listener.pk, email=listener.email)
+    try:
+        with transaction.atomic():
+            return StripeListenerAccount.objects.create(
+                listener=listener, stripe_account_id=account["id"], **_account_fields(account)
+            )
+    except IntegrityError:
+        return StripeListenerAccount.objects.get(listener=listener)
+
+
+def connect_onboarding_link_create(*, listener: User) -> dict:
+    """A fresh, single-use Account Link for the listener's onboarding (creating the account first)."""
+    account = connect_account_get_or_create(listener=listener)
+    link = gateway.account_link_create(
+        account_id=account.stripe_account_id,
+        refresh_url=settings.CONNECT_REFRESH_URL,
+        return_url=settings.CONNECT_RETURN_URL,
+    )
+    return {"account": account, "url": link["url"], "expires_at": link.get("expires_at")}
+
+
+def _account_fields(account: dict) -> dict:
+    requirements = account.get("requirements") or {}
+    return {
+        "charges_enabled": bool(account.get("charges_enabled")),
+        "payouts_enabled": bool(account.get("payouts_enabled")),
+        "details_submitted": bool(account.get("details_submitted")),
+        "requirements": {
+            key: requirements.get(key) or []
+            for key in ("currently_due", "eventually_due", "past_due", "pending_verification", "errors")
+        },
+        "disabled_reason": requirements.get("disabled_reason") or "",
+    }
+
+
+def connect_account_sync(*, account: dict, event_created: int) -> bool:
+    """Apply Stripe's view of a connected account. Events older than the last one applied change
+    nothing (Stripe does not keep order). Returns whether anything was applied."""
+    row = StripeListenerAccount.objects.select_for_update().filter(stripe_account_id=account["id"]).first()
+    if row is None:
+        listener_id = (account.get("metadata") or {}).get("listener_id")
+        listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER).first() if listener_id else None
+        if listener is None:
+            return False
+        row, _ = StripeListenerAccount.objects.get_or_create(
+            listener=listener, defaults={"stripe_account_id": account["id"]}
+        )
+        if row.stripe_account_id != account["id"]:
+            logger.warning("listener %s has account %s; ignoring %s", listener.pk, row.stripe_account_id, account["id"])
+            return False
+    if event_created < row.last_event_created:
+        return False
+    for name, value in _account_fields(account).items():
+        setattr(row, name, value)
+    row.last_event_created = event_created
+    row.save()
+    return True
+
+
+def connect_account_payout_failed(*, account_id: str, payout: dict) -> bool:
+    """The connected account's bank payout failed: the money is back on the listener's Stripe balance,
+    our transfer stands. Recorded so the listener and ops see it."""
+    updated = StripeListenerAccount.objects.filter(stripe_account_id=account_id).update(
+        payout_failure_code=payout.get("failure_code") or "",
+        payout_failure_message=payout.get("failure_message") or "",
+        payout_failed_at=timezone.now(),
+    )
+    return bool(updated)
+
+
+# --- Listener settings ------------------------------------------------------------------------------
+
+
+def listener_payouts_hold(*, listener_id: int, reason: str) -> ListenerPayoutSettings:
+    payout_settings, _ = ListenerPayoutSettings.objects.get_or_create(listener_id=listener_id)
+    payout_settings.payouts_held = True
+    payout_settings.hold_reason = reason[:255]
+    payout_settings.save(update_fields=["payouts_held", "hold_reason"])
+    return payout_settings
+
+
+def listener_payouts_release(*, listener_id: int) -> ListenerPayoutSettings:
+    payout_settings, _ = ListenerPayoutSettings.objects.get_or_create(listener_id=listener_id)
+    payout_settings.payouts_held = False
+    payout_settings.hold_reason = ""
+    payout_settings.save(update_fields=["payouts_held", "hold_reason"])
+    return payout_settings
+
+
+# --- Runs -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    period: Period
+    dry_run: bool = False
+    listeners: int = 0
+    payouts_created: int = 0
+    rolled_over: int = 0
+    paid: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    amount_paid: int = 0
+    amount_planned: int = 0
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+def _minimum_for(payout_settings: ListenerPayoutSettings | None) -> int:
+    if payout_settings is not None and payout_settings.minimum_amount is not None:
+        return max(payout_settings.minimum_amount, 1)
+    # Never a zero transfer, whatever the configuration says.
+    return max(settings.PAYOUT_MINIMUM_CENTS, 1)
+
+
+def payouts_collect(*, period: Period, listener_ids: Iterable[int], dry_run: bool = False) -> dict[str, int]:
+    """Attach the payable earnings of these listeners to their payout of `period` (one transaction).
+
+    Listeners another run is collecting right now are skipped: that run pays them. Returns counts.
+    """
+    counts = {"listeners": 0, "created": 0, "rolled_over": 0, "amount": 0}
+    with transaction.atomic():
+        locked = list(
+            User.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(pk__in=list(listener_ids))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        if not locked:
+            return counts
+        earnings = list(
+            selectors.earnings_payable(schedule=period.schedule, cutoff=period.cutoff)
+            .filter(listener_id__in=locked)
+            .select_for_update(of=("self",))
+            .values_list("pk", "listener_id", "amount", "amount_reversed")
+        )
+        owed: dict[int, int] = defaultdict(int)
+        earning_ids: dict[int, list[int]] = defaultdict(list)
+        for pk, listener_id, amount, reversed_amount in earnings:
+            owed[listener_id] += amount - reversed_amount
+            earning_ids[listener_id].append(pk)
+        counts["listeners"] = len(owed)
+        payout_settings = {s.listener_id: s for s in ListenerPayoutSettings.objects.filter(listener_id__in=list(owed))}
+        existing = {
+            p.listener_id: p
+            for p in Payout.objects.select_for_update().filter(
+                listener_id__in=list(owed), schedule=period.schedule, period_start=period.start
+            )
+        }
+        to_create: list[Payout] = []
+        reused: list[int] = []
+        attach: list[int] = []
+        for listener_id, amount in owed.items():
+            if amount < _minimum_for(payout_settings.get(listener_id)):
+                counts["rolled_over"] += 1
+                continue
+            payout = existing.get(listener_id)
+            if payout is None:
+                to_create.append(
+                    Payout(
+                        listener_id=listener_id,
+                        schedule=period.schedule,
+                        period_start=period.start,
+                        period_end=period.end,
+                        currency=settings.STRIPE_CURRENCY,
+                    )
+                )
+            elif payout.status in (Payout.Status.PENDING, Payout.Status.FAILED):
+                reused.append(payout.pk)
+            else:
+                # This period was already paid: later earnings go to the next one.
+                continue
+            attach.extend(earning_ids[listener_id])
+            counts["amount"] += amount
+        counts["created"] = len(to_create)
+        if dry_run:
+            transaction.set_rollback(True)
+            return counts
+        created = Payout.objects.bulk_create(to_create)
+        payout_ids = [p.pk for p in created] + reused
+        if reused:
+            Payout.objects.filter(pk__in=reused).update(status=Payout.Status.PENDING, updated_at=timezone.now())
+        if attach:
+            ListenerPayout.objects.filter(pk__in=attach).update(
+                status=ListenerPayout.Status.PAYABLE,
+                updated_at=timezone.now(),
+                payout_id=Subquery(
+                    Payout.objects.filter(
+                        listener_id=OuterRef("listener_id"), schedule=period.schedule, period_start=period.start
+                    ).values("pk")[:1]
+                ),
+            )
+        if payout_ids:
+            _payout_amounts_refresh(payout_ids)
+    return counts
+
+
+def _payout_amounts_refresh(payout_ids: list[int]) -> None:
+    """A pending payout's amount is, by definition, what is attached to it."""
+    attached = (
+        ListenerPayout.objects.filter(payout_id=OuterRef("pk"))
+        .values("payout_id")
+        .annotate(total=Sum(F("amount") - F("amount_reversed")))
+        .values("total")[:1]
+    )
+    Payout.objects.filter(pk__in=payout_ids).update(amount=Subquery(attached))
+
+
+def payout_run(
+    *,
+    period: Period,
+    dry_run: bool = False,
+    execute: bool = True,
+    progress: Callable[[int], None] | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> RunSummary:
+    """Pay one period of one schedule. Safe to repeat, to run concurrently and to run late."""
+    summary = RunSummary(period=period, dry_run=dry_run)
+    after = 0
+    while True:
+        listener_ids = selectors.listener_ids_due(
+            schedule=period.schedule, cutoff=period.cutoff, after=after, limit=batch_size
+        )
+        if not listener_ids:
+            break
+        counts = payouts_collect(period=period, listener_ids=listener_ids, dry_run=dry_run)
+        summary.listeners += counts["listeners"]
+        summary.payouts_created += counts["created"]
+        summary.rolled_over += counts["rolled_over"]
+        summary.amount_planned += counts["amount"]
+        after = listener_ids[-1]
+        if dry_run and progress:
+            progress(len(listener_ids))
+    if dry_run or not execute:
+        return summary
+
+    resend_before = timezone.now() - _resend_after()
+    after = 0
+    while True:
+        payout_ids = selectors.payout_ids_to_execute(
+            schedule=period.schedule,
+            period_start=period.start,
+            resend_before=resend_before,
+            after=after,
+            limit=batch_size,
+        )
+        if not payout_ids:
+            break
+        for payout_id in payout_ids:
+            _count_outcome(summary, payout_execute(payout_id=payout_id))
+        if progress:
+            progress(len(payout_ids))
+        after = payout_ids[-1]
+    return summary
+
+
+def _count_outcome(summary: RunSummary, payout: Payout | None) -> None:
+    if payout is None:
+        return  # another worker has it
+    if payout.status == Payout.Status.PAID:
+        summary.paid += 1
+        summary.amount_paid += payout.amount
+    elif payout.status == Payout.Status.FAILED:
+        summary.failed += 1
+        summary.failures[payout.pk] = payout.failure_reason
+    else:
+        summary.in_flight += 1
+
+
+def payouts_sweep_stuck(*, older_than: timedelta | None = None) -> int:
+    """Finish payouts a crash or a timeout left PENDING or PROCESSING (any period)."""
+    cutoff = timezone.now() - (older_than if older_than is not None else _resend_after())
+    done = 0
+    for payout_id in selectors.payouts_stuck(older_than=cutoff).values_list("pk", flat=True)[:1000]:
+        payout = payout_execute(payout_id=payout_id, resend_before=cutoff)
+        done += payout is not None and payout.status == Payout.Status.PAID
+    return done
+
+
+def payout_retry(*, payout_id: int) -> Payout:
+    """An operator retries a failed payout: it collects the listener's payable earnings again (its
+    own released ones and anything newer up to its period's cutoff) and is sent with a new attempt."""
+    payout = Payout.objects.get(pk=payout_id)
+    if payout.status != Payout.Status.FAILED:
+        raise ValueError(f"Payout #{payout.pk} is {payout.status}, only failed payouts are retried.")
+    period = Period(payout.schedule, payout.period_start, payout.period_end)
+    payouts_collect(period=period, listener_ids=[payout.listener_id])
+    payout.refresh_from_db()
+    if payout.status == Payout.Status.PENDING:
+        payout_execute(payout_id=payout.pk)
+        payout.refresh_from_db()
+    return payout
+
+
+# --- Transfers --------------------------------------------------------------------------------------
+
+
+def transfer_idempotency_key(*, payout_id: int, attempt: int) -> str:
+    """`transfer-payout-<id>` for the first attempt. Stripe stores a refused request's answer under its
+    key for 24 hours, so an attempt after a refusal needs its own key (`transfer-payout-<id>-<n>`);
+    the transfer_group lookup before it keeps that from ever paying twice."""
+    return f"transfer-payout-{payout_id}" if attempt <= 1 else f"transfer-payout-{payout_id}-{attempt}"
+
+
+def payout_execute(*, payout_id: int, resend_before: datetime | None = None) -> Payout | None:
+    """Send the payout's transfer and record it. Returns the payout, or None when another worker holds
+    it or it needs nothing. Raises nothing from Stripe: refusals fail the payout, timeouts leave it to
+    the sweeper."""
+    resend_before = resend_before or (timezone.now() - _resend_after())
+    with transaction.atomic():
+        payout = (
+            Payout.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("listener__stripe_listener_account")
+            .filter(pk=payout_id, status__in=(Payout.Status.PENDING, Payout.Status.PROCESSING))
+            .first()
+        )
+        if payout is None:
+            return None
+        resending = payout.status == Payout.Status.PROCESSING
+        if resending and payout.transfer_sent_at and payout.transfer_sent_at >= resend_before:
+            return None  # its worker may still be waiting for Stripe
+        account = getattr(payout.listener, "stripe_listener_account", None)
+        if not resending:
+            problem = ""
+            if payout.amount <= 0:
+                problem = "Nothing to transfer."
+            elif account is None:
+                problem = "The listener has no Connect account."
+            if problem:
+                _payout_mark_failed(payout, problem)
+                return payout
+            payout.status = Payout.Status.PROCESSING
+            payout.attempts += 1
+            payout.transfer_sent_at = timezone.now()
+            payout.failure_reason = ""
+            payout.save(update_fields=["status", "attempts", "transfer_sent_at", "failure_reason", "updated_at"])
+    attempt = payout.attempts
+    try:
+        transfer = None
+        # A PENDING payout never reached Stripe (it is sent only after PROCESSING is committed), so the
+        # lookup is needed only when resending or after an earlier refused attempt.
+        if resending or attempt > 1:
+            transfer = gateway.transfer_find_for_payout(payout_id=payout.pk)
+        if transfer is None and account is None:
+            return payout_transfer_failed(payout_id=payout.pk, attempt=attempt, reason="No Connect account.")
+        if transfer is None:
+            transfer = gateway.transfer_create(
+                payout_id=payout.pk,
+                amount=payout.amount,
+                currency=payout.currency,
+                destination=account.stripe_account_id,
+                listener_id=payout.listener_id,
+                idempotency_key=transfer_idempotency_key(payout_id=payout.pk, attempt=attempt),
+            )
+    except PermanentStripeError as error:
+        return payout_transfer_failed(payout_id=payout.pk, attempt=attempt, reason=_reason(error))
+    except TransientStripeError as error:
+        logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, error)
+        Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
+            failure_reason=f"Waiting to resend: {_reason(error)}"[:1000]
+        )
+        payout.refresh_from_db()
+        return payout
+    return payout_transfer_record(payout_id=payout.pk, attempt=attempt, transfer=transfer)
+
+
+def _reason(error: Exception) -> str:
+    code = getattr(error, "code", "")
+    message = getattr(error, "message", str(error))
+    return f"{code}: {message}" if code else message
+
+
+def _payout_mark_failed(payout: Payout, reason: str) -> None:
+    payout.status = Payout.Status.FAILED
+    payout.failure_reason = reason
+    payout.save(update_fields=["status", "failure_reason", "updated_at"])
+    # Back to the pool: the next run collects them again.
+    ListenerPayout.objects.filter(payout=payout, status=ListenerPayout.Status.PAYABLE).update(
+        payout=None, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def payout_transfer_failed(*, payout_id: int, attempt: int, reason: str) -> Payout:
+    payout = Payout.objects.select_for_update().get(pk=payout_id)
+    if payout.status == Payout.Status.PROCESSING and payout.attempts == attempt:
+        _payout_mark_failed(payout, reason)
+    return payout
+
+
+@transaction.atomic
+def payout_transfer_record(*, payout_id: int, attempt: int, transfer: dict) -> Payout:
+    """Stripe accepted the transfer: the payout is paid, its earnings too, and the ledger moves the
+    amount from what we owe the listener to money that left our balance."""
+    payout = Payout.objects.select_for_update().get(pk=payout_id)
+    if payout.status != Payout.Status.PROCESSING:
+        if payout.stripe_transfer_id and payout.stripe_transfer_id != transfer["id"]:
+            logger.error(
+                "payout %s has transfer %s, Stripe returned %s", payout.pk, payout.stripe_transfer_id, transfer
+            )
+        return payout
+    if transfer["amount"] != payout.amount:
+        logger.error(
+            "payout %s: transfer %s is %s, payout %s", payout.pk, transfer["id"], transfer["amount"], payout.amount
+        )
+    payout.status = Payout.Status.PAID
+    payout.stripe_transfer_id = transfer["id"]
+    payout.amount = transfer["amount"]
+    payout.paid_at = timezone.now()
+    payout.failure_reason = ""
+    payout.save(update_fields=["status", "stripe_transfer_id", "amount", "paid_at", "failure_reason", "updated_at"])
+    ListenerPayout.objects.filter(payout=payout).update(status=ListenerPayout.Status.PAID, updated_at=timezone.now())
+    ledger.ledger_post(
+        key=f"transfer-payout-{payout.pk}",
+        kind="payout_transfer",
+        currency=payout.currency,
+        description=f"Payout #{payout.pk} to listener {payout.listener_id} ({payout.period_start})",
+        lines=[
+            ledger.debit(ledger.listener_payable(payout.listener_id), payout.amount),
+            ledger.credit(ledger.PLATFORM_CASH, payout.amount),
+        ],
+        metadata={"payout_id": payout.pk, "transfer_id": transfer["id"], "attempt": attempt},
+    )
+    return payout
+
+
+@transaction.atomic
+def payout_transfer_reversed(*, transfer: dict) -> bool:
+    """Stripe reversed (part of) a payout's transfer: the money is back in our balance and owed to the
+    listener again, as the ledger shows. Booked once per new reversed total; never re-pays by itself
+    (a reversal is a decision, by us for a refund or by an operator)."""
+    payout = Payout.objects.select_for_update().filter(stripe_transfer_id=transfer["id"]).first()
+    if payout is None:
+        return False
+    new_total = min(int(transfer.get("amount_reversed") or 0), payout.amount)
+    delta = new_total - payout.amount_reversed
+    if delta <= 0:
+        return False
+    ledger.ledger_post(
+        key=f"transfer-reversal-payout-{payout.pk}-{new_total}",
+        kind="payout_transfer_reversal",
+        currency=payout.currency,
+        description=f"Reversal of payout #{payout.pk} ({delta} of {payout.amount})",
+        lines=[
+            ledger.debit(ledger.PLATFORM_CASH, delta),
+            ledger.credit(ledger.listener_payable(payout.listener_id), delta),
+        ],
+        metadata={"payout_id": payout.pk, "transfer_id": transfer["id"], "amount_reversed": new_total},
+    )
+    payout.amount_reversed = new_total
+    if new_total >= payout.amount:
+        payout.status = Payout.Status.REVERSED
+    payout.save(update_fields=["amount_reversed", "status", "updated_at"])
+    return True

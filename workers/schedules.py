@@ -27,6 +27,18 @@ class Cron:
 # name → (task, when, kwargs). Adding a job here and running setup_schedules is all it takes.
 SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     "Sweep payments waiting for a PaymentIntent": ("billing.payment_intents_sweep", Every(seconds=30), {}),
+    # Payout runs pay the last closed period; earnings of a missed period are in the next run's payout.
+    "Pay listeners weekly (last ISO week)": (
+        "payouts.run_due",
+        Cron(minute="0", hour="6", day_of_week="1"),
+        {"schedule": "weekly"},
+    ),
+    "Pay listeners monthly (last month)": (
+        "payouts.run_due",
+        Cron(minute="0", hour="7", day_of_month="1"),
+        {"schedule": "monthly"},
+    ),
+    "Sweep payouts stuck between our database and Stripe": ("payouts.sweep_stuck", Every(seconds=600), {}),
 }
 
 

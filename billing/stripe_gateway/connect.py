@@ -1,0 +1,111 @@
+"""Stripe Connect: listeners' Express accounts, onboarding links, transfers and their reversals.
+
+Every function takes our own ids and plain values and returns plain dicts. Calls that create
+something carry an idempotency key derived from our row id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from billing.stripe_gateway import as_dict, call, client, options
+
+
+def transfer_group_for(payout_id: int) -> str:
+    return f"payout-{payout_id}"
+
+
+# --- Accounts ----------------------------------------------------------------------------------------
+
+
+def account_create(*, listener_id: int, email: str, country: str = "US") -> dict:
+    """The listener's Express account. The key is the listener's, so racing requests get one account."""
+    account = call(
+        client().v1.accounts.create,
+        params={
+            "type": "express",
+            "country": country,
+            "email": email,
+            "capabilities": {"transfers": {"requested": True}},
+            "metadata": {"listener_id": str(listener_id)},
+        },
+        options=options(f"connect-account-listener-{listener_id}"),
+    )
+    return as_dict(account)
+
+
+def account_retrieve(account_id: str) -> dict:
+    return as_dict(call(client().v1.accounts.retrieve, account_id))
+
+
+def account_link_create(*, account_id: str, refresh_url: str, return_url: str) -> dict:
+    """A single-use, short-lived onboarding URL. Not idempotent on purpose: each call is a fresh link."""
+    link = call(
+        client().v1.account_links.create,
+        params={
+            "account": account_id,
+            "refresh_url": refresh_url,
+            "return_url": return_url,
+            "type": "account_onboarding",
+        },
+    )
+    return as_dict(link)
+
+
+# --- Transfers ---------------------------------------------------------------------------------------
+
+
+def transfer_create(
+    *, payout_id: int, amount: int, currency: str, destination: str, listener_id: int, idempotency_key: str
+) -> dict:
+    transfer = call(
+        client().v1.transfers.create,
+        params={
+            "amount": amount,
+            "currency": currency,
+            "destination": destination,
+            "transfer_group": transfer_group_for(payout_id),
+            "description": f"Talkpay payout #{payout_id}",
+            "metadata": {"payout_id": str(payout_id), "listener_id": str(listener_id)},
+        },
+        options=options(idempotency_key),
+    )
+    return as_dict(transfer)
+
+
+def transfer_find_for_payout(*, payout_id: int) -> dict | None:
+    """The transfer already made for this payout, if any: found by its transfer_group, so it works
+    long after Stripe's 24-hour idempotency window. Checked against the metadata too."""
+    page = call(client().v1.transfers.list, params={"transfer_group": transfer_group_for(payout_id), "limit": 10})
+    for transfer in page.data:
+        found = as_dict(transfer)
+        if found.get("transfer_group") == transfer_group_for(payout_id) or (found.get("metadata") or {}).get(
+            "payout_id"
+        ) == str(payout_id):
+            return found
+    return None
+
+
+def transfers_list_all(*, page_size: int = 100) -> Iterator[dict]:
+    """Every transfer of the platform, newest first, page by page."""
+    starting_after: str | None = None
+    while True:
+        params: dict = {"limit": page_size}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = call(client().v1.transfers.list, params=params)
+        rows = [as_dict(transfer) for transfer in page.data]
+        yield from rows
+        if not page.has_more or not rows:
+            return
+        starting_after = rows[-1]["id"]
+
+
+def transfer_reversal_create(*, transfer_id: str, amount: int, idempotency_key: str) -> dict:
+    reversal = call(
+        client().v1.transfers.reversals.create,
+        transfer_id,
+        params={"amount": amount},
+        options=options(idempotency_key),
+    )
+    return as_dict(reversal)

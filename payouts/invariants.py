@@ -1,0 +1,78 @@
+"""Checks `manage.py ledger_check` runs: each returns a list of problems, empty when all is well."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.db.models import F, Sum
+
+from billing.stripe_gateway import StripeGatewayError
+from billing.stripe_gateway import connect as gateway
+from payouts.models import ListenerPayout, Payout
+
+SENT = (Payout.Status.PAID, Payout.Status.REVERSED)
+
+
+def check_transferred_within_earned() -> list[str]:
+    """For every listener: transferred − reversed ≤ earned − reversed."""
+    earned = dict(
+        ListenerPayout.objects.values("listener_id")
+        .annotate(net=Sum(F("amount") - F("amount_reversed")))
+        .values_list("listener_id", "net")
+    )
+    transferred = (
+        Payout.objects.filter(status__in=SENT)
+        .values("listener_id")
+        .annotate(net=Sum(F("amount") - F("amount_reversed")))
+        .values_list("listener_id", "net")
+    )
+    return [
+        f"listener {listener_id}: transferred {net} > earned {earned.get(listener_id, 0)}"
+        for listener_id, net in transferred
+        if net > earned.get(listener_id, 0)
+    ]
+
+
+def check_transfers_match_stripe() -> list[str]:
+    """Every paid payout has exactly one transfer on Stripe, of its amount, to the listener's account;
+    Stripe holds no payout transfer we have not recorded."""
+    try:
+        stripe_transfers = [
+            t for t in gateway.transfers_list_all() if (t.get("transfer_group") or "").startswith("payout-")
+        ]
+    except StripeGatewayError as error:
+        return [f"could not list transfers on Stripe: {error}"]
+    by_group: dict[str, list[dict]] = {}
+    for transfer in stripe_transfers:
+        by_group.setdefault(transfer["transfer_group"], []).append(transfer)
+    problems = []
+    for group, transfers in by_group.items():
+        if len(transfers) > 1:
+            problems.append(f"{group}: {len(transfers)} transfers on Stripe ({', '.join(t['id'] for t in transfers)})")
+    ours = {
+        f"payout-{pk}": (transfer_id, amount, account)
+        for pk, transfer_id, amount, account in Payout.objects.filter(status__in=SENT).values_list(
+            "pk", "stripe_transfer_id", "amount", "listener__stripe_listener_account__stripe_account_id"
+        )
+    }
+    for group, (transfer_id, amount, account) in ours.items():
+        found = {t["id"]: t for t in by_group.get(group, [])}
+        if transfer_id not in found:
+            problems.append(f"{group}: our transfer {transfer_id} is not on Stripe")
+            continue
+        theirs = found[transfer_id]
+        if theirs["amount"] != amount:
+            problems.append(f"{group}: {transfer_id} is {theirs['amount']} on Stripe, {amount} here")
+        if account and theirs.get("destination") != account:
+            problems.append(f"{group}: {transfer_id} went to {theirs.get('destination')}, expected {account}")
+    unrecorded = set(by_group) - set(ours)
+    if unrecorded:
+        in_flight = {
+            f"payout-{pk}" for pk in Payout.objects.filter(status=Payout.Status.PROCESSING).values_list("pk", flat=True)
+        }
+        for group in sorted(unrecorded - in_flight):
+            problems.append(f"{group}: transfer {by_group[group][0]['id']} on Stripe is not recorded as paid here")
+    return problems
+
+
+CHECKS: list[Callable[[], list[str]]] = [check_transferred_within_earned, check_transfers_match_stripe]

@@ -1,0 +1,103 @@
+"""Reads of the payouts app: which earnings are payable, which are held and why, payouts to list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+
+from booking.models import Booking
+from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, Schedule, StripeListenerAccount
+
+UNPAID = (ListenerPayout.Status.PENDING, ListenerPayout.Status.PAYABLE)
+
+
+def _schedule_q(schedule: str) -> Q:
+    # Listeners without a settings row are on the default schedule, weekly.
+    if schedule == Schedule.WEEKLY:
+        return Q(listener__payout_settings__isnull=True) | Q(listener__payout_settings__schedule=Schedule.WEEKLY)
+    return Q(listener__payout_settings__schedule=schedule)
+
+
+def earnings_payable(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPayout]:
+    """Earnings a run with this cutoff pays: session completed, hold passed before the cutoff, not
+    refunded or disputed, in no payout yet, of listeners on this schedule who are not held by an
+    operator and whose Connect account can receive payouts."""
+    account_ready = StripeListenerAccount.objects.filter(
+        listener_id=OuterRef("listener_id"), payouts_enabled=True, details_submitted=True
+    )
+    operator_hold = ListenerPayoutSettings.objects.filter(listener_id=OuterRef("listener_id"), payouts_held=True)
+    return (
+        ListenerPayout.objects.filter(
+            _schedule_q(schedule),
+            payout__isnull=True,
+            status__in=UNPAID,
+            payable_at__lt=cutoff,
+            amount__gt=F("amount_reversed"),
+            booking__status=Booking.Status.COMPLETED,
+        )
+        .filter(Exists(account_ready))
+        .exclude(Exists(operator_hold))
+    )
+
+
+def listener_ids_due(*, schedule: str, cutoff: datetime, after: int = 0, limit: int = 500) -> list[int]:
+    """The next page of listeners (ascending id, keyset) with something payable."""
+    return list(
+        earnings_payable(schedule=schedule, cutoff=cutoff)
+        .filter(listener_id__gt=after)
+        .order_by("listener_id")
+        .values_list("listener_id", flat=True)
+        .distinct()[:limit]
+    )
+
+
+def payout_ids_to_execute(
+    *, schedule: str, period_start, resend_before: datetime, after: int = 0, limit: int = 500
+) -> list[int]:
+    """Payouts of the period not sent yet, and sent ones whose outcome was never saved (a crash or a
+    timeout) for long enough that no other worker is still waiting on Stripe for them."""
+    return list(
+        Payout.objects.filter(schedule=schedule, period_start=period_start, id__gt=after)
+        .filter(
+            Q(status=Payout.Status.PENDING) | Q(status=Payout.Status.PROCESSING, transfer_sent_at__lt=resend_before)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
+def payouts_stuck(*, older_than: datetime) -> QuerySet[Payout]:
+    return Payout.objects.filter(
+        Q(status=Payout.Status.PENDING, created_at__lt=older_than)
+        | Q(status=Payout.Status.PROCESSING, transfer_sent_at__lt=older_than)
+    ).order_by("id")
+
+
+def payout_list_for_user(*, user) -> QuerySet[Payout]:
+    return Payout.objects.filter(listener=user).order_by("-period_start", "-id")
+
+
+def earnings_held_for_listener(*, listener_id: int) -> dict:
+    """Why this listener's completed earnings are not being paid, and how much waits: the "visibly
+    held" part of the contract (shown by the Connect status endpoint and the admin)."""
+    account = StripeListenerAccount.objects.filter(listener_id=listener_id).first()
+    payout_settings = ListenerPayoutSettings.objects.filter(listener_id=listener_id).first()
+    reasons = []
+    if account is None:
+        reasons.append("connect_account_missing")
+    elif not account.can_receive_payouts:
+        reasons.append("connect_account_not_ready")
+    if payout_settings is not None and payout_settings.payouts_held:
+        reasons.append("held_by_operator")
+    unpaid = ListenerPayout.objects.filter(
+        listener_id=listener_id, payout__isnull=True, status__in=UNPAID, payable_at__isnull=False
+    ).aggregate(total=Sum(F("amount") - F("amount_reversed")))["total"]
+    disputed = ListenerPayout.objects.filter(listener_id=listener_id, status=ListenerPayout.Status.HELD).aggregate(
+        total=Sum(F("amount") - F("amount_reversed"))
+    )["total"]
+    return {
+        "reasons": reasons,
+        "held_amount": (unpaid or 0) if reasons else 0,
+        "disputed_amount": disputed or 0,
+    }
