@@ -3,6 +3,8 @@ worker, authenticated API clients. Everything here runs for real; nothing is moc
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
@@ -62,3 +64,20 @@ def auth_client(user) -> APIClient:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@contextlib.contextmanager
+def broker_down():
+    """Point the Celery app's producer at a port where nothing listens, as when Redis is down."""
+    from workers.celery import app
+
+    saved = app.conf.broker_url, app.conf.broker_write_url
+    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:9/0"
+    app._pool = None
+    app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_write_url = saved
+        app._pool = None
+        app.amqp._producer_pool = None

@@ -1,6 +1,5 @@
 """The PaymentIntent worker against the emulator through the real SDK: once, retried, recovered."""
 
-import contextlib
 import time
 from datetime import timedelta
 
@@ -12,8 +11,8 @@ from billing.models import Payment, StripeCustomer
 from billing.tasks import payment_intent_create_task
 from booking import services as booking_services
 from booking.tests.factories import PackageFactory
+from web.testing import broker_down
 from web.tests.factories import ListenerFactory, TalkerFactory
-from workers.celery import app
 
 
 def _intents_of(customer_id: str) -> list[dict]:
@@ -107,21 +106,6 @@ def test_a_permanent_stripe_error_marks_the_payment_failed_with_the_reason(strip
     assert payment.status == Payment.Status.FAILED
     assert payment.failure_message
     assert payment.stripe_payment_intent_id is None
-
-
-@contextlib.contextmanager
-def broker_down():
-    """Point the Celery app's producer at a port where nothing listens, as when Redis is down."""
-    saved = app.conf.broker_url, app.conf.broker_write_url
-    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:9/0"
-    app._pool = None
-    app.amqp._producer_pool = None
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app.conf.broker_write_url = saved
-        app._pool = None
-        app.amqp._producer_pool = None
 
 
 def test_a_broker_outage_at_booking_time_is_recovered_by_the_sweeper(celery_worker, stripe_emulator, settings):
