@@ -748,7 +748,7 @@ class Emulator:
                     args.append(urllib.parse.unquote(oid))
                 if oid2:
                     args.append(urllib.parse.unquote(oid2))
-                result = fn(*args)
+                result = self._out(fn(*args))
                 status = 200
                 if expand:
                     result = self._expand(result, expand)
