@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth import get_user_model
@@ -98,3 +99,72 @@ def booking_complete(*, booking_id: int, user) -> Booking:
     booking.save(update_fields=["status", "completed_at", "actual_duration_minutes", "updated_at"])
     earning_session_completed(booking_id=booking.pk, completed_at=now)
     return booking
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    booking: Booking
+    refund_amount: int
+    policy: str
+    refund: object | None  # billing.models.Refund, when there is something to refund
+
+
+# Cancelling makes sense before the session starts: unpaid (nothing to refund) or paid and confirmed
+# (refund by policy, also after the scheduled start when the session never started). A session in
+# progress or completed is settled by completing it, or by an operator's refund.
+CANCELLABLE = (Booking.Status.PENDING, Booking.Status.CONFIRMED)
+
+
+@transaction.atomic
+def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
+    """Cancel a booking by either participant and refund by policy (billing.refunds).
+
+    Locks the booking, then its payment (the order every booking write uses). A pending booking's
+    PaymentIntent is cancelled by a worker; a confirmed one's refund is recorded here and sent to
+    Stripe by a worker once this commits. What the listener keeps of a partial refund becomes
+    payable like a completed session's earning.
+    """
+    from billing.models import Payment
+    from billing.refunds import (
+        Policy,
+        cancellation_refund_quote,
+        payment_cancel_unpaid,
+        payment_refundable_amount,
+        refund_create,
+    )
+    from payouts.services import earning_session_completed
+
+    booking = _participant_booking_for_update(booking_id=booking_id, user=user)
+    if booking.status not in CANCELLABLE:
+        raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
+    payment = Payment.objects.select_for_update().filter(booking_id=booking.pk).first()
+    now = timezone.now()
+    refund = None
+    if booking.status == Booking.Status.PENDING:
+        amount, policy = 0, Policy.UNPAID
+        if payment is not None:
+            payment_cancel_unpaid(payment=payment)
+    else:
+        quote = cancellation_refund_quote(
+            total=payment_refundable_amount(payment=payment),
+            scheduled_at=booking.scheduled_at,
+            cancelled_by_listener=user.pk == booking.listener_id,
+            now=now,
+        )
+        amount, policy = quote.amount, quote.policy
+        if amount > 0:
+            refund = refund_create(
+                payment_id=payment.pk,
+                amount=amount,
+                reason=reason or f"Booking #{booking.pk} cancelled",
+                policy=policy,
+                requested_by=user,
+            )
+        if amount < payment.amount:
+            earning_session_completed(booking_id=booking.pk, completed_at=now)
+    booking.status = Booking.Status.CANCELLED
+    booking.cancelled_at = now
+    booking.cancelled_by = user
+    booking.cancel_reason = reason
+    booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason", "updated_at"])
+    return Cancellation(booking=booking, refund_amount=amount, policy=policy, refund=refund)

@@ -92,3 +92,22 @@ class BookingCreateResponseSerializer(serializers.Serializer):
     booking = BookingSerializer()
     payment = PaymentSummarySerializer()
     poll_url = serializers.CharField(required=False)
+
+
+class BookingCancelInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class CancelRefundSerializer(serializers.Serializer):
+    """What the cancellation gives back: the amount is what will be refunded (a worker sends it)."""
+
+    amount = CentsField(source="refund_amount")
+    currency = serializers.CharField(source="booking.currency")
+    policy = serializers.CharField()
+    refund_id = serializers.IntegerField(source="refund.pk", allow_null=True, default=None)
+    status = serializers.CharField(source="refund.status", allow_null=True, default=None)
+
+
+class BookingCancelResponseSerializer(serializers.Serializer):
+    booking = BookingDetailSerializer()
+    refund = CancelRefundSerializer(source="*")

@@ -12,6 +12,8 @@ from rest_framework.response import Response
 from billing.models import Payment
 from booking import services
 from booking.api.serializers import (
+    BookingCancelInputSerializer,
+    BookingCancelResponseSerializer,
     BookingCreateInputSerializer,
     BookingCreateResponseSerializer,
     BookingDetailSerializer,
@@ -105,6 +107,16 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def complete_session(self, request, pk=None):
         booking = services.booking_complete(booking_id=self._booking_id(pk), user=request.user)
         return Response(BookingDetailSerializer(booking).data)
+
+    @extend_schema(request=BookingCancelInputSerializer, responses=BookingCancelResponseSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        data = BookingCancelInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        cancellation = services.booking_cancel(
+            booking_id=self._booking_id(pk), user=request.user, reason=data.validated_data["reason"]
+        )
+        return Response(BookingCancelResponseSerializer(cancellation).data)
 
     def _booking_id(self, pk) -> int:
         # 404 (not 403) for someone else's booking: its existence is not revealed.

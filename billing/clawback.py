@@ -1,0 +1,183 @@
+"""Clawback: taking back a listener's share that was already transferred, after a refund or a lost
+dispute.
+
+When an earning that was paid out shrinks, the ledger has already moved the listener's share back
+out of `listener:<id>:payable` (the reversal of the split), so that account is negative: the listener
+owes it. `clawback_request` records that in the same transaction (a `Clawback` row, unique per cause),
+and a worker reverses that much of the payout's transfer on Stripe (`reversal-clawback-<id>`):
+
+- the reversal succeeds: the money is back in the platform balance, booked `clawback-reversal-<id>`
+  (debit `platform:cash`, credit the listener's payable), and the listener owes nothing;
+- Stripe refuses (the connected account has paid the money out to the bank and cannot cover it): the
+  clawback becomes a debt. The ledger already carries it, and `debt_net_into_payout` takes it out of
+  the listener's next payouts, one `ClawbackRecovery` per payout, never below zero.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing import ledger, stripe_gateway
+from billing.models import Clawback, ClawbackRecovery
+from billing.stripe_gateway import reversals
+from payouts.models import ListenerPayout, Payout
+from workers.retry import backoff_seconds
+
+logger = logging.getLogger(__name__)
+
+
+def clawback_request(*, earning: ListenerPayout, amount: int, key: str) -> Clawback | None:
+    """Record that `amount` cents of a paid-out earning must come back; a worker reverses the
+    transfer once this commits. Call it in the transaction that reverses the split. Once per key."""
+    if amount <= 0 or earning.payout_id is None:
+        return None
+    clawback, created = Clawback.objects.get_or_create(
+        key=key,
+        defaults={
+            "listener_id": earning.listener_id,
+            "earning": earning,
+            "payout_id": earning.payout_id,
+            "amount": amount,
+            "currency": earning.currency,
+            "enqueued_at": timezone.now(),
+        },
+    )
+    if created:
+        transaction.on_commit(lambda: clawback_enqueue(clawback_id=clawback.pk))
+    return clawback
+
+
+def clawback_enqueue(*, clawback_id: int) -> bool:
+    try:
+        clawback_execute_task.apply_async(args=[clawback_id], retry=False)
+    except Exception:
+        logger.warning("could not enqueue clawback %s; the sweeper will retry", clawback_id)
+        return False
+    return True
+
+
+def clawback_execute(*, clawback_id: int) -> Clawback:
+    """Reverse the transfer for a pending clawback, once, or turn it into a debt when Stripe refuses."""
+    with transaction.atomic():
+        clawback = Clawback.objects.select_for_update().get(pk=clawback_id)
+        if clawback.status != Clawback.Status.PENDING:
+            return clawback
+        payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
+        clawback.attempts += 1
+        reversible = min(clawback.amount, payout.amount - payout.amount_reversed)
+        if not payout.stripe_transfer_id or reversible <= 0:
+            return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
+        try:
+            reversal = reversals.transfer_reversal_create(
+                clawback_id=clawback.pk,
+                transfer_id=payout.stripe_transfer_id,
+                amount=reversible,
+                listener_id=clawback.listener_id,
+            )
+        except stripe_gateway.PermanentStripeError as error:
+            return _become_debt(clawback, reason=f"{error.code or 'stripe_error'}: {error.message}")
+        ledger.ledger_post(
+            key=f"clawback-reversal-{clawback.pk}",
+            kind="transfer_reversal",
+            lines=[
+                ledger.debit(ledger.PLATFORM_CASH, reversible),
+                ledger.credit(ledger.listener_payable(clawback.listener_id), reversible),
+            ],
+            currency=clawback.currency,
+            description=f"Transfer {payout.stripe_transfer_id} reversed for {clawback.key}",
+            metadata={"clawback_id": clawback.pk, "payout_id": payout.pk, "transfer_reversal": reversal["id"]},
+        )
+        payout.amount_reversed += reversible
+        payout.save(update_fields=["amount_reversed", "updated_at"])
+        clawback.stripe_transfer_reversal_id = reversal["id"]
+        clawback.amount_recovered = reversible
+        if reversible < clawback.amount:
+            # The transfer could not cover all of it: the rest is owed from the next payouts.
+            clawback.status = Clawback.Status.DEBT
+            clawback.failure_reason = "the transfer covered only part of it"
+        else:
+            clawback.status = Clawback.Status.REVERSED
+        clawback.save()
+        return clawback
+
+
+def _become_debt(clawback: Clawback, *, reason: str) -> Clawback:
+    clawback.status = Clawback.Status.DEBT
+    clawback.failure_reason = reason[:255]
+    clawback.save()
+    logger.warning("clawback %s could not be reversed (%s); netted in the next payout", clawback.key, reason)
+    return clawback
+
+
+def debt_outstanding(*, listener_id: int) -> int:
+    """What the listener still owes from clawbacks that could not be reversed."""
+    totals = Clawback.objects.filter(listener_id=listener_id, status=Clawback.Status.DEBT).aggregate(
+        amount=Sum("amount"), recovered=Sum("amount_recovered")
+    )
+    return (totals["amount"] or 0) - (totals["recovered"] or 0)
+
+
+def debt_net_into_payout(*, payout_id: int, listener_id: int, gross: int) -> int:
+    """Take the listener's debts out of a payout of `gross` cents and return what is left to
+    transfer (never negative). Call it in the transaction that fixes the payout's amount, before the
+    transfer. Netting the same payout again returns the same amount and recovers nothing more.
+
+    Oldest debts are recovered first; a debt larger than the payout is recovered in part and the rest
+    carried to the next one. The ledger needs no entry: the listener's payable already holds
+    earnings minus debts, which is exactly what is transferred.
+    """
+    already = ClawbackRecovery.objects.filter(payout_id=payout_id).aggregate(total=Sum("amount"))["total"]
+    if already is not None:
+        return max(0, gross - already)
+    left = gross
+    debts = Clawback.objects.select_for_update().filter(listener_id=listener_id, status=Clawback.Status.DEBT)
+    for clawback in debts.order_by("id"):
+        if left <= 0:
+            break
+        take = min(left, clawback.amount - clawback.amount_recovered)
+        if take <= 0:
+            continue
+        ClawbackRecovery.objects.create(clawback=clawback, payout_id=payout_id, amount=take)
+        clawback.amount_recovered += take
+        if clawback.amount_recovered >= clawback.amount:
+            clawback.status = Clawback.Status.RECOVERED
+        clawback.save(update_fields=["amount_recovered", "status", "updated_at"])
+        left -= take
+    return left
+
+
+def clawbacks_sweep_pending() -> int:
+    """Enqueue again clawbacks still pending after a while (a lost task, a broker outage)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS)
+    stale = list(
+        Clawback.objects.filter(status=Clawback.Status.PENDING, enqueued_at__lt=cutoff).values_list("pk", flat=True)[
+            :500
+        ]
+    )
+    enqueued = 0
+    for clawback_id in stale:
+        if clawback_enqueue(clawback_id=clawback_id):
+            Clawback.objects.filter(pk=clawback_id).update(enqueued_at=timezone.now())
+            enqueued += 1
+    return enqueued
+
+
+@shared_task(name="billing.clawback_execute", bind=True, acks_late=True, max_retries=8)
+def clawback_execute_task(self, clawback_id: int) -> str:
+    try:
+        clawback = clawback_execute(clawback_id=clawback_id)
+    except stripe_gateway.TransientStripeError as error:
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+    return clawback.status
+
+
+@shared_task(name="billing.clawbacks_sweep", acks_late=True)
+def clawbacks_sweep_task() -> int:
+    return clawbacks_sweep_pending()
