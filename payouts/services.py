@@ -104,6 +104,7 @@ def _account_fields(account: dict) -> dict:
     }
 
 
+@transaction.atomic
 def connect_account_sync(*, account: dict, event_created: int) -> bool:
     """Apply Stripe's view of a connected account. Events older than the last one applied change
     nothing (Stripe does not keep order). Returns whether anything was applied."""
@@ -171,6 +172,7 @@ class RunSummary:
     paid: int = 0
     failed: int = 0
     in_flight: int = 0
+    errors: int = 0
     amount_paid: int = 0
     amount_planned: int = 0
     failures: dict[int, str] = field(default_factory=dict)
@@ -317,7 +319,12 @@ def payout_run(
         if not payout_ids:
             break
         for payout_id in payout_ids:
-            _count_outcome(summary, payout_execute(payout_id=payout_id))
+            try:
+                _count_outcome(summary, payout_execute(payout_id=payout_id))
+            except Exception:
+                # One payout's bug must not stop the others; it stays PENDING/PROCESSING for the sweeper.
+                logger.exception("payout %s could not be executed", payout_id)
+                summary.errors += 1
         if progress:
             progress(len(payout_ids))
         after = payout_ids[-1]
