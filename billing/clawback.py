@@ -6,8 +6,8 @@ out of `listener:<id>:payable` (the reversal of the split), so that account is n
 owes it. `clawback_request` records that in the same transaction (a `Clawback` row, unique per cause),
 and a worker reverses that much of the payout's transfer on Stripe (`reversal-clawback-<id>`):
 
-- the reversal succeeds: the money is back in the platform balance, booked `clawback-reversal-<id>`
-  (debit `platform:cash`, credit the listener's payable), and the listener owes nothing;
+- the reversal succeeds: the money is back in the platform balance, booked as the `transfer.reversed`
+  webhook books it (debit `platform:cash`, credit the listener's payable), and the listener owes nothing;
 - Stripe refuses (the connected account has paid the money out to the bank and cannot cover it): the
   clawback becomes a debt. The ledger already carries it, and `debt_net_into_payout` takes it out of
   the listener's next payouts, one `ClawbackRecovery` per payout, never below zero.
@@ -24,10 +24,11 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import ledger, stripe_gateway
+from billing import stripe_gateway
 from billing.models import Clawback, ClawbackRecovery
 from billing.stripe_gateway import reversals
 from payouts.models import ListenerPayout, Payout
+from payouts.services import payout_transfer_reversed
 from workers.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         if not payout.stripe_transfer_id or reversible <= 0:
             return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
         try:
-            reversal = reversals.transfer_reversal_create(
+            reversal = reversals.transfer_reversal_find(
+                transfer_id=payout.stripe_transfer_id, clawback_id=clawback.pk
+            ) or reversals.transfer_reversal_create(
                 clawback_id=clawback.pk,
                 transfer_id=payout.stripe_transfer_id,
                 amount=reversible,
@@ -83,22 +86,13 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
             )
         except stripe_gateway.PermanentStripeError as error:
             return _become_debt(clawback, reason=f"{error.code or 'stripe_error'}: {error.message}")
-        ledger.ledger_post(
-            key=f"clawback-reversal-{clawback.pk}",
-            kind="transfer_reversal",
-            lines=[
-                ledger.debit(ledger.PLATFORM_CASH, reversible),
-                ledger.credit(ledger.listener_payable(clawback.listener_id), reversible),
-            ],
-            currency=clawback.currency,
-            description=f"Transfer {payout.stripe_transfer_id} reversed for {clawback.key}",
-            metadata={"clawback_id": clawback.pk, "payout_id": payout.pk, "transfer_reversal": reversal["id"]},
-        )
-        payout.amount_reversed += reversible
-        payout.save(update_fields=["amount_reversed", "updated_at"])
+        # Booked the way the `transfer.reversed` webhook books it (payouts.services), from the
+        # transfer's reversed total, so whichever of the two comes first books it and the other finds
+        # nothing left to book.
+        payout_transfer_reversed(transfer=reversals.transfer_retrieve(payout.stripe_transfer_id))
         clawback.stripe_transfer_reversal_id = reversal["id"]
-        clawback.amount_recovered = reversible
-        if reversible < clawback.amount:
+        clawback.amount_recovered = reversal["amount"]
+        if reversal["amount"] < clawback.amount:
             # The transfer could not cover all of it: the rest is owed from the next payouts.
             clawback.status = Clawback.Status.DEBT
             clawback.failure_reason = "the transfer covered only part of it"

@@ -16,7 +16,8 @@ Every event carries the whole dispute object, so each handler brings our row up 
 whatever arrived before; the closed statuses are terminal and each effect happens once, so
 duplicated or reordered events change nothing more.
 
-Rows are locked in the order booking → payment → earning → dispute, the order cancellations use.
+Rows are locked in the order payment → booking → earning → dispute, the order of the other webhook
+handlers and of cancellations.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def dispute_event_apply(event: dict) -> str:
         logger.warning("dispute %s on unknown charge %s: ignored", obj.get("id"), obj.get("charge"))
         return "ignored"
 
-    booking = Booking.objects.select_for_update().get(pk=located.booking_id)
     payment = Payment.objects.select_for_update().get(pk=located.pk)
+    booking = Booking.objects.select_for_update().get(pk=located.booking_id)
     earning = ListenerPayout.objects.select_for_update().filter(payment_id=payment.pk).first()
     dispute, _ = Dispute.objects.select_for_update().get_or_create(
         stripe_dispute_id=obj["id"],

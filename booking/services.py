@@ -119,7 +119,7 @@ CANCELLABLE = (Booking.Status.PENDING, Booking.Status.CONFIRMED)
 def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
     """Cancel a booking by either participant and refund by policy (billing.refunds).
 
-    Locks the booking, then its payment (the order every booking write uses). A pending booking's
+    Locks the payment, then the booking (the webhook handlers' order). A pending booking's
     PaymentIntent is cancelled by a worker; a confirmed one's refund is recorded here and sent to
     Stripe by a worker once this commits. What the listener keeps of a partial refund becomes
     payable like a completed session's earning.
@@ -134,10 +134,12 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
     )
     from payouts.services import earning_session_completed
 
-    booking = _participant_booking_for_update(booking_id=booking_id, user=user)
+    # The payment's lock first, then the booking's: the order the webhook handlers lock them in.
+    visible = booking_list_for_user(user=user).values_list("pk", flat=True).get(pk=booking_id)
+    payment = Payment.objects.select_for_update().filter(booking_id=visible).first()
+    booking = _participant_booking_for_update(booking_id=visible, user=user)
     if booking.status not in CANCELLABLE:
         raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
-    payment = Payment.objects.select_for_update().filter(booking_id=booking.pk).first()
     now = timezone.now()
     refund = None
     if booking.status == Booking.Status.PENDING:

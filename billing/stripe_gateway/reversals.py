@@ -18,3 +18,18 @@ def transfer_reversal_create(*, clawback_id: int, transfer_id: str, amount: int,
         options=options(f"reversal-clawback-{clawback_id}"),
     )
     return as_dict(reversal)
+
+
+def transfer_reversal_find(*, transfer_id: str, clawback_id: int) -> dict | None:
+    """The reversal already made for this clawback, found by its metadata: a retry after a crash
+    between Stripe's answer and our save uses it instead of asking again, even after Stripe's
+    24-hour idempotency window."""
+    page = call(client().v1.transfers.reversals.list, transfer_id, params={"limit": 100})
+    for reversal in page.data:
+        if (reversal.metadata or {}).get("clawback_id") == str(clawback_id):
+            return as_dict(reversal)
+    return None
+
+
+def transfer_retrieve(transfer_id: str) -> dict:
+    return as_dict(call(client().v1.transfers.retrieve, transfer_id))
