@@ -1,6 +1,16 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from billing.models import Dispute, LedgerEntry, LedgerTransaction, Payment, Refund, StripeCustomer
+from billing.models import (
+    Dispute,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    Refund,
+    StripeCustomer,
+    WebhookEvent,
+    WebhookRejection,
+)
+from billing.webhooks.processing import webhook_event_replay
 
 
 @admin.register(StripeCustomer)
@@ -81,3 +91,36 @@ class DisputeAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("stripe_dispute_id", "payment__stripe_payment_intent_id")
     readonly_fields = ("payment", "stripe_dispute_id", "amount", "currency", "created_at", "closed_at")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ("stripe_event_id", "type", "status", "attempts", "deliveries", "received_at", "processed_at")
+    list_filter = ("status", "type")
+    search_fields = ("stripe_event_id", "type", "account")
+    date_hierarchy = "received_at"
+    actions = ["replay"]
+    readonly_fields = [field.name for field in WebhookEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Replay the selected events now")
+    def replay(self, request, queryset):
+        # A replay runs the handler here and now; handlers are idempotent, so a processed event stays as it is.
+        for stripe_event_id in queryset.values_list("stripe_event_id", flat=True)[:100]:
+            outcome = webhook_event_replay(stripe_event_id=stripe_event_id)
+            level = messages.ERROR if outcome == WebhookEvent.Status.FAILED else messages.INFO
+            self.message_user(request, f"{stripe_event_id}: {outcome}", level)
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(admin.ModelAdmin):
+    list_display = ("received_at", "remote_addr", "reason")
+    readonly_fields = ("reason", "remote_addr", "signature_header", "body_excerpt", "received_at")
+
+    def has_add_permission(self, request):
+        return False

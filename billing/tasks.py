@@ -16,3 +16,30 @@ def payment_intent_create_task(self, payment_id: int) -> str:
 @shared_task(name="billing.payment_intents_sweep", acks_late=True)
 def payment_intents_sweep_task() -> int:
     return services.payments_sweep_awaiting_intent()
+
+
+# --- Webhooks and reconciliation -------------------------------------------------------------------
+
+# About 8.5 minutes of backoff in all (2 s doubling, capped, with jitter), then the event stays failed.
+WEBHOOK_MAX_RETRIES = 8
+
+
+@shared_task(name="billing.webhook_process", bind=True, acks_late=True, max_retries=WEBHOOK_MAX_RETRIES)
+def webhook_process_task(self, webhook_event_id: int) -> str:
+    from billing.webhooks.processing import webhook_event_process
+
+    last_try = self.request.retries >= self.max_retries
+    try:
+        return webhook_event_process(webhook_event_id=webhook_event_id, last_try=last_try)
+    except Exception as error:
+        # Any failure, the handler's or the commit's (a database error), is retried with backoff.
+        if last_try:
+            return "failed"
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+
+
+@shared_task(name="billing.payment_reconcile", acks_late=True)
+def payment_reconcile_task() -> dict:
+    from billing.reconciliation import reconcile_run
+
+    return reconcile_run()

@@ -27,6 +27,11 @@ class Cron:
 # name → (task, when, kwargs). Adding a job here and running setup_schedules is all it takes.
 SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     "Sweep payments waiting for a PaymentIntent": ("billing.payment_intents_sweep", Every(seconds=30), {}),
+    "Reconcile stuck payments with Stripe and re-enqueue stuck webhook events": (
+        "billing.payment_reconcile",
+        Every(seconds=300),
+        {},
+    ),
     # Payout runs pay the last closed period; earnings of a missed period are in the next run's payout.
     "Pay listeners weekly (last ISO week)": (
         "payouts.run_due",

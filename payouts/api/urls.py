@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from django.urls import path
+
+from payouts.api.views import PayoutListView, PendingEarningsView
+
+urlpatterns = [
+    path("payouts/", PayoutListView.as_view(), name="payout-list"),
+    path("payouts/pending_earnings/", PendingEarningsView.as_view(), name="payout-pending-earnings"),
+]

@@ -1,0 +1,35 @@
+"""`POST /api/payment/stripe/webhook/`: Stripe's deliveries. No user auth and no CSRF (the signature
+is the authentication), its own throttle scope, and nothing slow: verify, store, enqueue, answer."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from billing.webhooks.intake import webhook_receive
+
+
+def _request_headers(meta: dict) -> dict[str, str]:
+    headers = {key[5:].replace("_", "-").title(): value for key, value in meta.items() if key.startswith("HTTP_")}
+    if meta.get("CONTENT_TYPE"):
+        headers["Content-Type"] = meta["CONTENT_TYPE"]
+    return headers
+
+
+class StripeWebhookView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "stripe_webhook"
+
+    @extend_schema(request=None, responses={200: None, 400: None}, auth=[])
+    def post(self, request):
+        meta = request.META
+        receipt = webhook_receive(
+            body=request.body,
+            signature_header=meta.get("HTTP_STRIPE_SIGNATURE"),
+            headers=_request_headers(meta),
+            remote_addr=meta.get("REMOTE_ADDR", ""),
+        )
+        return Response({"received": True, "duplicate": not receipt.created})

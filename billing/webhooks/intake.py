@@ -1,0 +1,134 @@
+"""The webhook endpoint's service: verify, store once, enqueue on commit. Nothing else runs here, so
+Stripe gets its 2xx fast and a slow handler never makes Stripe retry a delivery we already hold."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from billing import stripe_gateway
+from billing.models import WebhookEvent, WebhookRejection
+from billing.webhooks.processing import webhook_event_enqueue
+from web.api.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Stripe-Signature"
+# Rejections are kept for audit, but an attacker must not be able to fill the database: each record
+# is truncated, and only the newest REJECTIONS_KEPT are kept.
+REJECTIONS_KEPT = 1000
+_REJECTION_PRUNE_EVERY = 100
+# Headers kept with each event (for audit and replay), each value capped.
+_HEADERS_KEPT = 40
+_HEADER_VALUE_MAX = 1024
+
+
+@dataclass(frozen=True)
+class WebhookReceipt:
+    webhook_event_id: int
+    stripe_event_id: str
+    created: bool
+    enqueued: bool
+
+
+def webhook_secrets() -> list[str]:
+    """The endpoint secret and, during a rotation, the previous ones still accepted."""
+    return [secret for secret in [settings.STRIPE_WEBHOOK_SECRET, *settings.STRIPE_WEBHOOK_SECRETS_OLD] if secret]
+
+
+def webhook_rejection_record(*, reason: str, remote_addr: str, signature_header: str, body: bytes) -> None:
+    rejection = WebhookRejection.objects.create(
+        reason=reason[:255],
+        remote_addr=remote_addr[:64],
+        signature_header=signature_header[:512],
+        body_excerpt=body[:512].decode("utf-8", errors="replace")[:512],
+    )
+    if rejection.pk % _REJECTION_PRUNE_EVERY == 0:
+        WebhookRejection.objects.filter(pk__lte=rejection.pk - REJECTIONS_KEPT).delete()
+
+
+def _reject(reason: str, *, remote_addr: str, signature_header: str, body: bytes) -> ServiceError:
+    logger.warning("webhook rejected from %s: %s", remote_addr or "?", reason)
+    webhook_rejection_record(reason=reason, remote_addr=remote_addr, signature_header=signature_header, body=body)
+    return ServiceError(f"Invalid webhook signature: {reason}", field=SIGNATURE_HEADER, code="invalid_signature")
+
+
+def _event_from_body(body: bytes) -> dict:
+    try:
+        event = json.loads(body)
+    except ValueError as error:
+        raise ServiceError("The body is not JSON.", code="invalid_payload") from error
+    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+        raise ServiceError("The body is not a Stripe event.", code="invalid_payload")
+    if not isinstance((event.get("data") or {}).get("object"), dict):
+        raise ServiceError("The event has no data.object.", code="invalid_payload")
+    return event
+
+
+def _kept_headers(headers: dict[str, str]) -> dict[str, str]:
+    kept = {}
+    for name, value in list(headers.items())[:_HEADERS_KEPT]:
+        kept[str(name)[:100]] = str(value)[:_HEADER_VALUE_MAX]
+    return kept
+
+
+def webhook_receive(
+    *, body: bytes, signature_header: str | None, headers: dict[str, str], remote_addr: str = ""
+) -> WebhookReceipt:
+    """Verify a delivery, store its event once and enqueue its processing when that commits.
+
+    A duplicate delivery stores nothing new; it enqueues the event again only while it is not done
+    (pending, or failed after its last try: a redelivery is a second chance). When a worker holds the
+    event's lock right now, the duplicate is simply acknowledged: that worker is processing it.
+    """
+    try:
+        stripe_gateway.webhook_verify(
+            payload=body,
+            signature_header=signature_header,
+            secrets=webhook_secrets(),
+            tolerance=settings.STRIPE_WEBHOOK_TOLERANCE,
+        )
+    except stripe_gateway.SignatureError as error:
+        raise _reject(str(error), remote_addr=remote_addr, signature_header=signature_header or "", body=body)
+    event = _event_from_body(body)
+
+    try:
+        with transaction.atomic():
+            stored = WebhookEvent.objects.create(
+                stripe_event_id=event["id"][:255],
+                type=event["type"][:100],
+                account=(event.get("account") or "")[:255],
+                livemode=bool(event.get("livemode")),
+                api_version=(event.get("api_version") or "")[:64],
+                stripe_created=int(event.get("created") or 0),
+                payload=event,
+                raw_body=body.decode("utf-8"),
+                headers=_kept_headers(headers),
+            )
+            transaction.on_commit(lambda: webhook_event_enqueue(webhook_event_id=stored.pk))
+        return WebhookReceipt(stored.pk, stored.stripe_event_id, created=True, enqueued=True)
+    except IntegrityError:
+        pass
+
+    with transaction.atomic():
+        # skip_locked: a worker processing this event holds its row; waiting for it would make
+        # Stripe wait too, and that worker will finish or retry the event anyway.
+        row = (
+            WebhookEvent.objects.select_for_update(skip_locked=True)
+            .filter(stripe_event_id=event["id"])
+            .values("pk", "status")
+            .first()
+        )
+        if row is None:
+            pk = WebhookEvent.objects.filter(stripe_event_id=event["id"]).values_list("pk", flat=True).get()
+            return WebhookReceipt(pk, event["id"], created=False, enqueued=False)
+        WebhookEvent.objects.filter(pk=row["pk"]).update(deliveries=F("deliveries") + 1)
+        again = row["status"] in (WebhookEvent.Status.PENDING, WebhookEvent.Status.FAILED)
+        if again:
+            transaction.on_commit(lambda: webhook_event_enqueue(webhook_event_id=row["pk"]))
+    return WebhookReceipt(row["pk"], event["id"], created=False, enqueued=again)
