@@ -406,11 +406,19 @@ def payout_execute(*, payout_id: int, resend_before: datetime | None = None) -> 
             if problem:
                 _payout_mark_failed(payout, problem)
                 return payout
+            # Debts from clawbacks Stripe could not reverse are netted out here, when the amount becomes
+            # final; the listener's payable already carries them, so the net is exactly what we owe.
+            net = debt_net_into_payout(payout_id=payout.pk, listener_id=payout.listener_id, gross=payout.amount)
+            if net <= 0:
+                return _payout_settled_by_debt(payout)
+            payout.amount = net
             payout.status = Payout.Status.PROCESSING
             payout.attempts += 1
             payout.transfer_sent_at = timezone.now()
             payout.failure_reason = ""
-            payout.save(update_fields=["status", "attempts", "transfer_sent_at", "failure_reason", "updated_at"])
+            payout.save(
+                update_fields=["amount", "status", "attempts", "transfer_sent_at", "failure_reason", "updated_at"]
+            )
     attempt = payout.attempts
     try:
         transfer = None
@@ -447,10 +455,40 @@ def _reason(error: Exception) -> str:
     return f"{code}: {message}" if code else message
 
 
+def debt_net_into_payout(*, payout_id: int, listener_id: int, gross: int) -> int:
+    from billing.clawback import debt_net_into_payout as net_into_payout  # billing imports this module
+
+    return net_into_payout(payout_id=payout_id, listener_id=listener_id, gross=gross)
+
+
+def _debt_recoveries_undo(payout: Payout) -> None:
+    """A payout that sent nothing recovered no debt: the debts are owed again by the next payout."""
+    from billing.models import Clawback, ClawbackRecovery
+
+    for recovery in ClawbackRecovery.objects.select_related("clawback").filter(payout=payout):
+        clawback = Clawback.objects.select_for_update().get(pk=recovery.clawback_id)
+        clawback.amount_recovered -= recovery.amount
+        clawback.status = Clawback.Status.DEBT
+        clawback.save(update_fields=["amount_recovered", "status", "updated_at"])
+        recovery.delete()
+
+
+def _payout_settled_by_debt(payout: Payout) -> Payout:
+    """The listener's debts took the whole payout: nothing to transfer, the earnings are settled."""
+    payout.amount = 0
+    payout.status = Payout.Status.PAID
+    payout.paid_at = timezone.now()
+    payout.failure_reason = "Nothing transferred: the listener's clawback debt took all of it."
+    payout.save(update_fields=["amount", "status", "paid_at", "failure_reason", "updated_at"])
+    ListenerPayout.objects.filter(payout=payout).update(status=ListenerPayout.Status.PAID, updated_at=timezone.now())
+    return payout
+
+
 def _payout_mark_failed(payout: Payout, reason: str) -> None:
     payout.status = Payout.Status.FAILED
     payout.failure_reason = reason
     payout.save(update_fields=["status", "failure_reason", "updated_at"])
+    _debt_recoveries_undo(payout)
     # Back to the pool: the next run collects them again.
     ListenerPayout.objects.filter(payout=payout, status=ListenerPayout.Status.PAYABLE).update(
         payout=None, updated_at=timezone.now()

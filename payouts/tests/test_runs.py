@@ -276,3 +276,26 @@ def test_a_restricted_account_fails_the_payout_with_stripes_reason(connected_lis
     assert payout.status == Payout.Status.FAILED
     assert "insufficient_capabilities_for_transfer" in payout.failure_reason
     assert ListenerPayout.objects.get(listener=listener).status == ListenerPayout.Status.PAYABLE
+
+
+def test_a_clawback_debt_is_netted_out_of_the_next_transfer(connected_listener, fund_platform):
+    # given a listener who owes 10.00 from a clawback Stripe could not reverse, and earned 27.00 in week 45
+    from billing.models import Clawback
+    from payouts.tests.factories import PayoutFactory
+
+    fund_platform()
+    listener = connected_listener()
+    old_earning = ListenerPayoutFactory(listener=listener, completed_at=at("2026-10-01 10:00"), status="paid")
+    old_payout = PayoutFactory(listener=listener, status=Payout.Status.PAID, stripe_transfer_id="tr_old")
+    debt = Clawback.objects.create(
+        key="refund-test", listener=listener, earning=old_earning, payout=old_payout, amount=1000, status="debt"
+    )
+    earnings(listener, "2026-11-04 10:00")
+
+    # when week 45 is run
+    services.payout_run(period=W45)
+
+    # then 17.00 is transferred and the debt is recovered
+    assert [t["amount"] for t in stripe_transfers(listener)] == [1700]
+    debt.refresh_from_db()
+    assert (debt.status, debt.amount_recovered) == (Clawback.Status.RECOVERED, 1000)
