@@ -72,6 +72,9 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
         print("• stripe: the real Stripe API with STRIPE_SECRET_KEY (forward webhooks with `stripe listen`)")
     else:
         emulator_port = int(env.get("STRIPE_EMULATOR_PORT", "12111"))
+        if reachable("127.0.0.1", emulator_port) and not env.get("STRIPE_API_BASE"):
+            print(f"• port {emulator_port} is taken; the emulator gets a free port instead")
+            emulator_port = free_port()
         env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{emulator_port}")
         env["STRIPE_SECRET_KEY"] = env.get("STRIPE_SECRET_KEY", EMULATOR_DEFAULT_KEY)
         env.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_talkpay_emulator")

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
 
@@ -13,7 +13,10 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 QUEUES = ("payments", "webhooks", "payouts", "maintenance")
 
 app.conf.update(
-    task_queues=[Queue(name) for name in QUEUES],
+    # Each queue has its own direct exchange and routing key, so a message lands in exactly one queue.
+    task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
+    task_default_exchange="maintenance",
+    task_default_routing_key="maintenance",
     task_default_queue="maintenance",
     # Route by the stable task name's prefix: billing.payment_* → payments, and so on.
     task_routes={
