@@ -1,0 +1,116 @@
+"""Helpers for the refund, dispute, cancellation and clawback tests: paid bookings on the emulator,
+Stripe's own events delivered signed to our webhook intake, and the ledger's invariants."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from billing import ledger, services, stripe_gateway
+from billing.models import Payment, WebhookEvent
+from booking import services as booking_services
+from booking.models import Booking
+from booking.tests.factories import PackageFactory
+from web.tests.factories import ListenerFactory, TalkerFactory
+
+
+def sign(body: str, *, secret: str | None = None, timestamp: int | None = None) -> str:
+    """A `Stripe-Signature` header, computed the way Stripe computes it."""
+    timestamp = timestamp or int(time.time())
+    secret = secret or settings.STRIPE_WEBHOOK_SECRET
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def deliver(event: dict) -> str:
+    """Deliver one event as Stripe would (signed raw body) to the intake, then process it the way the
+    webhook worker does. Returns the stored event's status."""
+    from billing.webhooks.intake import webhook_receive
+    from billing.webhooks.processing import webhook_event_process
+
+    body = json.dumps(event)
+    receipt = webhook_receive(
+        body=body.encode(), signature_header=sign(body), headers={"Content-Type": "application/json"}
+    )
+    webhook_event_process(webhook_event_id=receipt.webhook_event_id)
+    return WebhookEvent.objects.get(pk=receipt.webhook_event_id).status
+
+
+class StripeEvents:
+    """The emulator's events, in the order Stripe created them, each handed out once."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+
+    def new(self, *types: str) -> list[dict]:
+        listing = stripe_gateway.call(stripe_gateway.client().v1.events.list, params={"limit": 100})
+        events = [stripe_gateway.as_dict(event) for event in listing.data]
+        events.sort(key=lambda event: (event["created"], event["id"]))
+        fresh = [e for e in events if e["id"] not in self.seen and (not types or e["type"] in types)]
+        self.seen.update(e["id"] for e in fresh)
+        return fresh
+
+    def deliver_new(self, *types: str) -> list[dict]:
+        fresh = self.new(*types)
+        for event in fresh:
+            deliver(event)
+        return fresh
+
+
+def paid_booking(
+    events: StripeEvents, *, price: str = "30.00", hours_ahead: float = 72, listener=None, talker=None
+) -> Booking:
+    """A booking paid with a card on the emulator, confirmed by Stripe's own events."""
+    booking = booking_services.booking_create(
+        talker=talker or TalkerFactory(),
+        listener_id=(listener or ListenerFactory()).pk,
+        package_id=PackageFactory(price=price).pk,
+        scheduled_at=timezone.now() + timedelta(hours=hours_ahead),
+    )
+    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+    stripe_gateway.call(
+        stripe_gateway.client().v1.payment_intents.confirm,
+        payment.stripe_payment_intent_id,
+        params={"payment_method": "pm_card_visa"},
+    )
+    events.deliver_new()
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.CONFIRMED, booking.status
+    return booking
+
+
+def shift_schedule(booking: Booking, *, hours_from_now: float) -> Booking:
+    """Move a booked session in time (the clock cannot be moved across processes)."""
+    scheduled_at = timezone.now() + timedelta(hours=hours_from_now)
+    Booking.objects.filter(pk=booking.pk).update(
+        scheduled_at=scheduled_at, ends_at=scheduled_at + timedelta(minutes=booking.package.duration_minutes)
+    )
+    booking.refresh_from_db()
+    return booking
+
+
+def split_balances(booking: Booking) -> dict[str, int]:
+    return ledger.balances(
+        [ledger.PLATFORM_CASH, ledger.APP_REVENUE, ledger.DISPUTE_FEES, ledger.listener_payable(booking.listener_id)]
+    )
+
+
+def assert_ledger_clean() -> None:
+    """`manage.py ledger_check` exits non-zero (CommandError) on any broken invariant."""
+    report = io.StringIO()
+    try:
+        call_command("ledger_check", stdout=report)
+    except CommandError as error:
+        raise AssertionError(f"ledger_check failed:\n{report.getvalue()}") from error
+
+
+def payment_of(booking: Booking) -> Payment:
+    return Payment.objects.get(booking=booking)
