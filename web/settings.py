@@ -143,6 +143,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "BookingStatusEnum": "booking.models.Booking.Status",
+        "PaymentStatusEnum": "billing.models.Payment.Status",
+        "PayoutStatusEnum": "payouts.models.Payout.Status",
+        "EarningStatusEnum": "payouts.models.ListenerPayout.Status",
+    },
 }
 
 CACHES = {

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing import money
@@ -5,6 +6,7 @@ from billing.models import Payment
 from booking.models import Booking, BookingPackage
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "30.00"})
 class CentsField(serializers.Field):
     """Integer cents in the database, a decimal string ("30.00") in the API."""
 
