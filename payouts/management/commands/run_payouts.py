@@ -1,0 +1,52 @@
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from tabulate import tabulate
+from tqdm import tqdm
+
+from billing import money
+from payouts import selectors, services
+from payouts.models import Schedule
+from payouts.periods import PeriodError, period_last_closed, period_parse
+
+
+class Command(BaseCommand):
+    help = "Pay one period of a payout schedule by hand (the beat job does the same). Safe to repeat."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--schedule", choices=[s.value for s in Schedule], default=Schedule.WEEKLY)
+        parser.add_argument(
+            "--period",
+            help="A day inside the period (2026-11-18), an ISO week (2026-W47) or a month (2026-11). "
+            "Default: the last closed period.",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="Show what would be paid; change nothing.")
+
+    def handle(self, *args, schedule, period, dry_run, **options):
+        try:
+            target = period_parse(schedule, period) if period else period_last_closed(schedule, timezone.now())
+        except PeriodError as error:
+            raise CommandError(str(error))
+        if not target.is_closed(timezone.now()):
+            raise CommandError(f"{target.label} ({target.start}..{target.end}) has not ended yet.")
+        due = selectors.earnings_payable(schedule=schedule, cutoff=target.cutoff).values("listener_id").distinct()
+        with tqdm(total=due.count(), unit="listener", disable=None, file=self.stderr) as bar:
+            summary = services.payout_run(period=target, dry_run=dry_run, progress=bar.update)
+        rows = [
+            ("period", f"{target.label} ({target.start} .. {target.end})"),
+            ("mode", "dry run (nothing changed)" if dry_run else "executed"),
+            ("listeners with payable earnings", summary.listeners),
+            ("rolled over (below minimum)", summary.rolled_over),
+            ("payouts created", summary.payouts_created),
+            ("amount to pay" if dry_run else "amount collected", money.format_amount(summary.amount_planned)),
+        ]
+        if not dry_run:
+            rows += [
+                ("paid", summary.paid),
+                ("amount paid", money.format_amount(summary.amount_paid)),
+                ("failed", summary.failed),
+                ("in flight (sweeper resends)", summary.in_flight),
+                ("errors", summary.errors),
+            ]
+        self.stdout.write(tabulate(rows, headers=("", schedule), tablefmt="simple"))
+        for payout_id, reason in summary.failures.items():
+            self.stdout.write(f"payout #{payout_id} failed: {reason}")

@@ -1,0 +1,71 @@
+"""Connect onboarding and status, through the API, against the emulator."""
+
+import pytest
+
+from billing.stripe_gateway import connect as gateway
+from payouts.models import StripeListenerAccount
+from payouts.tests.conftest import account_updated_from_stripe
+from payouts.tests.factories import ListenerPayoutFactory
+from web.testing import auth_client
+from web.tests.factories import ListenerFactory, TalkerFactory
+
+pytestmark = pytest.mark.django_db
+
+ONBOARDING = "/api/payment/connect/onboarding/"
+STATUS = "/api/payment/connect/status/"
+
+
+def test_onboarding_creates_the_express_account_once_and_returns_a_fresh_link_each_time(stripe_emulator, settings):
+    # given a listener without a Connect account
+    listener = ListenerFactory()
+    client = auth_client(listener)
+
+    # when they start onboarding twice
+    first = client.post(ONBOARDING)
+    second = client.post(ONBOARDING)
+
+    # then one Express account exists, on Stripe and here, and each answer is a new single-use link
+    assert first.status_code == second.status_code == 201
+    account_id = first.json()["account"]["stripe_account_id"]
+    assert second.json()["account"]["stripe_account_id"] == account_id
+    assert StripeListenerAccount.objects.get(listener=listener).stripe_account_id == account_id
+    stripe_account = gateway.account_retrieve(account_id)
+    assert stripe_account["type"] == "express"
+    assert stripe_account["metadata"] == {"listener_id": str(listener.pk)}
+    assert first.json()["url"] != second.json()["url"]
+    assert settings.CONNECT_RETURN_URL.split("://")[1] in first.json()["url"].replace("%3A", ":").replace("%2F", "/")
+
+
+def test_only_listeners_can_onboard(stripe_emulator):
+    response = auth_client(TalkerFactory()).post(ONBOARDING)
+    assert response.status_code == 403
+    assert not StripeListenerAccount.objects.exists()
+
+
+def test_status_shows_held_earnings_until_the_account_can_receive_payouts(stripe_emulator):
+    # given a listener who started onboarding and has a completed 27.00 session
+    listener = ListenerFactory()
+    client = auth_client(listener)
+    account_id = client.post(ONBOARDING).json()["account"]["stripe_account_id"]
+    ListenerPayoutFactory(listener=listener)
+
+    # then the status says why payouts are blocked and how much waits
+    body = client.get(STATUS).json()
+    assert body["account"]["can_receive_payouts"] is False
+    assert body["payouts_blocked_by"] == ["connect_account_not_ready"]
+    assert body["held_amount"] == "27.00"
+
+    # when onboarding completes on Stripe and account.updated arrives
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
+    account_updated_from_stripe(account_id)
+
+    # then nothing blocks payouts any more
+    body = client.get(STATUS).json()
+    assert body["account"]["payouts_enabled"] is True and body["account"]["can_receive_payouts"] is True
+    assert (body["payouts_blocked_by"], body["held_amount"]) == ([], "0.00")
+
+
+def test_status_without_an_account_says_so(stripe_emulator):
+    body = auth_client(ListenerFactory()).get(STATUS).json()
+    assert body["account"] is None
+    assert body["payouts_blocked_by"] == ["connect_account_missing"]
