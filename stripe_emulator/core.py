@@ -322,8 +322,10 @@ class Emulator:
 
     # --------------------------------------------------------------- events
     def _out(self, o):
+        if o.get("deleted"):
+            return {"id": o["id"], "object": o["object"], "deleted": True}
         kind = o.get("object")
-        if kind == "charge" and not o.get("deleted"):
+        if kind == "charge":
             refunds = [self.objects[r] for r in reversed(self.idx.get(("refund", "charge", o["id"]), ()))]
             o = dict(o)
             o["refunds"] = {"object": "list", "data": refunds[:10], "has_more": len(refunds) > 10,
@@ -392,8 +394,23 @@ class Emulator:
         o["metadata"] = new
 
     # ---------------------------------------------------------------- lists
+    @staticmethod
+    def _pop_str(q, name):
+        v = q.pop(name, None)
+        if v is None or v == "":
+            return None
+        if name == "types":
+            if isinstance(v, str):
+                return [v]
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                return v
+            raise invalid("Invalid array", param=name)
+        if not isinstance(v, str):
+            raise invalid("Invalid string: %s must be a string" % name, param=name)
+        return v
+
     def _list(self, ctx, q, type_, url, index=None, pred=None, owner_check=True):
-        p = validate(q, dict(LIST_SPEC, **(q.pop("__extra_spec__", {}) if "__extra_spec__" in q else {})))
+        p = validate(q, LIST_SPEC)
         limit = p.get("limit", 10)
         if limit < 1 or limit > 100:
             raise ApiError(400, "This value must be between 1 and 100 (it currently is %d)." % limit,
@@ -632,6 +649,12 @@ class Emulator:
             extra = []
             if fault.get("should_retry") is not None:
                 extra = [("Stripe-Should-Retry", "true" if fault["should_retry"] else "false")]
+            if status == 409:
+                return self._json(409, {"error": {
+                    "type": "invalid_request_error", "code": "lock_timeout",
+                    "message": "This object cannot be accessed right now because another API request or Stripe "
+                               "process is currently accessing it (injected fault).",
+                }}, extra, req_id)
             return self._json(status, {"error": {
                 "type": "api_error",
                 "message": "An unknown error occurred (injected fault).",
@@ -866,19 +889,17 @@ class Emulator:
         return {"id": cid, "object": "customer", "deleted": True}
 
     def customer_list(self, ctx, q):
-        email = q.pop("email", None)
-        if email is not None and not isinstance(email, str):
-            raise invalid("Invalid string", param="email")
+        email = self._pop_str(q, "email")
         if email:
             return self._list(ctx, q, "customer", "/v1/customers", index=("email", email),
                               pred=lambda o: o.get("email") == email)
-        q.pop("test_clock", None)
+        self._pop_str(q, "test_clock")
         return self._list(ctx, q, "customer", "/v1/customers")
 
     def customer_payment_methods(self, ctx, q, cid):
         self._get("customer", "customer", cid, ctx)
-        t = q.pop("type", None)
-        q.pop("allow_redisplay", None)
+        t = self._pop_str(q, "type")
+        self._pop_str(q, "allow_redisplay")
         return self._list(ctx, q, "payment_method", "/v1/customers/%s/payment_methods" % cid,
                           index=("customer", cid),
                           pred=lambda o: o.get("customer") == cid and (not t or o["type"] == t))
@@ -1033,9 +1054,9 @@ class Emulator:
         return pm
 
     def pm_list(self, ctx, q):
-        cust = q.pop("customer", None)
-        t = q.pop("type", None)
-        q.pop("allow_redisplay", None)
+        cust = self._pop_str(q, "customer")
+        t = self._pop_str(q, "type")
+        self._pop_str(q, "allow_redisplay")
         if cust:
             self._get("customer", "customer", cust, ctx, "customer", 400)
             return self._list(ctx, q, "payment_method", "/v1/payment_methods", index=("customer", cust),
@@ -1221,7 +1242,7 @@ class Emulator:
         return pi
 
     def pi_list(self, ctx, q):
-        cust = q.pop("customer", None)
+        cust = self._pop_str(q, "customer")
         if cust:
             return self._list(ctx, q, "payment_intent", "/v1/payment_intents", index=("customer", cust),
                               pred=lambda o: o.get("customer") == cust)
@@ -1588,9 +1609,9 @@ class Emulator:
         return self._get("charge", "charge", cid, ctx)
 
     def charge_list(self, ctx, q):
-        pi = q.pop("payment_intent", None)
-        cust = q.pop("customer", None)
-        tg = q.pop("transfer_group", None)
+        pi = self._pop_str(q, "payment_intent")
+        cust = self._pop_str(q, "customer")
+        tg = self._pop_str(q, "transfer_group")
         if pi:
             return self._list(ctx, q, "charge", "/v1/charges", index=("payment_intent", pi),
                               pred=lambda o: (not cust or o.get("customer") == cust) and
@@ -1717,8 +1738,8 @@ class Emulator:
         return r
 
     def refund_list(self, ctx, q):
-        ch = q.pop("charge", None)
-        pi = q.pop("payment_intent", None)
+        ch = self._pop_str(q, "charge")
+        pi = self._pop_str(q, "payment_intent")
         if ch:
             return self._list(ctx, q, "refund", "/v1/refunds", index=("charge", ch),
                               pred=lambda o: not pi or o.get("payment_intent") == pi)
@@ -1788,8 +1809,8 @@ class Emulator:
         return self._get("dispute", "dispute", did, ctx)
 
     def dispute_list(self, ctx, q):
-        ch = q.pop("charge", None)
-        pi = q.pop("payment_intent", None)
+        ch = self._pop_str(q, "charge")
+        pi = self._pop_str(q, "payment_intent")
         if ch:
             return self._list(ctx, q, "dispute", "/v1/disputes", index=("charge", ch))
         if pi:
@@ -2137,8 +2158,8 @@ class Emulator:
         return tr
 
     def transfer_list(self, ctx, q):
-        dest = q.pop("destination", None)
-        tg = q.pop("transfer_group", None)
+        dest = self._pop_str(q, "destination")
+        tg = self._pop_str(q, "transfer_group")
         if tg:
             return self._list(ctx, q, "transfer", "/v1/transfers", index=("transfer_group", tg),
                               pred=lambda o: not dest or o["destination"] == dest)
@@ -2227,10 +2248,10 @@ class Emulator:
         return self._get("balance_transaction", "balance transaction", tid, ctx)
 
     def txn_list(self, ctx, q):
-        t = q.pop("type", None)
-        src = q.pop("source", None)
-        cur = q.pop("currency", None)
-        payout = q.pop("payout", None)
+        t = self._pop_str(q, "type")
+        src = self._pop_str(q, "source")
+        cur = self._pop_str(q, "currency")
+        payout = self._pop_str(q, "payout")
         if src:
             return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions", index=("source", src),
                               pred=lambda o: (not t or o["type"] == t) and (not cur or o["currency"] == cur))
@@ -2394,21 +2415,17 @@ class Emulator:
         return po
 
     def payout_list(self, ctx, q):
-        st = q.pop("status", None)
-        dest = q.pop("destination", None)
-        q.pop("arrival_date", None)
+        st = self._pop_str(q, "status")
+        dest = self._pop_str(q, "destination")
+        self._pop_str(q, "arrival_date")
         return self._list(ctx, q, "payout", "/v1/payouts",
                           pred=lambda o: (not st or o["status"] == st) and (not dest or o["destination"] == dest))
 
     # =============================================================== events
     def event_list(self, ctx, q):
-        t = q.pop("type", None)
-        types = q.pop("types", None)
-        q.pop("delivery_success", None)
-        if isinstance(types, str):
-            types = [types]
-        if t is not None and not isinstance(t, str):
-            raise invalid("Invalid string", param="type")
+        t = self._pop_str(q, "type")
+        types = self._pop_str(q, "types")
+        self._pop_str(q, "delivery_success")
         if t and "*" in t:
             prefix = t.replace("*", "")
             return self._list(ctx, q, "event", "/v1/events", pred=lambda o: o["type"].startswith(prefix))

@@ -104,8 +104,8 @@ def _dispatch(emu, method, parts, data, headers):
             return _resp(emu, 200, {"faults": list(emu.faults)})
         if method == "POST":
             mode = str(data.get("mode", "500"))
-            if mode not in ("500", "502", "503", "429", "hang"):
-                return _err(emu, 400, "mode must be one of 500, 502, 503, 429, hang", "mode")
+            if mode not in ("500", "502", "503", "429", "409", "hang"):
+                return _err(emu, 400, "mode must be one of 500, 502, 503, 429, 409, hang", "mode")
             fault = {"mode": mode, "remaining": int(data.get("count", 1)),
                      "path_prefix": data.get("path_prefix") or None}
             if "seconds" in data:

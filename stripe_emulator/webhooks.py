@@ -27,20 +27,26 @@ class Work:
     def __init__(self):
         self.cond = threading.Condition()
         self.outstanding = 0
+        self.gen = 0
 
-    def add(self, n=1):
+    def add(self):
+        """Count one unit of work; returns the generation token to pass to done()."""
         with self.cond:
-            self.outstanding += n
+            self.outstanding += 1
+            return self.gen
 
-    def done(self, n=1):
+    def done(self, gen):
         with self.cond:
-            self.outstanding -= n
+            if gen != self.gen:
+                return  # work from before a reset: already forgotten
+            self.outstanding -= 1
             if self.outstanding <= 0:
                 self.outstanding = 0
                 self.cond.notify_all()
 
     def reset(self):
         with self.cond:
+            self.gen += 1
             self.outstanding = 0
             self.cond.notify_all()
 
@@ -70,8 +76,9 @@ class Scheduler:
     def schedule(self, delay, fn, *args):
         with self.cond:
             self.seq += 1
-            self.work.add()
-            heapq.heappush(self.heap, (time.monotonic() + max(0.0, delay), self.seq, self.generation, fn, args))
+            wgen = self.work.add()
+            heapq.heappush(self.heap, (time.monotonic() + max(0.0, delay), self.seq, self.generation, wgen,
+                                       fn, args))
             self.cond.notify()
 
     def clear(self):
@@ -92,7 +99,7 @@ class Scheduler:
                     due = self.heap[0][0]
                     now = time.monotonic()
                     if due <= now:
-                        _, _, gen, fn, args = heapq.heappop(self.heap)
+                        _, _, gen, wgen, fn, args = heapq.heappop(self.heap)
                         break
                     self.cond.wait(due - now)
                 current = gen == self.generation
@@ -107,7 +114,7 @@ class Scheduler:
                 except Exception:
                     pass
             finally:
-                self.work.done()
+                self.work.done(wgen)
 
 
 class Deliverer:
@@ -137,8 +144,8 @@ class Deliverer:
 
     def _push(self, task):
         with self.cond:
-            self.work.add()
-            self.queue.append(task)
+            wgen = self.work.add()
+            self.queue.append((task, wgen))
             self.cond.notify()
 
     def _push_later(self, delay, task):
@@ -170,14 +177,14 @@ class Deliverer:
                         with self.cond:
                             older = self.held.pop(we_id, [])
                         self._push(c)
-                        for o in older:
+                        for o, hgen in older:
                             self._push(o)
-                            self.work.done()  # the hold itself is finished
+                            self.work.done(hgen)  # the hold itself is finished
                         continue
                     if rng.random() < cfg["chaos_reorder"]:
+                        hgen = self.work.add()  # a held task is outstanding work
                         with self.cond:
-                            self.held.setdefault(we_id, []).append(c)
-                        self.work.add()  # a held task is outstanding work
+                            self.held.setdefault(we_id, []).append((c, hgen))
                         # never hold forever: release after a short while
                         self.scheduler.schedule(cfg["chaos_reorder_release"], self._release_held, we_id, c)
                         continue
@@ -185,14 +192,15 @@ class Deliverer:
 
     def _release_held(self, we_id, task):
         with self.cond:
-            lst = self.held.get(we_id)
-            if not lst or task not in lst:
+            lst = self.held.get(we_id) or []
+            entry = next((e for e in lst if e[0] == task), None)
+            if entry is None:
                 return
-            lst.remove(task)
+            lst.remove(entry)
             if not lst:
                 self.held.pop(we_id, None)
         self._push(task)
-        self.work.done()
+        self.work.done(entry[1])
 
     # -- delivery --------------------------------------------------------
     def _worker(self):
@@ -200,7 +208,7 @@ class Deliverer:
             with self.cond:
                 while not self.queue:
                     self.cond.wait()
-                task = self.queue.popleft()
+                task, wgen = self.queue.popleft()
             try:
                 if task[4] == self.generation:
                     self._deliver(task)
@@ -212,7 +220,7 @@ class Deliverer:
                 except Exception:
                     pass
             finally:
-                self.work.done()
+                self.work.done(wgen)
 
     def _deliver(self, task):
         event_id, we_id, attempt, duplicate, gen = task

@@ -158,3 +158,14 @@ def test_fault_helpers_validate(emulator):
     assert r.status_code == 404
     r = requests.post(emulator.url + "/_emulator/reset", data="not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
+
+
+def test_fault_409_is_retried_by_the_sdk(emulator):
+    emulator.fault("409", count=1, path_prefix="/v1/customers")
+    assert stripe.Customer.create().id.startswith("cus_")
+    emulator.fault("409", count=3, path_prefix="/v1/customers")
+    client = emulator.stripe_client(max_network_retries=0)
+    with pytest.raises(stripe.StripeError) as ei:
+        client.v1.customers.create()
+    assert ei.value.http_status == 409
+    emulator.clear_faults()

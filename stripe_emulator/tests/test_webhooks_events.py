@@ -166,3 +166,31 @@ def test_runtime_chaos_config(emulator, receiver):
     assert emulator.get("/_emulator/config")["chaos_duplicate"] == 1.0
     emulator.reset()
     assert emulator.get("/_emulator/config")["chaos_duplicate"] == 0.0
+
+
+def test_retry_after_receiver_timeout(emulator, receiver):
+    emulator.configure(webhook_timeout=0.3)
+    slow = {"n": 0}
+
+    def status_for(body):
+        slow["n"] += 1
+        if slow["n"] == 1:
+            time.sleep(1.0)  # longer than webhook_timeout: counts as a failed attempt
+        return 200
+
+    receiver.status_for = status_for
+    emulator.register_webhook(receiver.url, ["customer.created"])
+    stripe.Customer.create()
+    assert emulator.flush_webhooks(timeout=30)
+    log = emulator.deliveries()
+    assert log[0]["status_code"] is None and "timed out" in (log[0]["error"] or "").lower()
+    assert log[-1]["success"] and log[-1]["attempt"] == 2
+
+
+def test_reset_keeps_or_drops_webhook_endpoints(emulator, receiver):
+    stripe.WebhookEndpoint.create(url=receiver.url, enabled_events=["*"])
+    emulator.post("/_emulator/reset", {"keep_webhooks": True})
+    assert len(stripe.WebhookEndpoint.list().data) == 1
+    assert stripe.Customer.list().data == []
+    emulator.reset()
+    assert stripe.WebhookEndpoint.list().data == []
