@@ -198,6 +198,11 @@ def dispute_event_apply(event: dict) -> str:
         if dispute.status in RELEASED:
             _release(dispute=dispute, booking=booking, earning=earning)
         else:
+            if booking.status != Booking.Status.DISPUTED:
+                # First seen already lost (events reordered): the booking was charged back all the same.
+                dispute.booking_status_before = dispute.booking_status_before or booking.status
+                booking.status = Booking.Status.DISPUTED
+                booking.save(update_fields=["status", "updated_at"])
             _reverse_lost(dispute=dispute, booking=booking, payment=payment, earning=earning)
     dispute.save()
     return "processed"

@@ -114,3 +114,48 @@ def assert_ledger_clean() -> None:
 
 def payment_of(booking: Booking) -> Payment:
     return Payment.objects.get(booking=booking)
+
+
+def connected_listener(stripe_emulator):
+    """A listener with an onboarded Express account on the emulator, as our Connect flow makes it."""
+    from billing.stripe_gateway import connect
+    from payouts import services as payout_services
+
+    listener = ListenerFactory()
+    account = payout_services.connect_account_get_or_create(listener=listener)
+    stripe_emulator.post(f"/_emulator/accounts/{account.stripe_account_id}/onboard")
+    payout_services.connect_account_sync(
+        account=connect.account_retrieve(account.stripe_account_id), event_created=int(time.time())
+    )
+    return listener
+
+
+def complete_session(booking: Booking) -> Booking:
+    booking_services.booking_start(booking_id=booking.pk, user=booking.talker)
+    return booking_services.booking_complete(booking_id=booking.pk, user=booking.listener)
+
+
+def pay_out(stripe_emulator, listener):
+    """Run this week's payouts (the platform balance topped up first) and return the listener's payout."""
+    from payouts import services as payout_services
+    from payouts.models import Payout, Schedule
+    from payouts.periods import period_containing
+
+    stripe_emulator.post("/_emulator/balance/topup", {"amount": 1_000_000, "currency": "usd"})
+    payout_services.payout_run(period=period_containing(Schedule.WEEKLY, timezone.now().date()))
+    return Payout.objects.filter(listener=listener).order_by("-id").first()
+
+
+def drain_connected_account(listener) -> None:
+    """The listener moved their Stripe balance to their bank: nothing is left to reverse a transfer from."""
+    account_id = listener.stripe_listener_account.stripe_account_id
+    balance = stripe_gateway.call(
+        stripe_gateway.client().v1.balance.retrieve, options=stripe_gateway.options(stripe_account=account_id)
+    )
+    available = sum(entry.amount for entry in balance.available if entry.currency == "usd")
+    if available > 0:
+        stripe_gateway.call(
+            stripe_gateway.client().v1.payouts.create,
+            params={"amount": available, "currency": "usd"},
+            options=stripe_gateway.options(stripe_account=account_id),
+        )
