@@ -8,6 +8,7 @@ real ``stripe`` SDK (RequestsClient, HTTP/1.1 keep-alive). One operation is
 ``PaymentIntent.confirm(...)`` - two HTTP requests. The single-request variant
 ``create(..., confirm=True)`` is reported too.
 """
+
 import argparse
 import multiprocessing as mp
 import os
@@ -16,25 +17,27 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from stripe_emulator.testing import EmulatorProcess  # noqa: E402
+from stripe_emulator.testing import EmulatorProcess
 
 
 def _client(url):
     import stripe
-    return stripe.StripeClient("sk_test_bench", base_addresses={"api": url}, max_network_retries=0,
-                               http_client=stripe.RequestsClient())
+
+    return stripe.StripeClient(
+        "sk_test_bench", base_addresses={"api": url}, max_network_retries=0, http_client=stripe.RequestsClient()
+    )
 
 
 def _op_two_calls(client):
-    pi = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd",
-                                                  "payment_method": "pm_card_visa"})
+    pi = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa"})
     pi = client.v1.payment_intents.confirm(pi.id)
     assert pi.status == "succeeded", pi.status
 
 
 def _op_one_call(client):
-    pi = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd",
-                                                  "payment_method": "pm_card_visa", "confirm": True})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+    )
     assert pi.status == "succeeded", pi.status
 
 

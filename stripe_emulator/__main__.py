@@ -1,4 +1,5 @@
 """Command line entry point: ``python -m stripe_emulator``."""
+
 import argparse
 import os
 import signal
@@ -24,43 +25,95 @@ def _positive(v):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m stripe_emulator",
-                                description="Stateful Stripe API emulator with signed webhooks.")
-    p.add_argument("--host", default=os.environ.get("STRIPE_EMULATOR_HOST", "127.0.0.1"),
-                   help="address to bind (default 127.0.0.1; env STRIPE_EMULATOR_HOST)")
-    p.add_argument("--port", type=int, default=int(os.environ.get("STRIPE_EMULATOR_PORT", "12111")),
-                   help="port to listen on (default 12111; 0 = any free port; env STRIPE_EMULATOR_PORT)")
+    p = argparse.ArgumentParser(
+        prog="python -m stripe_emulator", description="Stateful Stripe API emulator with signed webhooks."
+    )
+    p.add_argument(
+        "--host",
+        default=os.environ.get("STRIPE_EMULATOR_HOST", "127.0.0.1"),
+        help="address to bind (default 127.0.0.1; env STRIPE_EMULATOR_HOST)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("STRIPE_EMULATOR_PORT", "12111")),
+        help="port to listen on (default 12111; 0 = any free port; env STRIPE_EMULATOR_PORT)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log one line per request")
-    p.add_argument("--time-scale", type=_positive, default=DEFAULT_CONFIG["time_scale"],
-                   help="multiplier for every emulated delay: webhook retries, dispute opening, payouts "
-                        "(0.01 = 100x faster)")
-    p.add_argument("--funds-pending", action="store_true",
-                   help="charge funds land in the pending balance until POST /_emulator/balance/settle")
-    p.add_argument("--webhook-url", default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_URL"),
-                   help="pre-register a webhook endpoint for all events (env STRIPE_EMULATOR_WEBHOOK_URL)")
-    p.add_argument("--webhook-secret", default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_SECRET"),
-                   help="signing secret (whsec_...) for --webhook-url (env STRIPE_EMULATOR_WEBHOOK_SECRET); "
-                        "random if omitted, printed at start")
-    p.add_argument("--webhook-max-attempts", type=int, default=DEFAULT_CONFIG["webhook_max_attempts"],
-                   help="delivery attempts per event and endpoint (default 8)")
-    p.add_argument("--webhook-retry-base", type=float, default=DEFAULT_CONFIG["webhook_retry_base"],
-                   help="seconds before the first retry, doubling each time, times --time-scale (default 10)")
-    p.add_argument("--webhook-timeout", type=_positive, default=DEFAULT_CONFIG["webhook_timeout"],
-                   help="seconds to wait for a webhook receiver before counting a failed attempt (default 10)")
+    p.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=DEFAULT_CONFIG["time_scale"],
+        help="multiplier for every emulated delay: webhook retries, dispute opening, payouts (0.01 = 100x faster)",
+    )
+    p.add_argument(
+        "--funds-pending",
+        action="store_true",
+        help="charge funds land in the pending balance until POST /_emulator/balance/settle",
+    )
+    p.add_argument(
+        "--webhook-url",
+        default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_URL"),
+        help="pre-register a webhook endpoint for all events (env STRIPE_EMULATOR_WEBHOOK_URL)",
+    )
+    p.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("STRIPE_EMULATOR_WEBHOOK_SECRET"),
+        help="signing secret (whsec_...) for --webhook-url (env STRIPE_EMULATOR_WEBHOOK_SECRET); "
+        "random if omitted, printed at start",
+    )
+    p.add_argument(
+        "--webhook-max-attempts",
+        type=int,
+        default=DEFAULT_CONFIG["webhook_max_attempts"],
+        help="delivery attempts per event and endpoint (default 8)",
+    )
+    p.add_argument(
+        "--webhook-retry-base",
+        type=float,
+        default=DEFAULT_CONFIG["webhook_retry_base"],
+        help="seconds before the first retry, doubling each time, times --time-scale (default 10)",
+    )
+    p.add_argument(
+        "--webhook-timeout",
+        type=_positive,
+        default=DEFAULT_CONFIG["webhook_timeout"],
+        help="seconds to wait for a webhook receiver before counting a failed attempt (default 10)",
+    )
     p.add_argument("--webhook-workers", type=int, default=4, help="webhook delivery threads (default 4)")
     p.add_argument("--chaos-duplicate", type=_prob, default=0.0, help="probability an event is delivered twice")
-    p.add_argument("--chaos-reorder", type=_prob, default=0.0,
-                   help="probability an event is held back and delivered after the next one")
+    p.add_argument(
+        "--chaos-reorder",
+        type=_prob,
+        default=0.0,
+        help="probability an event is held back and delivered after the next one",
+    )
     p.add_argument("--chaos-delay", type=_prob, default=0.0, help="probability an event is delivered late")
-    p.add_argument("--chaos-max-delay", type=float, default=DEFAULT_CONFIG["chaos_max_delay"],
-                   help="maximum extra delay in seconds for --chaos-delay (default 2)")
+    p.add_argument(
+        "--chaos-max-delay",
+        type=float,
+        default=DEFAULT_CONFIG["chaos_max_delay"],
+        help="maximum extra delay in seconds for --chaos-delay (default 2)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed for the chaos decisions")
-    p.add_argument("--hang-seconds", type=float, default=DEFAULT_CONFIG["hang_seconds"],
-                   help="default duration of a 'hang' fault (default 30)")
-    p.add_argument("--dispute-delay", type=float, default=DEFAULT_CONFIG["dispute_delay"],
-                   help="seconds (times --time-scale) before a 4000000000000259 charge is disputed (default 2)")
-    p.add_argument("--payout-delay", type=float, default=DEFAULT_CONFIG["payout_delay"],
-                   help="seconds (times --time-scale) before a payout is paid or failed (default 2)")
+    p.add_argument(
+        "--hang-seconds",
+        type=float,
+        default=DEFAULT_CONFIG["hang_seconds"],
+        help="default duration of a 'hang' fault (default 30)",
+    )
+    p.add_argument(
+        "--dispute-delay",
+        type=float,
+        default=DEFAULT_CONFIG["dispute_delay"],
+        help="seconds (times --time-scale) before a 4000000000000259 charge is disputed (default 2)",
+    )
+    p.add_argument(
+        "--payout-delay",
+        type=float,
+        default=DEFAULT_CONFIG["payout_delay"],
+        help="seconds (times --time-scale) before a payout is paid or failed (default 2)",
+    )
     return p
 
 
@@ -69,27 +122,39 @@ def main(argv=None):
     if args.webhook_secret and not args.webhook_url:
         sys.stderr.write("stripe_emulator: --webhook-secret given without --webhook-url; ignoring it\n")
     config = {
-        "time_scale": args.time_scale, "funds_pending": args.funds_pending,
-        "chaos_duplicate": args.chaos_duplicate, "chaos_reorder": args.chaos_reorder,
-        "chaos_delay": args.chaos_delay, "chaos_max_delay": args.chaos_max_delay,
-        "webhook_max_attempts": max(1, args.webhook_max_attempts), "webhook_retry_base": args.webhook_retry_base,
-        "webhook_timeout": args.webhook_timeout, "hang_seconds": args.hang_seconds, "quiet": args.quiet,
-        "seed": args.seed, "dispute_delay": args.dispute_delay, "payout_delay": args.payout_delay,
+        "time_scale": args.time_scale,
+        "funds_pending": args.funds_pending,
+        "chaos_duplicate": args.chaos_duplicate,
+        "chaos_reorder": args.chaos_reorder,
+        "chaos_delay": args.chaos_delay,
+        "chaos_max_delay": args.chaos_max_delay,
+        "webhook_max_attempts": max(1, args.webhook_max_attempts),
+        "webhook_retry_base": args.webhook_retry_base,
+        "webhook_timeout": args.webhook_timeout,
+        "hang_seconds": args.hang_seconds,
+        "quiet": args.quiet,
+        "seed": args.seed,
+        "dispute_delay": args.dispute_delay,
+        "payout_delay": args.payout_delay,
     }
     emu = Emulator(config, webhook_workers=args.webhook_workers)
     if args.webhook_url:
         secret = args.webhook_secret
         if not secret:
             from .core import rand
+
             secret = "whsec_" + rand(32)
         emu.preregistered.append((args.webhook_url, secret))
         emu.reset(keep_webhooks=False, reset_config=False)
     server = HTTPServer(args.host, args.port, emu, quiet=args.quiet)
-    sys.stderr.write("stripe_emulator listening on http://%s:%d (api version %s)\n" % (
-        server.host, server.port, __import__("stripe_emulator").API_VERSION))
+    sys.stderr.write(
+        "stripe_emulator listening on http://%s:%d (api version %s)\n"
+        % (server.host, server.port, __import__("stripe_emulator").API_VERSION)
+    )
     if args.webhook_url:
-        sys.stderr.write("stripe_emulator webhook endpoint %s secret %s\n" % (args.webhook_url,
-                                                                                emu.preregistered[0][1]))
+        sys.stderr.write(
+            "stripe_emulator webhook endpoint %s secret %s\n" % (args.webhook_url, emu.preregistered[0][1])
+        )
     sys.stderr.flush()
 
     def _stop(signum, frame):

@@ -1,4 +1,5 @@
 """State, routing and resource logic of the Stripe emulator (standard library only)."""
+
 import base64
 import collections
 import json
@@ -10,8 +11,22 @@ import time
 import traceback
 import urllib.parse
 
-from .params import (ANY, BOOL, INT, LIST_SPEC, META, STR, STRLIST, ApiError, decode_form, enum, invalid,
-                     listof, obj, require, validate)
+from .params import (
+    ANY,
+    BOOL,
+    INT,
+    LIST_SPEC,
+    META,
+    STR,
+    STRLIST,
+    ApiError,
+    decode_form,
+    enum,
+    invalid,
+    obj,
+    require,
+    validate,
+)
 from .webhooks import Deliverer, Scheduler, Work
 
 API_VERSION = "2026-10-28.endive"
@@ -25,10 +40,10 @@ DEFAULT_CONFIG = {
     "chaos_max_delay": 2.0,
     "chaos_reorder_release": 0.5,
     "webhook_max_attempts": 8,
-    "webhook_retry_base": 10.0,   # seconds before the 2nd attempt (doubles), times time_scale
+    "webhook_retry_base": 10.0,  # seconds before the 2nd attempt (doubles), times time_scale
     "webhook_timeout": 10.0,
-    "dispute_delay": 2.0,          # seconds (times time_scale) before a 0259 card's dispute opens
-    "payout_delay": 2.0,           # seconds (times time_scale) before a payout is paid/failed
+    "dispute_delay": 2.0,  # seconds (times time_scale) before a 0259 card's dispute opens
+    "payout_delay": 2.0,  # seconds (times time_scale) before a payout is paid/failed
     "hang_seconds": 30.0,
     "quiet": False,
     "seed": None,
@@ -38,16 +53,63 @@ ALNUM = string.ascii_letters + string.digits
 
 # minimum charge amounts (smallest currency unit)
 CURRENCY_MIN = {
-    "usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50, "nzd": 50,
-    "sek": 300, "nok": 300, "dkk": 250, "hkd": 400, "sgd": 50, "mxn": 1000, "inr": 50,
-    "brl": 50, "pln": 200, "czk": 1500, "huf": 17500, "ron": 200, "bgn": 100, "thb": 1000,
-    "myr": 200, "krw": 100, "aed": 200, "zar": 800, "ils": 200,
+    "usd": 50,
+    "eur": 50,
+    "gbp": 30,
+    "cad": 50,
+    "aud": 50,
+    "jpy": 50,
+    "chf": 50,
+    "nzd": 50,
+    "sek": 300,
+    "nok": 300,
+    "dkk": 250,
+    "hkd": 400,
+    "sgd": 50,
+    "mxn": 1000,
+    "inr": 50,
+    "brl": 50,
+    "pln": 200,
+    "czk": 1500,
+    "huf": 17500,
+    "ron": 200,
+    "bgn": 100,
+    "thb": 1000,
+    "myr": 200,
+    "krw": 100,
+    "aed": 200,
+    "zar": 800,
+    "ils": 200,
 }
 ZERO_DECIMAL = {"jpy", "krw"}
-COUNTRY_CURRENCY = {"US": "usd", "GB": "gbp", "CA": "cad", "AU": "aud", "JP": "jpy", "FR": "eur", "DE": "eur",
-                    "ES": "eur", "IT": "eur", "NL": "eur", "IE": "eur", "BE": "eur", "AT": "eur", "FI": "eur",
-                    "PT": "eur", "CH": "chf", "NZ": "nzd", "SE": "sek", "NO": "nok", "DK": "dkk", "SG": "sgd",
-                    "HK": "hkd", "MX": "mxn", "IN": "inr", "BR": "brl", "PL": "pln"}
+COUNTRY_CURRENCY = {
+    "US": "usd",
+    "GB": "gbp",
+    "CA": "cad",
+    "AU": "aud",
+    "JP": "jpy",
+    "FR": "eur",
+    "DE": "eur",
+    "ES": "eur",
+    "IT": "eur",
+    "NL": "eur",
+    "IE": "eur",
+    "BE": "eur",
+    "AT": "eur",
+    "FI": "eur",
+    "PT": "eur",
+    "CH": "chf",
+    "NZ": "nzd",
+    "SE": "sek",
+    "NO": "nok",
+    "DK": "dkk",
+    "SG": "sgd",
+    "HK": "hkd",
+    "MX": "mxn",
+    "IN": "inr",
+    "BR": "brl",
+    "PL": "pln",
+}
 
 # card number -> (brand, behaviour, decline_code or None, funding)
 CARDS = {
@@ -89,10 +151,15 @@ PM_TOKENS = {
     "pm_card_authenticationRequiredOnSetup": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
 }
-CARD_TOKENS = {"tok_visa": "4242424242424242", "tok_mastercard": "5555555555554444",
-               "tok_amex": "378282246310005", "tok_chargeDeclined": "4000000000000002",
-               "tok_chargeDeclinedInsufficientFunds": "4000000000009995",
-               "tok_createDispute": "4000000000000259", "tok_bypassPending": "4000000000000077"}
+CARD_TOKENS = {
+    "tok_visa": "4242424242424242",
+    "tok_mastercard": "5555555555554444",
+    "tok_amex": "378282246310005",
+    "tok_chargeDeclined": "4000000000000002",
+    "tok_chargeDeclinedInsufficientFunds": "4000000000009995",
+    "tok_createDispute": "4000000000000259",
+    "tok_bypassPending": "4000000000000077",
+}
 
 DECLINES = {
     "generic_decline": ("card_declined", "Your card was declined."),
@@ -102,26 +169,68 @@ DECLINES = {
     "fraudulent": ("card_declined", "Your card was declined."),
     "expired_card": ("expired_card", "Your card has expired."),
     "incorrect_cvc": ("incorrect_cvc", "Your card's security code is incorrect."),
-    "processing_error": ("processing_error", "An error occurred while processing your card. Try again in a little bit."),
+    "processing_error": (
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
 }
 
 EVIDENCE_FIELDS = [
-    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
-    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
-    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation",
-    "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt", "refund_policy",
-    "refund_policy_disclosure", "refund_refusal_explanation", "service_date", "service_documentation",
-    "shipping_address", "shipping_carrier", "shipping_date", "shipping_documentation",
-    "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
 ]
 
-INITIAL_REQUIREMENTS = ["business_profile.mcc", "business_profile.url", "external_account",
-                        "individual.dob.day", "individual.first_name", "individual.last_name",
-                        "tos_acceptance.date", "tos_acceptance.ip"]
+INITIAL_REQUIREMENTS = [
+    "business_profile.mcc",
+    "business_profile.url",
+    "external_account",
+    "individual.dob.day",
+    "individual.first_name",
+    "individual.last_name",
+    "tos_acceptance.date",
+    "tos_acceptance.ip",
+]
 
-PREFIX_TYPE = {"pi": "payment_intent", "ch": "charge", "re": "refund", "cus": "customer", "pm": "payment_method",
-               "acct": "account", "tr": "transfer", "trr": "transfer_reversal", "dp": "dispute", "evt": "event",
-               "po": "payout", "we": "webhook_endpoint", "txn": "balance_transaction"}
+PREFIX_TYPE = {
+    "pi": "payment_intent",
+    "ch": "charge",
+    "re": "refund",
+    "cus": "customer",
+    "pm": "payment_method",
+    "acct": "account",
+    "tr": "transfer",
+    "trr": "transfer_reversal",
+    "dp": "dispute",
+    "evt": "event",
+    "po": "payout",
+    "we": "webhook_endpoint",
+    "txn": "balance_transaction",
+}
 
 
 def jcopy(o):
@@ -289,8 +398,12 @@ class Emulator:
 
     def _get(self, kind, type_, oid, ctx, param="id", status=404, allow_deleted=False):
         o = self.objects.get(oid) if isinstance(oid, str) else None
-        if o is None or o.get("object") != kind or (o.get("deleted") and not allow_deleted) \
-                or self.owner.get(oid) != (ctx.account if ctx else None):
+        if (
+            o is None
+            or o.get("object") != kind
+            or (o.get("deleted") and not allow_deleted)
+            or self.owner.get(oid) != (ctx.account if ctx else None)
+        ):
             raise not_found(type_, oid, param, status)
         return o
 
@@ -302,19 +415,51 @@ class Emulator:
             c = b[currency] = {"available": 0, "pending": 0}
         return c
 
-    def _txn(self, account, amount, currency, type_, source, fee=0, description=None,
-             pending=False, reporting_category=None, fee_desc="Stripe processing fees"):
+    def _txn(
+        self,
+        account,
+        amount,
+        currency,
+        type_,
+        source,
+        fee=0,
+        description=None,
+        pending=False,
+        reporting_category=None,
+        fee_desc="Stripe processing fees",
+    ):
         now = self._now()
         net = amount - fee
         status = "pending" if pending else "available"
         txn = {
-            "id": "txn_" + rand(), "object": "balance_transaction", "amount": amount,
-            "available_on": now + (2 * 86400 if pending else 0), "created": now, "currency": currency,
-            "description": description, "exchange_rate": None, "fee": fee,
-            "fee_details": ([{"amount": fee, "application": None, "currency": currency,
-                              "description": fee_desc, "type": "stripe_fee"}] if fee else []),
-            "net": net, "reporting_category": reporting_category or type_, "source": source,
-            "status": status, "type": type_, "balance_type": "payments",
+            "id": "txn_" + rand(),
+            "object": "balance_transaction",
+            "amount": amount,
+            "available_on": now + (2 * 86400 if pending else 0),
+            "created": now,
+            "currency": currency,
+            "description": description,
+            "exchange_rate": None,
+            "fee": fee,
+            "fee_details": (
+                [
+                    {
+                        "amount": fee,
+                        "application": None,
+                        "currency": currency,
+                        "description": fee_desc,
+                        "type": "stripe_fee",
+                    }
+                ]
+                if fee
+                else []
+            ),
+            "net": net,
+            "reporting_category": reporting_category or type_,
+            "source": source,
+            "status": status,
+            "type": type_,
+            "balance_type": "payments",
         }
         self._store("balance_transaction", txn, account, index=("source", "type"))
         self._bal(account, currency)[status] += net
@@ -328,13 +473,23 @@ class Emulator:
         if kind == "charge":
             refunds = [self.objects[r] for r in reversed(self.idx.get(("refund", "charge", o["id"]), ()))]
             o = dict(o)
-            o["refunds"] = {"object": "list", "data": refunds[:10], "has_more": len(refunds) > 10,
-                            "total_count": len(refunds), "url": "/v1/charges/%s/refunds" % o["id"]}
+            o["refunds"] = {
+                "object": "list",
+                "data": refunds[:10],
+                "has_more": len(refunds) > 10,
+                "total_count": len(refunds),
+                "url": "/v1/charges/%s/refunds" % o["id"],
+            }
         elif kind == "transfer":
             revs = [self.objects[r] for r in reversed(self.idx.get(("transfer_reversal", "transfer", o["id"]), ()))]
             o = dict(o)
-            o["reversals"] = {"object": "list", "data": revs[:10], "has_more": len(revs) > 10,
-                              "total_count": len(revs), "url": "/v1/transfers/%s/reversals" % o["id"]}
+            o["reversals"] = {
+                "object": "list",
+                "data": revs[:10],
+                "has_more": len(revs) > 10,
+                "total_count": len(revs),
+                "url": "/v1/transfers/%s/reversals" % o["id"],
+            }
         return o
 
     def _emit(self, type_, o, ctx=None, account=None, previous=None):
@@ -350,8 +505,13 @@ class Emulator:
             if "*" in ev or type_ in ev:
                 matched.append(we_id)
         evt = {
-            "id": "evt_" + rand(), "object": "event", "api_version": API_VERSION, "created": self._now(),
-            "data": data, "livemode": False, "pending_webhooks": len(matched),
+            "id": "evt_" + rand(),
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": self._now(),
+            "data": data,
+            "livemode": False,
+            "pending_webhooks": len(matched),
             "request": {"id": ctx.req_id if ctx else None, "idempotency_key": ctx.idem if ctx else None},
             "type": type_,
         }
@@ -413,8 +573,12 @@ class Emulator:
         p = validate(q, LIST_SPEC)
         limit = p.get("limit", 10)
         if limit < 1 or limit > 100:
-            raise ApiError(400, "This value must be between 1 and 100 (it currently is %d)." % limit,
-                           code="parameter_invalid_integer", param="limit")
+            raise ApiError(
+                400,
+                "This value must be between 1 and 100 (it currently is %d)." % limit,
+                code="parameter_invalid_integer",
+                param="limit",
+            )
         if index is not None:
             cand = self.idx.get((type_,) + index, [])
         else:
@@ -600,6 +764,7 @@ class Emulator:
             return self._handle_api(method, path, qs, headers, body)
         if path.startswith("/_emulator/"):
             from .helpers import handle_helper
+
             try:
                 return handle_helper(self, method, path, qs, headers, body)
             except Exception as e:  # pragma: no cover - defensive
@@ -607,8 +772,15 @@ class Emulator:
                 return self._json(500, {"error": {"type": "api_error", "message": "emulator helper failed: %r" % e}})
         if path in ("/", "/health", "/healthz"):
             return self._json(200, {"status": "ok", "emulator": "stripe_emulator", "api_version": API_VERSION})
-        return self._json(404, {"error": {"type": "invalid_request_error",
-                                          "message": "Unrecognized request URL (%s: %s)." % (method, path)}})
+        return self._json(
+            404,
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "Unrecognized request URL (%s: %s)." % (method, path),
+                }
+            },
+        )
 
     @staticmethod
     def _json(status, payload, extra_headers=(), req_id=None):
@@ -641,24 +813,48 @@ class Emulator:
                 return None
             if mode == "429":
                 extra = [("Stripe-Should-Retry", "true")] if fault.get("should_retry") else []
-                return self._json(429, {"error": {
-                    "type": "invalid_request_error", "code": "rate_limit",
-                    "message": "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
-                }}, extra, req_id)
+                return self._json(
+                    429,
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "rate_limit",
+                            "message": "Too many requests hit the API too quickly. "
+                            "We recommend an exponential backoff of your requests.",
+                        }
+                    },
+                    extra,
+                    req_id,
+                )
             status = int(mode) if str(mode).isdigit() else 500
             extra = []
             if fault.get("should_retry") is not None:
                 extra = [("Stripe-Should-Retry", "true" if fault["should_retry"] else "false")]
             if status == 409:
-                return self._json(409, {"error": {
-                    "type": "invalid_request_error", "code": "lock_timeout",
-                    "message": "This object cannot be accessed right now because another API request or Stripe "
-                               "process is currently accessing it (injected fault).",
-                }}, extra, req_id)
-            return self._json(status, {"error": {
-                "type": "api_error",
-                "message": "An unknown error occurred (injected fault).",
-            }}, extra, req_id)
+                return self._json(
+                    409,
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "lock_timeout",
+                            "message": "This object cannot be accessed right now because another API request or Stripe "
+                            "process is currently accessing it (injected fault).",
+                        }
+                    },
+                    extra,
+                    req_id,
+                )
+            return self._json(
+                status,
+                {
+                    "error": {
+                        "type": "api_error",
+                        "message": "An unknown error occurred (injected fault).",
+                    }
+                },
+                extra,
+                req_id,
+            )
 
         ctx = Ctx()
         ctx.req_id = req_id
@@ -675,19 +871,29 @@ class Emulator:
             except Exception:
                 key = None
         if not key:
-            return self._json(401, {"error": {
-                "type": "invalid_request_error",
-                "message": "You did not provide an API key. You need to provide your API key in the Authorization "
-                           "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."}},
-                req_id=req_id)
-        if key.startswith("sk_test_") or key.startswith("rk_test_"):
+            return self._json(
+                401,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "You did not provide an API key. "
+                        "You need to provide your API key in the Authorization "
+                        "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+                    }
+                },
+                req_id=req_id,
+            )
+        if key.startswith(("sk_test_", "rk_test_")):
             ctx.publishable = False
         elif key.startswith("pk_test_"):
             ctx.publishable = True
         else:
             masked = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
-            return self._json(401, {"error": {"type": "invalid_request_error",
-                                              "message": "Invalid API Key provided: %s" % masked}}, req_id=req_id)
+            return self._json(
+                401,
+                {"error": {"type": "invalid_request_error", "message": "Invalid API Key provided: %s" % masked}},
+                req_id=req_id,
+            )
         ctx.key = key
         acct = headers.get("stripe-account")
         host = headers.get("host", "127.0.0.1")
@@ -705,18 +911,32 @@ class Emulator:
             action = "\x00"
         route = self.routes.get((method, res, 1 if oid else 0, action, 1 if oid2 else 0))
         if route is None:
-            return self._json(404, {"error": {"type": "invalid_request_error",
-                                              "message": "Unrecognized request URL (%s: %s). Please see "
-                                                         "https://stripe.com/docs or we can help at "
-                                                         "https://support.stripe.com/." % (method, path)}},
-                              req_id=req_id)
+            return self._json(
+                404,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "Unrecognized request URL (%s: %s). Please see "
+                        "https://stripe.com/docs or we can help at "
+                        "https://support.stripe.com/." % (method, path),
+                    }
+                },
+                req_id=req_id,
+            )
         fn, pk_ok = route
         if ctx.publishable and not pk_ok:
-            return self._json(401, {"error": {
-                "type": "invalid_request_error",
-                "message": "This API call cannot be made with a publishable API key. Please use a secret API key. "
-                           "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys."}},
-                req_id=req_id)
+            return self._json(
+                401,
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "This API call cannot be made with a publishable API key. "
+                        "Please use a secret API key. "
+                        "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
+                    }
+                },
+                req_id=req_id,
+            )
 
         idem_slot = None
         raw_params = body if method == "POST" else qs
@@ -728,37 +948,80 @@ class Emulator:
                 if acct == self.platform_account["id"]:
                     acct = None
                 elif a is None or a.get("object") != "account" or a.get("deleted"):
-                    return self._json(403, {"error": {
-                        "type": "invalid_request_error", "code": "account_invalid",
-                        "message": "The provided key '%s' does not have access to account '%s' (or that account "
-                                   "does not exist). Application access may have been revoked." % (
-                                       key[:8] + "*" * 12, acct)}}, req_id=req_id)
+                    return self._json(
+                        403,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "code": "account_invalid",
+                                "message": "The provided key '%s' does not have access to account '%s' "
+                                "(or that account "
+                                "does not exist). Application access may have been revoked."
+                                % (key[:8] + "*" * 12, acct),
+                            }
+                        },
+                        req_id=req_id,
+                    )
             ctx.account = acct
             if method == "POST" and ctx.idem:
                 if len(ctx.idem) > 255:
-                    return self._json(400, {"error": {
-                        "type": "invalid_request_error",
-                        "message": "Idempotency-Key must be at most 255 characters."}}, req_id=req_id)
+                    return self._json(
+                        400,
+                        {
+                            "error": {
+                                "type": "invalid_request_error",
+                                "message": "Idempotency-Key must be at most 255 characters.",
+                            }
+                        },
+                        req_id=req_id,
+                    )
                 try:
-                    fp = (method, path, tuple(sorted(urllib.parse.parse_qsl(
-                        raw_params.decode("utf-8", "replace") if isinstance(raw_params, bytes) else raw_params,
-                        keep_blank_values=True))))
+                    fp = (
+                        method,
+                        path,
+                        tuple(
+                            sorted(
+                                urllib.parse.parse_qsl(
+                                    raw_params.decode("utf-8", "replace")
+                                    if isinstance(raw_params, bytes)
+                                    else raw_params,
+                                    keep_blank_values=True,
+                                )
+                            )
+                        ),
+                    )
                 except Exception:
                     fp = (method, path, raw_params)
                 idem_slot = (acct, ctx.idem)
                 prior = self.idem.get(idem_slot)
                 if prior is not None:
                     if prior["fp"] != fp:
-                        return self._json(400, {"error": {
-                            "type": "idempotency_error",
-                            "message": "Keys for idempotent requests can only be used with the same parameters they "
-                                       "were first used with. Try using a key other than '%s' if you meant to "
-                                       "execute a different request." % ctx.idem}}, req_id=req_id)
+                        return self._json(
+                            400,
+                            {
+                                "error": {
+                                    "type": "idempotency_error",
+                                    "message": "Keys for idempotent requests can only be used with the same "
+                                    "parameters they "
+                                    "were first used with. Try using a key other than '%s' if you meant to "
+                                    "execute a different request." % ctx.idem,
+                                }
+                            },
+                            req_id=req_id,
+                        )
                     status, rbody = prior["status"], prior["body"]
-                    return status, [("Content-Type", "application/json"), ("Stripe-Version", API_VERSION),
-                                    ("Request-Id", req_id), ("Idempotent-Replayed", "true"),
-                                    ("Original-Request", prior["req_id"]),
-                                    ("Idempotency-Key", ctx.idem)], rbody
+                    return (
+                        status,
+                        [
+                            ("Content-Type", "application/json"),
+                            ("Stripe-Version", API_VERSION),
+                            ("Request-Id", req_id),
+                            ("Idempotent-Replayed", "true"),
+                            ("Original-Request", prior["req_id"]),
+                            ("Idempotency-Key", ctx.idem),
+                        ],
+                        rbody,
+                    )
             try:
                 q = decode_form(raw_params)
                 expand = q.get("expand") or []
@@ -784,8 +1047,9 @@ class Emulator:
             except Exception as e:
                 traceback.print_exc()
                 status = 500
-                rbody = json.dumps({"error": {"type": "api_error",
-                                              "message": "Emulator internal error: %r" % (e,)}}).encode("utf-8")
+                rbody = json.dumps(
+                    {"error": {"type": "api_error", "message": "Emulator internal error: %r" % (e,)}}
+                ).encode("utf-8")
                 save = False
             if idem_slot is not None and save:
                 self.idem[idem_slot] = {"fp": fp, "status": status, "body": rbody, "req_id": req_id}
@@ -796,11 +1060,28 @@ class Emulator:
 
     # ============================================================ customers
     CUSTOMER_SPEC = {
-        "email": STR, "name": STR, "description": STR, "phone": STR, "metadata": META,
-        "payment_method": STR, "address": ANY, "shipping": ANY, "invoice_settings": ANY,
-        "preferred_locales": STRLIST, "tax_exempt": enum("none", "exempt", "reverse", None), "balance": INT,
-        "invoice_prefix": STR, "next_invoice_sequence": INT, "source": STR, "test_clock": STR, "tax": ANY,
-        "validate": BOOL, "coupon": STR, "promotion_code": STR, "individual_name": STR, "business_name": STR,
+        "email": STR,
+        "name": STR,
+        "description": STR,
+        "phone": STR,
+        "metadata": META,
+        "payment_method": STR,
+        "address": ANY,
+        "shipping": ANY,
+        "invoice_settings": ANY,
+        "preferred_locales": STRLIST,
+        "tax_exempt": enum("none", "exempt", "reverse", None),
+        "balance": INT,
+        "invoice_prefix": STR,
+        "next_invoice_sequence": INT,
+        "source": STR,
+        "test_clock": STR,
+        "tax": ANY,
+        "validate": BOOL,
+        "coupon": STR,
+        "promotion_code": STR,
+        "individual_name": STR,
+        "business_name": STR,
     }
 
     @staticmethod
@@ -813,21 +1094,34 @@ class Emulator:
         p = validate(q, self.CUSTOMER_SPEC)
         self._check_email(p)
         now = self._now()
-        inv = {"custom_fields": None, "default_payment_method": None, "footer": None,
-               "rendering_options": None}
+        inv = {"custom_fields": None, "default_payment_method": None, "footer": None, "rendering_options": None}
         if isinstance(p.get("invoice_settings"), dict):
             dpm = p["invoice_settings"].get("default_payment_method")
             if dpm:
                 inv["default_payment_method"] = dpm
         c = {
-            "id": "cus_" + rand(14), "object": "customer", "address": address_from(p["address"]) if p.get("address") else None,
-            "balance": p.get("balance", 0), "created": now, "currency": None, "default_source": None,
-            "delinquent": False, "description": p.get("description") or None, "discount": None,
-            "email": p.get("email") or None, "invoice_prefix": p.get("invoice_prefix") or rand(8).upper(),
-            "invoice_settings": inv, "livemode": False, "metadata": {}, "name": p.get("name") or None,
-            "next_invoice_sequence": p.get("next_invoice_sequence", 1), "phone": p.get("phone") or None,
-            "preferred_locales": p.get("preferred_locales") or [], "shipping": p.get("shipping") or None,
-            "tax_exempt": p.get("tax_exempt") or "none", "test_clock": None,
+            "id": "cus_" + rand(14),
+            "object": "customer",
+            "address": address_from(p["address"]) if p.get("address") else None,
+            "balance": p.get("balance", 0),
+            "created": now,
+            "currency": None,
+            "default_source": None,
+            "delinquent": False,
+            "description": p.get("description") or None,
+            "discount": None,
+            "email": p.get("email") or None,
+            "invoice_prefix": p.get("invoice_prefix") or rand(8).upper(),
+            "invoice_settings": inv,
+            "livemode": False,
+            "metadata": {},
+            "name": p.get("name") or None,
+            "next_invoice_sequence": p.get("next_invoice_sequence", 1),
+            "phone": p.get("phone") or None,
+            "preferred_locales": p.get("preferred_locales") or [],
+            "shipping": p.get("shipping") or None,
+            "tax_exempt": p.get("tax_exempt") or "none",
+            "test_clock": None,
         }
         self._apply_metadata(c, p.get("metadata"))
         self._store("customer", c, ctx.account, index=("email",))
@@ -867,11 +1161,16 @@ class Emulator:
         if isinstance(p.get("invoice_settings"), dict) and "default_payment_method" in p["invoice_settings"]:
             dpm = p["invoice_settings"]["default_payment_method"] or None
             if dpm:
-                pm = self._get("payment_method", "PaymentMethod", dpm, ctx, "invoice_settings[default_payment_method]", 400)
+                pm = self._get(
+                    "payment_method", "PaymentMethod", dpm, ctx, "invoice_settings[default_payment_method]", 400
+                )
                 if pm.get("customer") != cid:
-                    raise invalid("The customer does not have a payment method with the ID %s. The payment method "
-                                  "must be attached to the customer." % dpm,
-                                  param="invoice_settings[default_payment_method]", code="resource_missing")
+                    raise invalid(
+                        "The customer does not have a payment method with the ID %s. The payment method "
+                        "must be attached to the customer." % dpm,
+                        param="invoice_settings[default_payment_method]",
+                        code="resource_missing",
+                    )
             c["invoice_settings"] = dict(c["invoice_settings"], default_payment_method=dpm)
         self._apply_metadata(c, p.get("metadata"))
         prev = self._diff(before, c)
@@ -891,8 +1190,9 @@ class Emulator:
     def customer_list(self, ctx, q):
         email = self._pop_str(q, "email")
         if email:
-            return self._list(ctx, q, "customer", "/v1/customers", index=("email", email),
-                              pred=lambda o: o.get("email") == email)
+            return self._list(
+                ctx, q, "customer", "/v1/customers", index=("email", email), pred=lambda o: o.get("email") == email
+            )
         self._pop_str(q, "test_clock")
         return self._list(ctx, q, "customer", "/v1/customers")
 
@@ -900,41 +1200,76 @@ class Emulator:
         self._get("customer", "customer", cid, ctx)
         t = self._pop_str(q, "type")
         self._pop_str(q, "allow_redisplay")
-        return self._list(ctx, q, "payment_method", "/v1/customers/%s/payment_methods" % cid,
-                          index=("customer", cid),
-                          pred=lambda o: o.get("customer") == cid and (not t or o["type"] == t))
+        return self._list(
+            ctx,
+            q,
+            "payment_method",
+            "/v1/customers/%s/payment_methods" % cid,
+            index=("customer", cid),
+            pred=lambda o: o.get("customer") == cid and (not t or o["type"] == t),
+        )
 
     # ======================================================= payment methods
     def _card_from_number(self, number, exp_month=12, exp_year=None, param_prefix="card"):
         number = (number or "").replace(" ", "").replace("-", "")
         if not number.isdigit() or len(number) < 12 or len(number) > 19 or not luhn_ok(number):
-            raise ApiError(402, "Your card number is incorrect.", type="card_error", code="incorrect_number",
-                           param="%s[number]" % param_prefix)
+            raise ApiError(
+                402,
+                "Your card number is incorrect.",
+                type="card_error",
+                code="incorrect_number",
+                param="%s[number]" % param_prefix,
+            )
         brand, behaviour, decline, funding = CARDS.get(number, (None, "success", None, "credit"))
         if brand is None:
-            brand = {"4": "visa", "5": "mastercard", "2": "mastercard", "3": "amex", "6": "discover"}.get(number[0], "unknown")
-        return {"number": number, "brand": brand, "behaviour": behaviour, "decline": decline, "funding": funding,
-                "exp_month": exp_month, "exp_year": exp_year or (time.gmtime().tm_year + 3)}
+            brand = {"4": "visa", "5": "mastercard", "2": "mastercard", "3": "amex", "6": "discover"}.get(
+                number[0], "unknown"
+            )
+        return {
+            "number": number,
+            "brand": brand,
+            "behaviour": behaviour,
+            "decline": decline,
+            "funding": funding,
+            "exp_month": exp_month,
+            "exp_year": exp_year or (time.gmtime().tm_year + 3),
+        }
 
     def _new_pm(self, ctx, card, billing=None, metadata=None, allow_redisplay="unspecified"):
         now = self._now()
         pm = {
-            "id": "pm_" + rand(), "object": "payment_method", "allow_redisplay": allow_redisplay,
-            "billing_details": {"address": address_from((billing or {}).get("address")),
-                                "email": (billing or {}).get("email") or None,
-                                "name": (billing or {}).get("name") or None,
-                                "phone": (billing or {}).get("phone") or None, "tax_id": None},
+            "id": "pm_" + rand(),
+            "object": "payment_method",
+            "allow_redisplay": allow_redisplay,
+            "billing_details": {
+                "address": address_from((billing or {}).get("address")),
+                "email": (billing or {}).get("email") or None,
+                "name": (billing or {}).get("name") or None,
+                "phone": (billing or {}).get("phone") or None,
+                "tax_id": None,
+            },
             "card": {
                 "brand": card["brand"],
                 "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
-                "country": "US", "display_brand": card["brand"], "exp_month": card["exp_month"],
-                "exp_year": card["exp_year"], "fingerprint": "fp" + card["number"][-4:] + card["number"][:6],
-                "funding": card["funding"], "generated_from": None, "last4": card["number"][-4:],
+                "country": "US",
+                "display_brand": card["brand"],
+                "exp_month": card["exp_month"],
+                "exp_year": card["exp_year"],
+                "fingerprint": "fp" + card["number"][-4:] + card["number"][:6],
+                "funding": card["funding"],
+                "generated_from": None,
+                "last4": card["number"][-4:],
                 "networks": {"available": [card["brand"]], "preferred": None},
-                "three_d_secure_usage": {"supported": True}, "wallet": None, "regulated_status": "unregulated",
+                "three_d_secure_usage": {"supported": True},
+                "wallet": None,
+                "regulated_status": "unregulated",
             },
-            "created": now, "customer": None, "livemode": False, "metadata": dict(metadata or {}),
-            "type": "card", "customer_account": None,
+            "created": now,
+            "customer": None,
+            "livemode": False,
+            "metadata": dict(metadata or {}),
+            "type": "card",
+            "customer_account": None,
         }
         self._store("payment_method", pm, ctx.account)
         self.internal[pm["id"]] = {"behaviour": card["behaviour"], "decline": card["decline"]}
@@ -950,9 +1285,16 @@ class Emulator:
             raise not_found("PaymentMethod", pm_id, param, 400)
         return o
 
-    PM_SPEC = {"type": enum("card"), "card": ANY, "billing_details": ANY, "metadata": META,
-               "allow_redisplay": enum("always", "limited", "unspecified"), "customer": STR, "payment_method": STR,
-               "radar_options": ANY}
+    PM_SPEC = {
+        "type": enum("card"),
+        "card": ANY,
+        "billing_details": ANY,
+        "metadata": META,
+        "allow_redisplay": enum("always", "limited", "unspecified"),
+        "customer": STR,
+        "payment_method": STR,
+        "radar_options": ANY,
+    }
 
     def pm_create(self, ctx, q):
         p = validate(q, self.PM_SPEC)
@@ -965,8 +1307,9 @@ class Emulator:
             raise ApiError(400, "Missing required param: card.", code="parameter_missing", param="card")
         for k in card:
             if k not in ("number", "exp_month", "exp_year", "cvc", "token", "networks"):
-                raise ApiError(400, "Received unknown parameter: card[%s]" % k, code="parameter_unknown",
-                               param="card[%s]" % k)
+                raise ApiError(
+                    400, "Received unknown parameter: card[%s]" % k, code="parameter_unknown", param="card[%s]" % k
+                )
         if card.get("token"):
             tok = card["token"]
             if tok not in CARD_TOKENS:
@@ -975,26 +1318,46 @@ class Emulator:
         else:
             for f in ("number", "exp_month", "exp_year"):
                 if not card.get(f):
-                    raise ApiError(400, "Missing required param: card[%s]." % f, code="parameter_missing",
-                                   param="card[%s]" % f)
+                    raise ApiError(
+                        400, "Missing required param: card[%s]." % f, code="parameter_missing", param="card[%s]" % f
+                    )
             em, ey = card["exp_month"], card["exp_year"]
             if not (isinstance(em, str) and em.isdigit()):
-                raise ApiError(400, "Invalid integer: %s" % em, code="parameter_invalid_integer", param="card[exp_month]")
+                raise ApiError(
+                    400, "Invalid integer: %s" % em, code="parameter_invalid_integer", param="card[exp_month]"
+                )
             if not (isinstance(ey, str) and ey.isdigit()):
-                raise ApiError(400, "Invalid integer: %s" % ey, code="parameter_invalid_integer", param="card[exp_year]")
+                raise ApiError(
+                    400, "Invalid integer: %s" % ey, code="parameter_invalid_integer", param="card[exp_year]"
+                )
             em, ey = int(em), int(ey)
             if ey < 100:
                 ey += 2000
             if not 1 <= em <= 12:
-                raise ApiError(402, "Your card's expiration month is invalid.", type="card_error",
-                               code="invalid_expiry_month", param="card[exp_month]")
+                raise ApiError(
+                    402,
+                    "Your card's expiration month is invalid.",
+                    type="card_error",
+                    code="invalid_expiry_month",
+                    param="card[exp_month]",
+                )
             now = time.gmtime()
             if ey < now.tm_year or (ey == now.tm_year and em < now.tm_mon) or ey > now.tm_year + 50:
-                raise ApiError(402, "Your card's expiration year is invalid.", type="card_error",
-                               code="invalid_expiry_year", param="card[exp_year]")
+                raise ApiError(
+                    402,
+                    "Your card's expiration year is invalid.",
+                    type="card_error",
+                    code="invalid_expiry_year",
+                    param="card[exp_year]",
+                )
             c = self._card_from_number(card["number"], em, ey)
-        pm = self._new_pm(ctx, c, p.get("billing_details") if isinstance(p.get("billing_details"), dict) else None,
-                          None, p.get("allow_redisplay") or "unspecified")
+        pm = self._new_pm(
+            ctx,
+            c,
+            p.get("billing_details") if isinstance(p.get("billing_details"), dict) else None,
+            None,
+            p.get("allow_redisplay") or "unspecified",
+        )
         self._apply_metadata(pm, p.get("metadata"))
         return pm
 
@@ -1005,8 +1368,15 @@ class Emulator:
         return self._get("payment_method", "PaymentMethod", pm_id, ctx)
 
     def pm_update(self, ctx, q, pm_id):
-        p = validate(q, {"billing_details": ANY, "metadata": META, "card": obj(exp_month=INT, exp_year=INT),
-                         "allow_redisplay": enum("always", "limited", "unspecified")})
+        p = validate(
+            q,
+            {
+                "billing_details": ANY,
+                "metadata": META,
+                "card": obj(exp_month=INT, exp_year=INT),
+                "allow_redisplay": enum("always", "limited", "unspecified"),
+            },
+        )
         pm = self._get("payment_method", "PaymentMethod", pm_id, ctx)
         if isinstance(p.get("billing_details"), dict):
             b = p["billing_details"]
@@ -1028,8 +1398,11 @@ class Emulator:
 
     def _attach_pm(self, ctx, pm, cust):
         if pm.get("customer") and pm["customer"] != cust["id"]:
-            raise invalid("The payment method you provided has already been attached to a customer.",
-                          param="payment_method", code="payment_method_unexpected_state")
+            raise invalid(
+                "The payment method you provided has already been attached to a customer.",
+                param="payment_method",
+                code="payment_method_unexpected_state",
+            )
         pm["customer"] = cust["id"]
         self._index("payment_method", "customer", cust["id"], pm["id"])
         self._emit("payment_method.attached", pm, ctx, ctx.account)
@@ -1037,8 +1410,11 @@ class Emulator:
     def pm_attach(self, ctx, q, pm_id):
         p = validate(q, {"customer": STR})
         require(p, "customer")
-        pm = self._get("payment_method", "PaymentMethod", pm_id, ctx) if pm_id not in PM_TOKENS \
+        pm = (
+            self._get("payment_method", "PaymentMethod", pm_id, ctx)
+            if pm_id not in PM_TOKENS
             else self._resolve_pm(ctx, pm_id, "id")
+        )
         cust = self._get("customer", "customer", p["customer"], ctx, "customer", 400)
         self._attach_pm(ctx, pm, cust)
         return pm
@@ -1047,8 +1423,9 @@ class Emulator:
         validate(q, {})
         pm = self._get("payment_method", "PaymentMethod", pm_id, ctx)
         if not pm.get("customer"):
-            raise invalid("The payment method %s is not attached to a customer." % pm_id,
-                          code="payment_method_unexpected_state")
+            raise invalid(
+                "The payment method %s is not attached to a customer." % pm_id, code="payment_method_unexpected_state"
+            )
         pm["customer"] = None
         self._emit("payment_method.detached", pm, ctx, ctx.account)
         return pm
@@ -1059,43 +1436,84 @@ class Emulator:
         self._pop_str(q, "allow_redisplay")
         if cust:
             self._get("customer", "customer", cust, ctx, "customer", 400)
-            return self._list(ctx, q, "payment_method", "/v1/payment_methods", index=("customer", cust),
-                              pred=lambda o: o.get("customer") == cust and (not t or o["type"] == t))
-        return self._list(ctx, q, "payment_method", "/v1/payment_methods",
-                          pred=lambda o: (not t or o["type"] == t))
+            return self._list(
+                ctx,
+                q,
+                "payment_method",
+                "/v1/payment_methods",
+                index=("customer", cust),
+                pred=lambda o: o.get("customer") == cust and (not t or o["type"] == t),
+            )
+        return self._list(ctx, q, "payment_method", "/v1/payment_methods", pred=lambda o: not t or o["type"] == t)
 
     # ======================================================= payment intents
     PI_COMMON = {
-        "amount": INT, "currency": STR, "customer": STR, "description": STR, "metadata": META,
-        "payment_method": STR, "payment_method_types": STRLIST, "receipt_email": STR,
-        "setup_future_usage": enum("off_session", "on_session", None), "shipping": ANY,
-        "statement_descriptor": STR, "statement_descriptor_suffix": STR, "transfer_group": STR,
-        "application_fee_amount": INT, "capture_method": enum("automatic", "automatic_async", "manual"),
-        "payment_method_options": ANY, "payment_method_data": ANY, "payment_method_configuration": STR,
+        "amount": INT,
+        "currency": STR,
+        "customer": STR,
+        "description": STR,
+        "metadata": META,
+        "payment_method": STR,
+        "payment_method_types": STRLIST,
+        "receipt_email": STR,
+        "setup_future_usage": enum("off_session", "on_session", None),
+        "shipping": ANY,
+        "statement_descriptor": STR,
+        "statement_descriptor_suffix": STR,
+        "transfer_group": STR,
+        "application_fee_amount": INT,
+        "capture_method": enum("automatic", "automatic_async", "manual"),
+        "payment_method_options": ANY,
+        "payment_method_data": ANY,
+        "payment_method_configuration": STR,
         "excluded_payment_method_types": STRLIST,
     }
-    PI_CREATE = dict(PI_COMMON, **{
-        "confirm": BOOL, "confirmation_method": enum("automatic", "manual"),
-        "transfer_data": obj(destination=STR, amount=INT), "on_behalf_of": STR,
-        "automatic_payment_methods": obj(enabled=BOOL, allow_redirects=enum("always", "never")),
-        "return_url": STR, "off_session": ANY, "error_on_requires_action": BOOL, "mandate_data": ANY,
-        "use_stripe_sdk": BOOL, "radar_options": ANY, "confirmation_token": STR, "payment_details": ANY,
-        "customer_account": STR, "hooks": ANY, "amount_details": ANY,
-    })
-    PI_UPDATE = dict(PI_COMMON, **{"transfer_data": obj(amount=INT), "amount_details": ANY, "payment_details": ANY})
+    PI_CREATE = dict(
+        PI_COMMON,
+        confirm=BOOL,
+        confirmation_method=enum("automatic", "manual"),
+        transfer_data=obj(destination=STR, amount=INT),
+        on_behalf_of=STR,
+        automatic_payment_methods=obj(enabled=BOOL, allow_redirects=enum("always", "never")),
+        return_url=STR,
+        off_session=ANY,
+        error_on_requires_action=BOOL,
+        mandate_data=ANY,
+        use_stripe_sdk=BOOL,
+        radar_options=ANY,
+        confirmation_token=STR,
+        payment_details=ANY,
+        customer_account=STR,
+        hooks=ANY,
+        amount_details=ANY,
+    )
+    PI_UPDATE = dict(PI_COMMON, transfer_data=obj(amount=INT), amount_details=ANY, payment_details=ANY)
     PI_CONFIRM = {
-        "payment_method": STR, "return_url": STR, "receipt_email": STR, "setup_future_usage":
-            enum("off_session", "on_session", None), "payment_method_options": ANY, "off_session": ANY,
-        "mandate_data": ANY, "client_secret": STR, "use_stripe_sdk": BOOL, "error_on_requires_action": BOOL,
-        "capture_method": enum("automatic", "automatic_async", "manual"), "payment_method_data": ANY,
-        "payment_method_types": STRLIST, "shipping": ANY, "radar_options": ANY, "confirmation_token": STR,
-        "key": STR, "_stripe_version": STR,
+        "payment_method": STR,
+        "return_url": STR,
+        "receipt_email": STR,
+        "setup_future_usage": enum("off_session", "on_session", None),
+        "payment_method_options": ANY,
+        "off_session": ANY,
+        "mandate_data": ANY,
+        "client_secret": STR,
+        "use_stripe_sdk": BOOL,
+        "error_on_requires_action": BOOL,
+        "capture_method": enum("automatic", "automatic_async", "manual"),
+        "payment_method_data": ANY,
+        "payment_method_types": STRLIST,
+        "shipping": ANY,
+        "radar_options": ANY,
+        "confirmation_token": STR,
+        "key": STR,
+        "_stripe_version": STR,
     }
 
     def _check_amount(self, amount, currency, param="amount"):
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param=param)
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param=param
+            )
         if amount > 99999999:
             raise ApiError(400, "Amount must be no more than $999,999.99", code="amount_too_large", param=param)
         minimum = CURRENCY_MIN.get(currency, 50)
@@ -1110,8 +1528,12 @@ class Emulator:
     def _check_currency(self, currency, param="currency"):
         c = (currency or "").lower()
         if c not in CURRENCY_MIN:
-            raise ApiError(400, "Invalid currency: %s. Stripe currently supports these currencies: %s" % (
-                currency, ", ".join(sorted(CURRENCY_MIN))), param=param)
+            raise ApiError(
+                400,
+                "Invalid currency: %s. Stripe currently supports these currencies: %s"
+                % (currency, ", ".join(sorted(CURRENCY_MIN))),
+                param=param,
+            )
         return c
 
     def _resolve_account(self, acct_id, param):
@@ -1132,33 +1554,51 @@ class Emulator:
         if p.get("transfer_data"):
             dest = p["transfer_data"].get("destination")
             if not dest:
-                raise ApiError(400, "Missing required param: transfer_data[destination].", code="parameter_missing",
-                               param="transfer_data[destination]")
+                raise ApiError(
+                    400,
+                    "Missing required param: transfer_data[destination].",
+                    code="parameter_missing",
+                    param="transfer_data[destination]",
+                )
             self._resolve_account(dest, "transfer_data[destination]")
             td = {"destination": dest}
             if "amount" in p["transfer_data"]:
                 ta = p["transfer_data"]["amount"]
                 if ta < 0 or ta > p["amount"]:
-                    raise invalid("transfer_data[amount] must be between 0 and the PaymentIntent amount.",
-                                  param="transfer_data[amount]")
+                    raise invalid(
+                        "transfer_data[amount] must be between 0 and the PaymentIntent amount.",
+                        param="transfer_data[amount]",
+                    )
                 td["amount"] = ta
         if p.get("on_behalf_of"):
             self._resolve_account(p["on_behalf_of"], "on_behalf_of")
         fee = p.get("application_fee_amount")
         if fee is not None:
             if fee < 0:
-                raise ApiError(400, "This value must be greater than or equal to 0.",
-                               code="parameter_invalid_integer", param="application_fee_amount")
+                raise ApiError(
+                    400,
+                    "This value must be greater than or equal to 0.",
+                    code="parameter_invalid_integer",
+                    param="application_fee_amount",
+                )
             if fee > p["amount"]:
-                raise invalid("The application fee amount must be less than or equal to the amount.",
-                              param="application_fee_amount")
+                raise invalid(
+                    "The application fee amount must be less than or equal to the amount.",
+                    param="application_fee_amount",
+                )
             if not ctx.account and td is None:
-                raise invalid("Can only apply an application_fee_amount when the PaymentIntent is attempting a "
-                              "direct payment (using an OAuth key or Stripe-Account header) or destination payment "
-                              "(using `transfer_data[destination]`).", param="application_fee_amount")
+                raise invalid(
+                    "Can only apply an application_fee_amount when the PaymentIntent is attempting a "
+                    "direct payment (using an OAuth key or Stripe-Account header) or destination payment "
+                    "(using `transfer_data[destination]`).",
+                    param="application_fee_amount",
+                )
         if p.get("automatic_payment_methods") and p.get("payment_method_types"):
-            raise invalid("You may only specify one of these parameters: automatic_payment_methods, "
-                          "payment_method_types.", param="automatic_payment_methods", code="parameters_exclusive")
+            raise invalid(
+                "You may only specify one of these parameters: automatic_payment_methods, payment_method_types.",
+                param="automatic_payment_methods",
+                code="parameters_exclusive",
+            )
         pm = None
         if p.get("payment_method"):
             pm = self._resolve_pm(ctx, p["payment_method"], "payment_method")
@@ -1168,30 +1608,59 @@ class Emulator:
         pid = "pi_" + rand()
         apm = p.get("automatic_payment_methods")
         pi = {
-            "id": pid, "object": "payment_intent", "amount": p["amount"], "amount_capturable": 0,
-            "amount_details": {"tip": {}}, "amount_received": 0, "application": None,
+            "id": pid,
+            "object": "payment_intent",
+            "amount": p["amount"],
+            "amount_capturable": 0,
+            "amount_details": {"tip": {}},
+            "amount_received": 0,
+            "application": None,
             "application_fee_amount": fee,
-            "automatic_payment_methods": ({"allow_redirects": apm.get("allow_redirects", "always"),
-                                           "enabled": bool(apm.get("enabled"))} if apm else None),
-            "canceled_at": None, "cancellation_reason": None,
+            "automatic_payment_methods": (
+                {"allow_redirects": apm.get("allow_redirects", "always"), "enabled": bool(apm.get("enabled"))}
+                if apm
+                else None
+            ),
+            "canceled_at": None,
+            "cancellation_reason": None,
             "capture_method": p.get("capture_method") or "automatic",
             "client_secret": "%s_secret_%s" % (pid, rand(25)),
-            "confirmation_method": p.get("confirmation_method") or "automatic", "created": now,
-            "currency": currency, "customer": cust["id"] if cust else None,
-            "description": p.get("description") or None, "last_payment_error": None, "latest_charge": None,
-            "livemode": False, "metadata": {}, "next_action": None, "on_behalf_of": p.get("on_behalf_of") or None,
-            "payment_method": pm["id"] if pm else None, "payment_method_configuration_details": None,
-            "payment_method_options": {"card": {"installments": None, "mandate_options": None, "network": None,
-                                                "request_three_d_secure": "automatic"}},
-            "payment_method_types": p.get("payment_method_types") or ["card"], "processing": None,
-            "receipt_email": p.get("receipt_email") or None, "review": None,
-            "setup_future_usage": p.get("setup_future_usage"), "shipping": p.get("shipping") or None,
+            "confirmation_method": p.get("confirmation_method") or "automatic",
+            "created": now,
+            "currency": currency,
+            "customer": cust["id"] if cust else None,
+            "description": p.get("description") or None,
+            "last_payment_error": None,
+            "latest_charge": None,
+            "livemode": False,
+            "metadata": {},
+            "next_action": None,
+            "on_behalf_of": p.get("on_behalf_of") or None,
+            "payment_method": pm["id"] if pm else None,
+            "payment_method_configuration_details": None,
+            "payment_method_options": {
+                "card": {
+                    "installments": None,
+                    "mandate_options": None,
+                    "network": None,
+                    "request_three_d_secure": "automatic",
+                }
+            },
+            "payment_method_types": p.get("payment_method_types") or ["card"],
+            "processing": None,
+            "receipt_email": p.get("receipt_email") or None,
+            "review": None,
+            "setup_future_usage": p.get("setup_future_usage"),
+            "shipping": p.get("shipping") or None,
             "statement_descriptor": p.get("statement_descriptor") or None,
             "statement_descriptor_suffix": p.get("statement_descriptor_suffix") or None,
             "status": "requires_confirmation" if pm else "requires_payment_method",
-            "transfer_data": td, "transfer_group": p.get("transfer_group") or None, "source": None,
+            "transfer_data": td,
+            "transfer_group": p.get("transfer_group") or None,
+            "source": None,
             "excluded_payment_method_types": p.get("excluded_payment_method_types") or None,
-            "customer_account": None, "managed_payments": None,
+            "customer_account": None,
+            "managed_payments": None,
         }
         if apm and apm.get("enabled"):
             pi["payment_method_configuration_details"] = {"id": "pmc_" + rand(), "parent": None}
@@ -1205,15 +1674,21 @@ class Emulator:
 
     def _pm_from_data(self, ctx, d):
         if d.get("type") not in (None, "card"):
-            raise invalid("The emulator only supports payment_method_data[type]=card.", param="payment_method_data[type]")
+            raise invalid(
+                "The emulator only supports payment_method_data[type]=card.", param="payment_method_data[type]"
+            )
         card = d.get("card") or {}
         if isinstance(card, dict) and card.get("token"):
             c = self._card_from_number(CARD_TOKENS.get(card["token"], "4242424242424242"))
         elif isinstance(card, dict) and card.get("number"):
             c = self._card_from_number(card["number"], param_prefix="payment_method_data[card]")
         else:
-            raise ApiError(400, "Missing required param: payment_method_data[card].", code="parameter_missing",
-                           param="payment_method_data[card]")
+            raise ApiError(
+                400,
+                "Missing required param: payment_method_data[card].",
+                code="parameter_missing",
+                param="payment_method_data[card]",
+            )
         return self._new_pm(ctx, c, d.get("billing_details") if isinstance(d.get("billing_details"), dict) else None)
 
     def _pi_for(self, ctx, pid, q):
@@ -1221,8 +1696,9 @@ class Emulator:
         if ctx.publishable:
             cs = q.get("client_secret")
             if not cs:
-                raise ApiError(400, "Missing required param: client_secret.", code="parameter_missing",
-                               param="client_secret")
+                raise ApiError(
+                    400, "Missing required param: client_secret.", code="parameter_missing", param="client_secret"
+                )
             if pi is None or pi.get("object") != "payment_intent" or pi["client_secret"] != cs:
                 raise not_found("payment_intent", pid)
             return pi
@@ -1233,19 +1709,47 @@ class Emulator:
         pi = self._pi_for(ctx, pid, q)
         if ctx.publishable:
             # Stripe.js sees a restricted view
-            return {k: pi[k] for k in ("id", "object", "amount", "amount_details", "automatic_payment_methods",
-                                       "canceled_at", "cancellation_reason", "capture_method", "client_secret",
-                                       "confirmation_method", "created", "currency", "description",
-                                       "last_payment_error", "livemode", "next_action", "payment_method",
-                                       "payment_method_types", "processing", "receipt_email",
-                                       "setup_future_usage", "shipping", "status")}
+            return {
+                k: pi[k]
+                for k in (
+                    "id",
+                    "object",
+                    "amount",
+                    "amount_details",
+                    "automatic_payment_methods",
+                    "canceled_at",
+                    "cancellation_reason",
+                    "capture_method",
+                    "client_secret",
+                    "confirmation_method",
+                    "created",
+                    "currency",
+                    "description",
+                    "last_payment_error",
+                    "livemode",
+                    "next_action",
+                    "payment_method",
+                    "payment_method_types",
+                    "processing",
+                    "receipt_email",
+                    "setup_future_usage",
+                    "shipping",
+                    "status",
+                )
+            }
         return pi
 
     def pi_list(self, ctx, q):
         cust = self._pop_str(q, "customer")
         if cust:
-            return self._list(ctx, q, "payment_intent", "/v1/payment_intents", index=("customer", cust),
-                              pred=lambda o: o.get("customer") == cust)
+            return self._list(
+                ctx,
+                q,
+                "payment_intent",
+                "/v1/payment_intents",
+                index=("customer", cust),
+                pred=lambda o: o.get("customer") == cust,
+            )
         return self._list(ctx, q, "payment_intent", "/v1/payment_intents")
 
     def pi_update(self, ctx, q, pid):
@@ -1254,14 +1758,20 @@ class Emulator:
         st = pi["status"]
         only_meta = set(p) <= {"metadata", "description", "receipt_email", "shipping", "expand"}
         if st in ("succeeded", "canceled", "processing") and not only_meta:
-            raise invalid("This PaymentIntent's parameters could not be updated because it has a status of %s. You "
-                          "may only update the metadata, description, receipt_email and shipping of a PaymentIntent "
-                          "with one of the following statuses: succeeded, canceled." % st,
-                          code="payment_intent_unexpected_state")
-        if st == "requires_capture" and not (set(p) <= {"metadata", "description", "receipt_email", "shipping",
-                                                         "application_fee_amount", "transfer_data"}):
-            raise invalid("This PaymentIntent could not be updated because it has a status of requires_capture.",
-                          code="payment_intent_unexpected_state")
+            raise invalid(
+                "This PaymentIntent's parameters could not be updated because it has a status of %s. You "
+                "may only update the metadata, description, receipt_email and shipping of a PaymentIntent "
+                "with one of the following statuses: succeeded, canceled." % st,
+                code="payment_intent_unexpected_state",
+            )
+        if st == "requires_capture" and not (
+            set(p)
+            <= {"metadata", "description", "receipt_email", "shipping", "application_fee_amount", "transfer_data"}
+        ):
+            raise invalid(
+                "This PaymentIntent could not be updated because it has a status of requires_capture.",
+                code="payment_intent_unexpected_state",
+            )
         currency = pi["currency"]
         if "currency" in p:
             currency = self._check_currency(p["currency"])
@@ -1274,8 +1784,14 @@ class Emulator:
                 self._get("customer", "customer", p["customer"], ctx, "customer", 400)
             pi["customer"] = p["customer"] or None
             self._index("payment_intent", "customer", pi["customer"], pid)
-        for f in ("description", "receipt_email", "statement_descriptor", "statement_descriptor_suffix",
-                  "transfer_group", "shipping"):
+        for f in (
+            "description",
+            "receipt_email",
+            "statement_descriptor",
+            "statement_descriptor_suffix",
+            "transfer_group",
+            "shipping",
+        ):
             if f in p:
                 pi[f] = p[f] or None
         if "setup_future_usage" in p:
@@ -1322,15 +1838,19 @@ class Emulator:
     def _confirm(self, ctx, pi, pm_param, p):
         st = pi["status"]
         if st not in ("requires_payment_method", "requires_confirmation", "requires_action"):
-            raise ApiError(400, "This PaymentIntent's payment_method could not be updated because it has a status of "
-                                "%s. You may only update the payment_method of a PaymentIntent with one of the "
-                                "following statuses: requires_payment_method, requires_confirmation, "
-                                "requires_action." % st if pm_param else
-                           "You cannot confirm this PaymentIntent because it has a status of %s. Only a "
-                           "PaymentIntent with one of the following statuses may be confirmed: "
-                           "requires_confirmation, requires_action, requires_payment_method." % st,
-                           code="payment_intent_unexpected_state",
-                           extra={"payment_intent": jcopy(self._out(pi))})
+            raise ApiError(
+                400,
+                "This PaymentIntent's payment_method could not be updated because it has a status of "
+                "%s. You may only update the payment_method of a PaymentIntent with one of the "
+                "following statuses: requires_payment_method, requires_confirmation, "
+                "requires_action." % st
+                if pm_param
+                else "You cannot confirm this PaymentIntent because it has a status of %s. Only a "
+                "PaymentIntent with one of the following statuses may be confirmed: "
+                "requires_confirmation, requires_action, requires_payment_method." % st,
+                code="payment_intent_unexpected_state",
+                extra={"payment_intent": jcopy(self._out(pi))},
+            )
         if pm_param:
             pm = self._resolve_pm(ctx, pm_param, "payment_method")
         elif isinstance(p.get("payment_method_data"), dict):
@@ -1338,14 +1858,21 @@ class Emulator:
         elif pi.get("payment_method"):
             pm = self.objects[pi["payment_method"]]
         else:
-            raise ApiError(400, "You cannot confirm this PaymentIntent because it's missing a payment method. To "
-                                "confirm the PaymentIntent with %s, specify a payment method attached to this "
-                                "customer along with the customer ID." % (pi.get("customer") or "a payment method"),
-                           code="payment_intent_unexpected_state", param="payment_method",
-                           extra={"payment_intent": jcopy(self._out(pi))})
+            raise ApiError(
+                400,
+                "You cannot confirm this PaymentIntent because it's missing a payment method. To "
+                "confirm the PaymentIntent with %s, specify a payment method attached to this "
+                "customer along with the customer ID." % (pi.get("customer") or "a payment method"),
+                code="payment_intent_unexpected_state",
+                param="payment_method",
+                extra={"payment_intent": jcopy(self._out(pi))},
+            )
         if pm.get("customer") and pi.get("customer") and pm["customer"] != pi["customer"]:
-            raise invalid("The provided PaymentMethod belongs to a different Customer than the one on this "
-                          "PaymentIntent.", param="payment_method", code="payment_method_unexpected_state")
+            raise invalid(
+                "The provided PaymentMethod belongs to a different Customer than the one on this PaymentIntent.",
+                param="payment_method",
+                code="payment_method_unexpected_state",
+            )
         pi["payment_method"] = pm["id"]
         pi["last_payment_error"] = None
         pi["next_action"] = None
@@ -1353,19 +1880,30 @@ class Emulator:
         if behaviour == "3ds" and not self.internal[pi["id"]].get("3ds_ok"):
             if p.get("error_on_requires_action"):
                 self._fail_auth(ctx, pi, pm, emit=True)
-                raise ApiError(402, "Your card was declined. This transaction requires authentication.",
-                               type="card_error", code="authentication_required",
-                               decline_code="authentication_required",
-                               extra={"payment_intent": jcopy(self._out(pi)), "payment_method": jcopy(pm)})
+                raise ApiError(
+                    402,
+                    "Your card was declined. This transaction requires authentication.",
+                    type="card_error",
+                    code="authentication_required",
+                    decline_code="authentication_required",
+                    extra={"payment_intent": jcopy(self._out(pi)), "payment_method": jcopy(pm)},
+                )
             pi["status"] = "requires_action"
             ret = self.internal[pi["id"]].get("return_url")
             if ret:
-                pi["next_action"] = {"type": "redirect_to_url", "redirect_to_url": {
-                    "return_url": ret, "url": "%s/_emulator/3ds/%s" % (ctx.base_url, pi["id"])}}
+                pi["next_action"] = {
+                    "type": "redirect_to_url",
+                    "redirect_to_url": {"return_url": ret, "url": "%s/_emulator/3ds/%s" % (ctx.base_url, pi["id"])},
+                }
             else:
-                pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {
-                    "type": "three_d_secure_redirect", "stripe_js": "%s/_emulator/3ds/%s" % (ctx.base_url, pi["id"]),
-                    "source": "src_" + rand()}}
+                pi["next_action"] = {
+                    "type": "use_stripe_sdk",
+                    "use_stripe_sdk": {
+                        "type": "three_d_secure_redirect",
+                        "stripe_js": "%s/_emulator/3ds/%s" % (ctx.base_url, pi["id"]),
+                        "source": "src_" + rand(),
+                    },
+                }
             self._emit("payment_intent.requires_action", pi, ctx, ctx.account)
             return
         self._attempt_charge(ctx, pi, pm, behaviour)
@@ -1378,8 +1916,9 @@ class Emulator:
             "code": "payment_intent_authentication_failure",
             "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
             "message": "The provided PaymentMethod has failed authentication. You can provide payment_method_data "
-                       "or a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
-            "payment_method": jcopy(pm), "type": "invalid_request_error",
+            "or a new PaymentMethod to attempt to fulfill this PaymentIntent again.",
+            "payment_method": jcopy(pm),
+            "type": "invalid_request_error",
         }
         if emit:
             self._emit("payment_intent.payment_failed", pi, ctx, self.owner.get(pi["id"]))
@@ -1388,36 +1927,75 @@ class Emulator:
         now = self._now()
         card = pm["card"]
         ch = {
-            "id": "ch_" + rand(), "object": "charge", "amount": pi["amount"], "amount_captured": 0,
-            "amount_refunded": 0, "application": None, "application_fee": None,
-            "application_fee_amount": pi.get("application_fee_amount"), "balance_transaction": None,
+            "id": "ch_" + rand(),
+            "object": "charge",
+            "amount": pi["amount"],
+            "amount_captured": 0,
+            "amount_refunded": 0,
+            "application": None,
+            "application_fee": None,
+            "application_fee_amount": pi.get("application_fee_amount"),
+            "balance_transaction": None,
             "billing_details": jcopy(pm["billing_details"]),
             "calculated_statement_descriptor": (pi.get("statement_descriptor") or "TALKPAY")[:22].upper(),
-            "captured": False, "created": now, "currency": pi["currency"], "customer": pi.get("customer"),
-            "description": pi.get("description"), "disputed": False, "failure_balance_transaction": None,
-            "failure_code": failure[0] if failure else None, "failure_message": failure[1] if failure else None,
-            "fraud_details": {}, "livemode": False, "metadata": dict(pi["metadata"]),
-            "on_behalf_of": pi.get("on_behalf_of"), "outcome": outcome, "paid": status == "succeeded",
-            "payment_intent": pi["id"], "payment_method": pm["id"],
-            "payment_method_details": {"card": {
-                "amount_authorized": pi["amount"] if status == "succeeded" else None, "brand": card["brand"],
-                "checks": dict(card["checks"]), "country": card["country"], "exp_month": card["exp_month"],
-                "exp_year": card["exp_year"], "extended_authorization": {"status": "disabled"},
-                "fingerprint": card["fingerprint"], "funding": card["funding"],
-                "incremental_authorization": {"status": "unavailable"}, "installments": None,
-                "last4": card["last4"], "mandate": None, "multicapture": {"status": "unavailable"},
-                "network": card["brand"], "network_token": {"used": False},
-                "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
-                "three_d_secure": ({"authentication_flow": "challenge", "result": "authenticated",
-                                    "version": "2.2.0"} if self.internal[pi["id"]].get("3ds_ok") else None),
-                "wallet": None}, "type": "card"},
-            "receipt_email": pi.get("receipt_email"), "receipt_number": None,
-            "receipt_url": "https://pay.stripe.com/receipts/emulator/%s" % rand(16), "refunded": False,
-            "review": None, "shipping": pi.get("shipping"), "source_transfer": None,
+            "captured": False,
+            "created": now,
+            "currency": pi["currency"],
+            "customer": pi.get("customer"),
+            "description": pi.get("description"),
+            "disputed": False,
+            "failure_balance_transaction": None,
+            "failure_code": failure[0] if failure else None,
+            "failure_message": failure[1] if failure else None,
+            "fraud_details": {},
+            "livemode": False,
+            "metadata": dict(pi["metadata"]),
+            "on_behalf_of": pi.get("on_behalf_of"),
+            "outcome": outcome,
+            "paid": status == "succeeded",
+            "payment_intent": pi["id"],
+            "payment_method": pm["id"],
+            "payment_method_details": {
+                "card": {
+                    "amount_authorized": pi["amount"] if status == "succeeded" else None,
+                    "brand": card["brand"],
+                    "checks": dict(card["checks"]),
+                    "country": card["country"],
+                    "exp_month": card["exp_month"],
+                    "exp_year": card["exp_year"],
+                    "extended_authorization": {"status": "disabled"},
+                    "fingerprint": card["fingerprint"],
+                    "funding": card["funding"],
+                    "incremental_authorization": {"status": "unavailable"},
+                    "installments": None,
+                    "last4": card["last4"],
+                    "mandate": None,
+                    "multicapture": {"status": "unavailable"},
+                    "network": card["brand"],
+                    "network_token": {"used": False},
+                    "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
+                    "three_d_secure": (
+                        {"authentication_flow": "challenge", "result": "authenticated", "version": "2.2.0"}
+                        if self.internal[pi["id"]].get("3ds_ok")
+                        else None
+                    ),
+                    "wallet": None,
+                },
+                "type": "card",
+            },
+            "receipt_email": pi.get("receipt_email"),
+            "receipt_number": None,
+            "receipt_url": "https://pay.stripe.com/receipts/emulator/%s" % rand(16),
+            "refunded": False,
+            "review": None,
+            "shipping": pi.get("shipping"),
+            "source_transfer": None,
             "statement_descriptor": pi.get("statement_descriptor"),
-            "statement_descriptor_suffix": pi.get("statement_descriptor_suffix"), "status": status,
+            "statement_descriptor_suffix": pi.get("statement_descriptor_suffix"),
+            "status": status,
             "transfer_data": jcopy(pi["transfer_data"]) if pi.get("transfer_data") else None,
-            "transfer_group": pi.get("transfer_group"), "source": None,
+            "transfer_group": pi.get("transfer_group"),
+            "source": None,
         }
         if pi.get("transfer_data"):
             ch["transfer"] = None
@@ -1432,18 +2010,31 @@ class Emulator:
         if behaviour == "decline":
             decline = self.internal[pm["id"]]["decline"]
             code, message = DECLINES.get(decline, ("card_declined", "Your card was declined."))
-            outcome = {"advice_code": "try_again_later" if decline == "processing_error" else
-                       "do_not_try_again" if decline in ("lost_card", "stolen_card", "fraudulent") else "try_again_later",
-                       "network_advice_code": None, "network_decline_code": None,
-                       "network_status": "declined_by_network", "reason": decline,
-                       "risk_level": "highest" if decline == "fraudulent" else "normal",
-                       "risk_score": 85 if decline == "fraudulent" else 20,
-                       "seller_message": "The bank returned the decline code `%s`." % decline,
-                       "type": "issuer_declined"}
+            outcome = {
+                "advice_code": "try_again_later"
+                if decline == "processing_error"
+                else "do_not_try_again"
+                if decline in ("lost_card", "stolen_card", "fraudulent")
+                else "try_again_later",
+                "network_advice_code": None,
+                "network_decline_code": None,
+                "network_status": "declined_by_network",
+                "reason": decline,
+                "risk_level": "highest" if decline == "fraudulent" else "normal",
+                "risk_score": 85 if decline == "fraudulent" else 20,
+                "seller_message": "The bank returned the decline code `%s`." % decline,
+                "type": "issuer_declined",
+            }
             ch = self._new_charge(ctx, pi, pm, "failed", False, outcome, (code, message))
-            err = {"charge": ch["id"], "code": code, "decline_code": decline,
-                   "doc_url": "https://stripe.com/docs/error-codes/%s" % code.replace("_", "-"),
-                   "message": message, "payment_method": jcopy(pm), "type": "card_error"}
+            err = {
+                "charge": ch["id"],
+                "code": code,
+                "decline_code": decline,
+                "doc_url": "https://stripe.com/docs/error-codes/%s" % code.replace("_", "-"),
+                "message": message,
+                "payment_method": jcopy(pm),
+                "type": "card_error",
+            }
             if code != "card_declined":
                 err.pop("decline_code")
                 if decline in ("expired_card", "incorrect_cvc"):
@@ -1453,13 +2044,26 @@ class Emulator:
             pi["last_payment_error"] = err
             self._emit("charge.failed", ch, ctx, acct)
             self._emit("payment_intent.payment_failed", pi, ctx, acct)
-            raise ApiError(402, message, type="card_error", code=code,
-                           decline_code=err.get("decline_code"), param=err.get("param"),
-                           extra={"charge": ch["id"], "payment_intent": jcopy(self._out(pi)),
-                                  "payment_method": jcopy(pm)})
-        outcome = {"advice_code": None, "network_advice_code": None, "network_decline_code": None,
-                   "network_status": "approved_by_network", "reason": None, "risk_level": "normal",
-                   "risk_score": 32, "seller_message": "Payment complete.", "type": "authorized"}
+            raise ApiError(
+                402,
+                message,
+                type="card_error",
+                code=code,
+                decline_code=err.get("decline_code"),
+                param=err.get("param"),
+                extra={"charge": ch["id"], "payment_intent": jcopy(self._out(pi)), "payment_method": jcopy(pm)},
+            )
+        outcome = {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "risk_score": 32,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        }
         manual = pi["capture_method"] == "manual"
         ch = self._new_charge(ctx, pi, pm, "succeeded", not manual, outcome)
         self.internal[ch["id"]]["behaviour"] = behaviour
@@ -1482,16 +2086,26 @@ class Emulator:
         ch["amount_captured"] = amount
         behaviour = self.internal[ch["id"]].get("behaviour")
         pending = self.config["funds_pending"] and behaviour != "success_available"
-        txn = self._txn(acct, amount, ch["currency"], "charge", ch["id"], fee=stripe_fee(amount),
-                        description=ch.get("description"), pending=pending)
+        txn = self._txn(
+            acct,
+            amount,
+            ch["currency"],
+            "charge",
+            ch["id"],
+            fee=stripe_fee(amount),
+            description=ch.get("description"),
+            pending=pending,
+        )
         ch["balance_transaction"] = txn["id"]
         fee = pi.get("application_fee_amount")
         if acct and fee:
             # direct charge with an application fee: the platform collects it
-            self._txn(acct, -fee, ch["currency"], "application_fee", ch["id"], description="Application fee",
-                      pending=pending)
-            self._txn(None, fee, ch["currency"], "application_fee", ch["id"], description="Application fee",
-                      pending=pending)
+            self._txn(
+                acct, -fee, ch["currency"], "application_fee", ch["id"], description="Application fee", pending=pending
+            )
+            self._txn(
+                None, fee, ch["currency"], "application_fee", ch["id"], description="Application fee", pending=pending
+            )
 
     def _after_capture(self, ctx, pi, ch):
         acct = self.owner.get(pi["id"])
@@ -1501,12 +2115,22 @@ class Emulator:
             if amount is None:
                 amount = ch["amount_captured"] - (pi.get("application_fee_amount") or 0)
             if amount > 0:
-                tr = self._make_transfer(ctx, amount, ch["currency"], td["destination"], pi.get("transfer_group"),
-                                         ch["id"], {}, None, pending_src=self._txn_pending(ch))
+                tr = self._make_transfer(
+                    ctx,
+                    amount,
+                    ch["currency"],
+                    td["destination"],
+                    pi.get("transfer_group"),
+                    ch["id"],
+                    {},
+                    None,
+                    pending_src=self._txn_pending(ch),
+                )
                 ch["transfer"] = tr["id"]
         if self.internal[ch["id"]].get("behaviour") == "dispute":
-            self.scheduler.schedule(self.config["dispute_delay"] * self.config["time_scale"],
-                                    self._auto_dispute, ch["id"])
+            self.scheduler.schedule(
+                self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
+            )
         del acct
 
     def _txn_pending(self, ch):
@@ -1520,16 +2144,19 @@ class Emulator:
                 self.open_dispute(ch_id, "fraudulent")
 
     def pi_cancel(self, ctx, q, pid):
-        p = validate(q, {"cancellation_reason": enum("duplicate", "fraudulent", "requested_by_customer",
-                                                      "abandoned")})
+        p = validate(q, {"cancellation_reason": enum("duplicate", "fraudulent", "requested_by_customer", "abandoned")})
         pi = self._get("payment_intent", "payment_intent", pid, ctx)
         st = pi["status"]
         if st in ("succeeded", "canceled"):
-            raise ApiError(400, "You cannot cancel this PaymentIntent because it has a status of %s. Only a "
-                                "PaymentIntent with one of the following statuses may be canceled: "
-                                "requires_payment_method, requires_capture, requires_confirmation, "
-                                "requires_action, processing." % st,
-                           code="payment_intent_unexpected_state", extra={"payment_intent": jcopy(self._out(pi))})
+            raise ApiError(
+                400,
+                "You cannot cancel this PaymentIntent because it has a status of %s. Only a "
+                "PaymentIntent with one of the following statuses may be canceled: "
+                "requires_payment_method, requires_capture, requires_confirmation, "
+                "requires_action, processing." % st,
+                code="payment_intent_unexpected_state",
+                extra={"payment_intent": jcopy(self._out(pi))},
+            )
         acct = self.owner.get(pid)
         if st == "requires_capture" and pi.get("latest_charge"):
             ch = self.objects[pi["latest_charge"]]
@@ -1546,22 +2173,43 @@ class Emulator:
         return pi
 
     def pi_capture(self, ctx, q, pid):
-        p = validate(q, {"amount_to_capture": INT, "application_fee_amount": INT, "metadata": META,
-                         "statement_descriptor": STR, "statement_descriptor_suffix": STR,
-                         "transfer_data": obj(amount=INT), "final_capture": BOOL})
+        p = validate(
+            q,
+            {
+                "amount_to_capture": INT,
+                "application_fee_amount": INT,
+                "metadata": META,
+                "statement_descriptor": STR,
+                "statement_descriptor_suffix": STR,
+                "transfer_data": obj(amount=INT),
+                "final_capture": BOOL,
+            },
+        )
         pi = self._get("payment_intent", "payment_intent", pid, ctx)
         if pi["status"] != "requires_capture":
-            raise ApiError(400, "This PaymentIntent could not be captured because it has a status of %s. Only a "
-                                "PaymentIntent with one of the following statuses may be captured: "
-                                "requires_capture." % pi["status"],
-                           code="payment_intent_unexpected_state", extra={"payment_intent": jcopy(self._out(pi))})
+            raise ApiError(
+                400,
+                "This PaymentIntent could not be captured because it has a status of %s. Only a "
+                "PaymentIntent with one of the following statuses may be captured: "
+                "requires_capture." % pi["status"],
+                code="payment_intent_unexpected_state",
+                extra={"payment_intent": jcopy(self._out(pi))},
+            )
         amount = p.get("amount_to_capture", pi["amount_capturable"])
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param="amount_to_capture")
+            raise ApiError(
+                400,
+                "This value must be greater than or equal to 1.",
+                code="parameter_invalid_integer",
+                param="amount_to_capture",
+            )
         if amount > pi["amount_capturable"]:
-            raise invalid("The amount to capture (%d) must be less than or equal to the amount capturable (%d)."
-                          % (amount, pi["amount_capturable"]), param="amount_to_capture", code="amount_too_large")
+            raise invalid(
+                "The amount to capture (%d) must be less than or equal to the amount capturable (%d)."
+                % (amount, pi["amount_capturable"]),
+                param="amount_to_capture",
+                code="amount_too_large",
+            )
         if "application_fee_amount" in p:
             pi["application_fee_amount"] = p["application_fee_amount"]
         if p.get("transfer_data") and pi.get("transfer_data") and "amount" in p["transfer_data"]:
@@ -1589,8 +2237,10 @@ class Emulator:
             raise not_found("payment_intent", pid)
         ctx.account = self.owner.get(pid)
         if pi["status"] != "requires_action":
-            raise invalid("PaymentIntent %s is not in requires_action (status: %s)." % (pid, pi["status"]),
-                          code="payment_intent_unexpected_state")
+            raise invalid(
+                "PaymentIntent %s is not in requires_action (status: %s)." % (pid, pi["status"]),
+                code="payment_intent_unexpected_state",
+            )
         pm = self.objects[pi["payment_method"]]
         if outcome == "fail":
             self._fail_auth(ctx, pi, pm)
@@ -1613,17 +2263,40 @@ class Emulator:
         cust = self._pop_str(q, "customer")
         tg = self._pop_str(q, "transfer_group")
         if pi:
-            return self._list(ctx, q, "charge", "/v1/charges", index=("payment_intent", pi),
-                              pred=lambda o: (not cust or o.get("customer") == cust) and
-                              (not tg or o.get("transfer_group") == tg))
+            return self._list(
+                ctx,
+                q,
+                "charge",
+                "/v1/charges",
+                index=("payment_intent", pi),
+                pred=lambda o: (not cust or o.get("customer") == cust) and (not tg or o.get("transfer_group") == tg),
+            )
         if cust:
-            return self._list(ctx, q, "charge", "/v1/charges", index=("customer", cust),
-                              pred=lambda o: (not tg or o.get("transfer_group") == tg))
-        return self._list(ctx, q, "charge", "/v1/charges", pred=(lambda o: o.get("transfer_group") == tg) if tg else None)
+            return self._list(
+                ctx,
+                q,
+                "charge",
+                "/v1/charges",
+                index=("customer", cust),
+                pred=lambda o: not tg or o.get("transfer_group") == tg,
+            )
+        return self._list(
+            ctx, q, "charge", "/v1/charges", pred=(lambda o: o.get("transfer_group") == tg) if tg else None
+        )
 
     def charge_update(self, ctx, q, cid):
-        p = validate(q, {"description": STR, "metadata": META, "receipt_email": STR, "transfer_group": STR,
-                         "shipping": ANY, "fraud_details": ANY, "customer": STR})
+        p = validate(
+            q,
+            {
+                "description": STR,
+                "metadata": META,
+                "receipt_email": STR,
+                "transfer_group": STR,
+                "shipping": ANY,
+                "fraud_details": ANY,
+                "customer": STR,
+            },
+        )
         ch = self._get("charge", "charge", cid, ctx)
         before = jcopy(ch)
         for f in ("description", "receipt_email", "shipping"):
@@ -1650,55 +2323,103 @@ class Emulator:
 
     # ============================================================== refunds
     def refund_create(self, ctx, q):
-        p = validate(q, {"payment_intent": STR, "charge": STR, "amount": INT,
-                         "reason": enum("duplicate", "fraudulent", "requested_by_customer"), "metadata": META,
-                         "reverse_transfer": BOOL, "refund_application_fee": BOOL, "instructions_email": STR,
-                         "origin": STR, "customer": STR, "currency": STR})
+        p = validate(
+            q,
+            {
+                "payment_intent": STR,
+                "charge": STR,
+                "amount": INT,
+                "reason": enum("duplicate", "fraudulent", "requested_by_customer"),
+                "metadata": META,
+                "reverse_transfer": BOOL,
+                "refund_application_fee": BOOL,
+                "instructions_email": STR,
+                "origin": STR,
+                "customer": STR,
+                "currency": STR,
+            },
+        )
         if not p.get("payment_intent") and not p.get("charge"):
-            raise ApiError(400, "One of the following params should be provided for this request: payment_intent "
-                                "or charge.", code="parameter_missing", param="payment_intent")
+            raise ApiError(
+                400,
+                "One of the following params should be provided for this request: payment_intent or charge.",
+                code="parameter_missing",
+                param="payment_intent",
+            )
         if p.get("payment_intent"):
             pi = self._get("payment_intent", "payment_intent", p["payment_intent"], ctx, "payment_intent", 400)
             if p.get("charge") and p["charge"] != pi.get("latest_charge"):
                 raise invalid("The charge does not belong to this PaymentIntent.", param="charge")
             if pi["status"] != "succeeded" or not pi.get("latest_charge"):
-                raise invalid("This PaymentIntent does not have a successful charge to refund.",
-                              param="payment_intent", code="charge_not_refundable")
+                raise invalid(
+                    "This PaymentIntent does not have a successful charge to refund.",
+                    param="payment_intent",
+                    code="charge_not_refundable",
+                )
             ch = self.objects[pi["latest_charge"]]
         else:
             ch = self._get("charge", "charge", p["charge"], ctx, "charge", 400)
             pi = self.objects.get(ch.get("payment_intent") or "")
         if ch["status"] != "succeeded" or not ch["captured"]:
-            raise invalid("Charge %s has not been captured or did not succeed, so it cannot be refunded." % ch["id"],
-                          param="charge", code="charge_not_refundable")
+            raise invalid(
+                "Charge %s has not been captured or did not succeed, so it cannot be refunded." % ch["id"],
+                param="charge",
+                code="charge_not_refundable",
+            )
         if ch["disputed"]:
-            raise invalid("Charge %s has been charged back; cannot issue a refund." % ch["id"],
-                          code="charge_disputed")
+            raise invalid("Charge %s has been charged back; cannot issue a refund." % ch["id"], code="charge_disputed")
         remaining = ch["amount_captured"] - ch["amount_refunded"]
         if remaining <= 0:
             raise invalid("Charge %s has already been refunded." % ch["id"], code="charge_already_refunded")
         amount = p.get("amount", remaining)
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param="amount")
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="amount"
+            )
         if amount > remaining:
-            raise invalid("Refund amount ($%d.%02d) is greater than unrefunded amount on charge ($%d.%02d)" % (
-                amount // 100, amount % 100, remaining // 100, remaining % 100), param="amount",
-                code="amount_too_large")
+            raise invalid(
+                "Refund amount ($%d.%02d) is greater than unrefunded amount on charge ($%d.%02d)"
+                % (amount // 100, amount % 100, remaining // 100, remaining % 100),
+                param="amount",
+                code="amount_too_large",
+            )
         acct = self.owner.get(ch["id"])
         now = self._now()
         rid = "re_" + rand()
-        txn = self._txn(acct, -amount, ch["currency"], "refund", rid, description="REFUND FOR CHARGE (%s)" % (
-            ch.get("description") or "Payment"))
+        txn = self._txn(
+            acct,
+            -amount,
+            ch["currency"],
+            "refund",
+            rid,
+            description="REFUND FOR CHARGE (%s)" % (ch.get("description") or "Payment"),
+        )
         r = {
-            "id": rid, "object": "refund", "amount": amount, "balance_transaction": txn["id"], "charge": ch["id"],
-            "created": now, "currency": ch["currency"],
-            "destination_details": {"card": {"reference": rand(10), "reference_status": "available",
-                                             "reference_type": "acquirer_reference_number", "type": "refund"},
-                                    "type": "card"},
-            "metadata": {}, "payment_intent": ch.get("payment_intent"), "reason": p.get("reason"),
-            "receipt_number": None, "source_transfer_reversal": None, "status": "succeeded",
-            "transfer_reversal": None, "customer": ch.get("customer"), "customer_account": None,
+            "id": rid,
+            "object": "refund",
+            "amount": amount,
+            "balance_transaction": txn["id"],
+            "charge": ch["id"],
+            "created": now,
+            "currency": ch["currency"],
+            "destination_details": {
+                "card": {
+                    "reference": rand(10),
+                    "reference_status": "available",
+                    "reference_type": "acquirer_reference_number",
+                    "type": "refund",
+                },
+                "type": "card",
+            },
+            "metadata": {},
+            "payment_intent": ch.get("payment_intent"),
+            "reason": p.get("reason"),
+            "receipt_number": None,
+            "source_transfer_reversal": None,
+            "status": "succeeded",
+            "transfer_reversal": None,
+            "customer": ch.get("customer"),
+            "customer_account": None,
             "payment_method": ch.get("payment_method"),
         }
         self._apply_metadata(r, p.get("metadata"))
@@ -1709,8 +2430,10 @@ class Emulator:
         if p.get("reverse_transfer") and ch.get("transfer"):
             tr = self.objects.get(ch["transfer"])
             if tr:
-                rev_amount = min(tr["amount"] - tr["amount_reversed"],
-                                 int(round(tr["amount"] * amount / float(ch["amount_captured"]))))
+                rev_amount = min(
+                    tr["amount"] - tr["amount_reversed"],
+                    int(round(tr["amount"] * amount / float(ch["amount_captured"]))),
+                )
                 if rev_amount > 0:
                     rev = self._reverse(ctx, tr, rev_amount, {}, None, check_balance=False)
                     rev["source_refund"] = rid
@@ -1741,8 +2464,14 @@ class Emulator:
         ch = self._pop_str(q, "charge")
         pi = self._pop_str(q, "payment_intent")
         if ch:
-            return self._list(ctx, q, "refund", "/v1/refunds", index=("charge", ch),
-                              pred=lambda o: not pi or o.get("payment_intent") == pi)
+            return self._list(
+                ctx,
+                q,
+                "refund",
+                "/v1/refunds",
+                index=("charge", ch),
+                pred=lambda o: not pi or o.get("payment_intent") == pi,
+            )
         if pi:
             return self._list(ctx, q, "refund", "/v1/refunds", index=("payment_intent", pi))
         return self._list(ctx, q, "refund", "/v1/refunds")
@@ -1760,21 +2489,48 @@ class Emulator:
         amount = amount or ch["amount_captured"]
         now = self._now()
         did = "dp_" + rand()
-        txn = self._txn(acct, -amount, ch["currency"], "adjustment", did, fee=1500,
-                        description="Chargeback withdrawal for %s" % ch_id, reporting_category="dispute",
-                        fee_desc="Dispute fee")
+        txn = self._txn(
+            acct,
+            -amount,
+            ch["currency"],
+            "adjustment",
+            did,
+            fee=1500,
+            description="Chargeback withdrawal for %s" % ch_id,
+            reporting_category="dispute",
+            fee_desc="Dispute fee",
+        )
         d = {
-            "id": did, "object": "dispute", "amount": amount, "balance_transactions": [jcopy(txn)],
-            "charge": ch_id, "created": now, "currency": ch["currency"],
+            "id": did,
+            "object": "dispute",
+            "amount": amount,
+            "balance_transactions": [jcopy(txn)],
+            "charge": ch_id,
+            "created": now,
+            "currency": ch["currency"],
             "evidence": dict({f: None for f in EVIDENCE_FIELDS}, enhanced_evidence={}),
-            "evidence_details": {"due_by": now + 7 * 86400, "has_evidence": False, "past_due": False,
-                                 "submission_count": 0, "enhanced_eligibility": {}},
-            "is_charge_refundable": False, "livemode": False, "metadata": {},
+            "evidence_details": {
+                "due_by": now + 7 * 86400,
+                "has_evidence": False,
+                "past_due": False,
+                "submission_count": 0,
+                "enhanced_eligibility": {},
+            },
+            "is_charge_refundable": False,
+            "livemode": False,
+            "metadata": {},
             "payment_intent": ch.get("payment_intent"),
-            "payment_method_details": {"card": {"brand": ch["payment_method_details"]["card"]["brand"],
-                                                "case_type": "chargeback", "network_reason_code": "10.4"},
-                                       "type": "card"},
-            "reason": reason or "general", "status": "needs_response", "enhanced_eligibility_types": [],
+            "payment_method_details": {
+                "card": {
+                    "brand": ch["payment_method_details"]["card"]["brand"],
+                    "case_type": "chargeback",
+                    "network_reason_code": "10.4",
+                },
+                "type": "card",
+            },
+            "reason": reason or "general",
+            "status": "needs_response",
+            "enhanced_eligibility_types": [],
         }
         self._store("dispute", d, acct, index=("charge", "payment_intent"))
         before = jcopy(ch)
@@ -1793,8 +2549,15 @@ class Emulator:
         acct = self.owner.get(did)
         before = jcopy(d)
         if outcome == "won":
-            txn = self._txn(acct, d["amount"] + 1500, d["currency"], "adjustment", did,
-                            description="Chargeback reversal for %s" % d["charge"], reporting_category="dispute_reversal")
+            txn = self._txn(
+                acct,
+                d["amount"] + 1500,
+                d["currency"],
+                "adjustment",
+                did,
+                description="Chargeback reversal for %s" % d["charge"],
+                reporting_category="dispute_reversal",
+            )
             d["balance_transactions"].append(jcopy(txn))
             d["status"] = "won"
             self._emit("charge.dispute.funds_reinstated", d, ctx, acct)
@@ -1829,8 +2592,12 @@ class Emulator:
                 raise invalid("Invalid object", param="evidence")
             for k, v in ev.items():
                 if k not in d["evidence"]:
-                    raise ApiError(400, "Received unknown parameter: evidence[%s]" % k, code="parameter_unknown",
-                                   param="evidence[%s]" % k)
+                    raise ApiError(
+                        400,
+                        "Received unknown parameter: evidence[%s]" % k,
+                        code="parameter_unknown",
+                        param="evidence[%s]" % k,
+                    )
                 d["evidence"][k] = v or None if isinstance(v, str) else v
             d["evidence_details"]["has_evidence"] = True
         self._apply_metadata(d, p.get("metadata"))
@@ -1851,49 +2618,115 @@ class Emulator:
     def _account_obj(self, aid, type_, country, email, business_type, caps):
         now = self._now()
         currency = COUNTRY_CURRENCY.get(country, "usd")
-        req = {"alternatives": [], "current_deadline": None, "currently_due": list(INITIAL_REQUIREMENTS),
-               "disabled_reason": "requirements.past_due", "errors": [],
-               "eventually_due": list(INITIAL_REQUIREMENTS), "past_due": list(INITIAL_REQUIREMENTS),
-               "pending_verification": []}
-        controller = {"type": "account"} if type_ == "standard" else {
-            "fees": {"payer": "application"}, "is_controller": True, "losses": {"payments": "application"},
-            "requirement_collection": "stripe" if type_ == "express" else "application",
-            "stripe_dashboard": {"type": "express" if type_ == "express" else "none"}, "type": "application"}
+        req = {
+            "alternatives": [],
+            "current_deadline": None,
+            "currently_due": list(INITIAL_REQUIREMENTS),
+            "disabled_reason": "requirements.past_due",
+            "errors": [],
+            "eventually_due": list(INITIAL_REQUIREMENTS),
+            "past_due": list(INITIAL_REQUIREMENTS),
+            "pending_verification": [],
+        }
+        controller = (
+            {"type": "account"}
+            if type_ == "standard"
+            else {
+                "fees": {"payer": "application"},
+                "is_controller": True,
+                "losses": {"payments": "application"},
+                "requirement_collection": "stripe" if type_ == "express" else "application",
+                "stripe_dashboard": {"type": "express" if type_ == "express" else "none"},
+                "type": "application",
+            }
+        )
         return {
-            "id": aid, "object": "account",
-            "business_profile": {"annual_revenue": None, "estimated_worker_count": None, "mcc": None,
-                                 "name": None, "product_description": None, "support_address": None,
-                                 "support_email": None, "support_phone": None, "support_url": None, "url": None,
-                                 "minority_owned_business_designation": None},
-            "business_type": business_type, "capabilities": caps, "charges_enabled": False,
-            "controller": controller, "country": country, "created": now, "default_currency": currency,
-            "details_submitted": False, "email": email,
-            "external_accounts": {"object": "list", "data": [], "has_more": False, "total_count": 0,
-                                  "url": "/v1/accounts/%s/external_accounts" % aid},
-            "future_requirements": {"alternatives": [], "current_deadline": None, "currently_due": [],
-                                    "disabled_reason": None, "errors": [], "eventually_due": [], "past_due": [],
-                                    "pending_verification": []},
-            "metadata": {}, "payouts_enabled": False, "requirements": req,
-            "settings": {"branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
-                         "card_payments": {"decline_on": {"avs_failure": False, "cvc_failure": False},
-                                           "statement_descriptor_prefix": None,
-                                           "statement_descriptor_prefix_kana": None,
-                                           "statement_descriptor_prefix_kanji": None},
-                         "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
-                         "payments": {"statement_descriptor": None, "statement_descriptor_kana": None,
-                                      "statement_descriptor_kanji": None},
-                         "payouts": {"debit_negative_balances": True,
-                                     "schedule": {"delay_days": 2, "interval": "daily"},
-                                     "statement_descriptor": None}},
-            "tos_acceptance": {"date": None, "ip": None, "user_agent": None}, "type": type_,
+            "id": aid,
+            "object": "account",
+            "business_profile": {
+                "annual_revenue": None,
+                "estimated_worker_count": None,
+                "mcc": None,
+                "name": None,
+                "product_description": None,
+                "support_address": None,
+                "support_email": None,
+                "support_phone": None,
+                "support_url": None,
+                "url": None,
+                "minority_owned_business_designation": None,
+            },
+            "business_type": business_type,
+            "capabilities": caps,
+            "charges_enabled": False,
+            "controller": controller,
+            "country": country,
+            "created": now,
+            "default_currency": currency,
+            "details_submitted": False,
+            "email": email,
+            "external_accounts": {
+                "object": "list",
+                "data": [],
+                "has_more": False,
+                "total_count": 0,
+                "url": "/v1/accounts/%s/external_accounts" % aid,
+            },
+            "future_requirements": {
+                "alternatives": [],
+                "current_deadline": None,
+                "currently_due": [],
+                "disabled_reason": None,
+                "errors": [],
+                "eventually_due": [],
+                "past_due": [],
+                "pending_verification": [],
+            },
+            "metadata": {},
+            "payouts_enabled": False,
+            "requirements": req,
+            "settings": {
+                "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+                "card_payments": {
+                    "decline_on": {"avs_failure": False, "cvc_failure": False},
+                    "statement_descriptor_prefix": None,
+                    "statement_descriptor_prefix_kana": None,
+                    "statement_descriptor_prefix_kanji": None,
+                },
+                "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+                "payments": {
+                    "statement_descriptor": None,
+                    "statement_descriptor_kana": None,
+                    "statement_descriptor_kanji": None,
+                },
+                "payouts": {
+                    "debit_negative_balances": True,
+                    "schedule": {"delay_days": 2, "interval": "daily"},
+                    "statement_descriptor": None,
+                },
+            },
+            "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+            "type": type_,
         }
 
     ACCOUNT_SPEC = {
-        "type": enum("express", "custom", "standard", "none"), "country": STR, "email": STR,
+        "type": enum("express", "custom", "standard", "none"),
+        "country": STR,
+        "email": STR,
         "business_type": enum("individual", "company", "non_profit", "government_entity", None),
-        "capabilities": ANY, "metadata": META, "business_profile": ANY, "default_currency": STR,
-        "tos_acceptance": ANY, "external_account": ANY, "settings": ANY, "individual": ANY, "company": ANY,
-        "controller": ANY, "account_token": STR, "documents": ANY, "groups": ANY,
+        "capabilities": ANY,
+        "metadata": META,
+        "business_profile": ANY,
+        "default_currency": STR,
+        "tos_acceptance": ANY,
+        "external_account": ANY,
+        "settings": ANY,
+        "individual": ANY,
+        "company": ANY,
+        "controller": ANY,
+        "account_token": STR,
+        "documents": ANY,
+        "groups": ANY,
     }
 
     def _apply_account_params(self, a, p):
@@ -1907,8 +2740,12 @@ class Emulator:
         if isinstance(bp, dict):
             for k, v in bp.items():
                 if k not in a["business_profile"]:
-                    raise ApiError(400, "Received unknown parameter: business_profile[%s]" % k,
-                                   code="parameter_unknown", param="business_profile[%s]" % k)
+                    raise ApiError(
+                        400,
+                        "Received unknown parameter: business_profile[%s]" % k,
+                        code="parameter_unknown",
+                        param="business_profile[%s]" % k,
+                    )
                 a["business_profile"][k] = v or None if isinstance(v, str) else v
         caps = p.get("capabilities")
         if caps is not None:
@@ -1916,13 +2753,15 @@ class Emulator:
                 raise invalid("Invalid object", param="capabilities")
             for name, spec in caps.items():
                 if not isinstance(spec, dict) or set(spec) - {"requested"}:
-                    raise invalid("Invalid capabilities[%s]: expected requested" % name,
-                                  param="capabilities[%s]" % name)
+                    raise invalid(
+                        "Invalid capabilities[%s]: expected requested" % name, param="capabilities[%s]" % name
+                    )
                 req = str(spec.get("requested", "")).lower() == "true"
                 if req:
                     if a["capabilities"].get(name) != "active":
-                        a["capabilities"][name] = "active" if a["details_submitted"] and a["payouts_enabled"] \
-                            else "inactive"
+                        a["capabilities"][name] = (
+                            "active" if a["details_submitted"] and a["payouts_enabled"] else "inactive"
+                        )
                 else:
                     a["capabilities"].pop(name, None)
         tos = p.get("tos_acceptance")
@@ -1946,8 +2785,11 @@ class Emulator:
             type_ = "custom"
         country = (p.get("country") or "US").upper()
         if country not in COUNTRY_CURRENCY:
-            raise invalid("Country '%s' is unknown. Try using a 2-character alphanumeric country code instead, such "
-                          "as 'US', 'EG', or 'GB'." % p.get("country"), param="country")
+            raise invalid(
+                "Country '%s' is unknown. Try using a 2-character alphanumeric country code instead, such "
+                "as 'US', 'EG', or 'GB'." % p.get("country"),
+                param="country",
+            )
         if p.get("email"):
             self._check_email(p)
         aid = "acct_" + rand(16)
@@ -1971,12 +2813,24 @@ class Emulator:
         if a["tos_acceptance"]["date"] is None:
             a["tos_acceptance"] = {"date": self._now(), "ip": "127.0.0.1", "user_agent": "stripe-emulator"}
         if not a["external_accounts"]["data"] and a["id"] in self.internal:
-            bank = {"id": self.internal[a["id"]]["bank"], "object": "bank_account", "account": a["id"],
-                    "account_holder_name": None, "account_holder_type": None, "account_type": None,
-                    "available_payout_methods": ["standard"], "bank_name": "STRIPE TEST BANK",
-                    "country": a["country"], "currency": a["default_currency"], "default_for_currency": True,
-                    "fingerprint": rand(16), "last4": "6789", "metadata": {}, "routing_number": "110000000",
-                    "status": "new"}
+            bank = {
+                "id": self.internal[a["id"]]["bank"],
+                "object": "bank_account",
+                "account": a["id"],
+                "account_holder_name": None,
+                "account_holder_type": None,
+                "account_type": None,
+                "available_payout_methods": ["standard"],
+                "bank_name": "STRIPE TEST BANK",
+                "country": a["country"],
+                "currency": a["default_currency"],
+                "default_for_currency": True,
+                "fingerprint": rand(16),
+                "last4": "6789",
+                "metadata": {},
+                "routing_number": "110000000",
+                "status": "new",
+            }
             a["external_accounts"] = dict(a["external_accounts"], data=[bank], total_count=1)
 
     def onboard_account(self, aid):
@@ -2058,22 +2912,34 @@ class Emulator:
         return self._list(ctx, q, "account", "/v1/accounts")
 
     def account_link_create(self, ctx, q):
-        p = validate(q, {"account": STR, "refresh_url": STR, "return_url": STR,
-                         "type": enum("account_onboarding", "account_update"),
-                         "collect": enum("currently_due", "eventually_due"), "collection_options": ANY})
+        p = validate(
+            q,
+            {
+                "account": STR,
+                "refresh_url": STR,
+                "return_url": STR,
+                "type": enum("account_onboarding", "account_update"),
+                "collect": enum("currently_due", "eventually_due"),
+                "collection_options": ANY,
+            },
+        )
         require(p, "account", "type")
         a = self._connected(ctx, p["account"], "account", 400)
         if p["type"] == "account_update" and a.get("type") in ("express", "standard"):
-            raise invalid("You cannot create `account_update` type Account Links for Express or Standard accounts.",
-                          param="type")
+            raise invalid(
+                "You cannot create `account_update` type Account Links for Express or Standard accounts.", param="type"
+            )
         for f in ("refresh_url", "return_url"):
             if not p.get(f):
                 raise ApiError(400, "Missing required param: %s." % f, code="parameter_missing", param=f)
             if not (p[f].startswith("http://") or p[f].startswith("https://")):
                 raise invalid("Not a valid URL", param=f, code="url_invalid")
         now = self._now()
-        url = "%s/_emulator/onboarding/%s?%s" % (ctx.base_url, a["id"], urllib.parse.urlencode(
-            {"return_url": p["return_url"], "refresh_url": p["refresh_url"], "link": rand(12)}))
+        url = "%s/_emulator/onboarding/%s?%s" % (
+            ctx.base_url,
+            a["id"],
+            urllib.parse.urlencode({"return_url": p["return_url"], "refresh_url": p["refresh_url"], "link": rand(12)}),
+        )
         return {"object": "account_link", "created": now, "expires_at": now + 300, "url": url}
 
     # ============================================================ transfers
@@ -2085,34 +2951,60 @@ class Emulator:
         pending_dest = self.config["funds_pending"] and pending_src
         self._txn(dest, amount, currency, "payment", py, description=description, pending=pending_dest)
         tr = {
-            "id": tid, "object": "transfer", "amount": amount, "amount_reversed": 0,
-            "balance_transaction": txn["id"], "created": now, "currency": currency, "description": description,
-            "destination": dest, "destination_payment": py, "livemode": False, "metadata": dict(metadata or {}),
-            "reversed": False, "source_transaction": source_tx, "source_type": "card", "transfer_group": group,
+            "id": tid,
+            "object": "transfer",
+            "amount": amount,
+            "amount_reversed": 0,
+            "balance_transaction": txn["id"],
+            "created": now,
+            "currency": currency,
+            "description": description,
+            "destination": dest,
+            "destination_payment": py,
+            "livemode": False,
+            "metadata": dict(metadata or {}),
+            "reversed": False,
+            "source_transaction": source_tx,
+            "source_type": "card",
+            "transfer_group": group,
         }
         self._store("transfer", tr, None, index=("destination", "transfer_group", "source_transaction"))
         self._emit("transfer.created", tr, ctx, None)
         return tr
 
     def transfer_create(self, ctx, q):
-        p = validate(q, {"amount": INT, "currency": STR, "destination": STR, "transfer_group": STR,
-                         "source_transaction": STR, "metadata": META, "description": STR,
-                         "source_type": enum("bank_account", "card", "fpx")})
+        p = validate(
+            q,
+            {
+                "amount": INT,
+                "currency": STR,
+                "destination": STR,
+                "transfer_group": STR,
+                "source_transaction": STR,
+                "metadata": META,
+                "description": STR,
+                "source_type": enum("bank_account", "card", "fpx"),
+            },
+        )
         if ctx.account:
             raise invalid("Transfers can only be created by the platform.")
         require(p, "amount", "currency", "destination")
         currency = self._check_currency(p["currency"])
         amount = p["amount"]
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param="amount")
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="amount"
+            )
         dest = self.objects.get(p["destination"])
         if dest is None or dest.get("object") != "account" or dest.get("deleted"):
             raise not_found("destination", p["destination"], "destination", 400)
         if dest["capabilities"].get("transfers") != "active":
-            raise invalid("Your destination account needs to have at least one of the following capabilities "
-                          "enabled: transfers, crypto_transfers, legacy_payments",
-                          param="destination", code="insufficient_capabilities_for_transfer")
+            raise invalid(
+                "Your destination account needs to have at least one of the following capabilities "
+                "enabled: transfers, crypto_transfers, legacy_payments",
+                param="destination",
+                code="insufficient_capabilities_for_transfer",
+            )
         pending_src = False
         if p.get("source_transaction"):
             ch = self.objects.get(p["source_transaction"])
@@ -2121,25 +3013,43 @@ class Emulator:
             if ch["status"] != "succeeded" or not ch["captured"]:
                 raise invalid("The source_transaction charge has not succeeded.", param="source_transaction")
             if ch["currency"] != currency:
-                raise invalid("The currency of source_transaction's balance transaction (%s) must be the same as "
-                              "the transfer currency (%s)" % (ch["currency"], currency), param="currency")
+                raise invalid(
+                    "The currency of source_transaction's balance transaction (%s) must be the same as "
+                    "the transfer currency (%s)" % (ch["currency"], currency),
+                    param="currency",
+                )
             used = self.internal[ch["id"]]["transferred"]
             avail = ch["amount_captured"] - ch["amount_refunded"] - used
             if amount > avail:
-                raise ApiError(400, "Transfer amount exceeds the available amount of source_transaction (%d)."
-                               % avail, param="amount", code="balance_insufficient")
+                raise ApiError(
+                    400,
+                    "Transfer amount exceeds the available amount of source_transaction (%d)." % avail,
+                    param="amount",
+                    code="balance_insufficient",
+                )
             self.internal[ch["id"]]["transferred"] = used + amount
             pending_src = self._txn_pending(ch)
         else:
             if self._bal(None, currency)["available"] < amount:
-                raise ApiError(400, "You have insufficient available funds in your Stripe account. Try adding "
-                                    "funds directly to your available balance by creating Charges using the "
-                                    "4000000000000077 test card. See: https://stripe.com/docs/testing#available-balance",
-                               code="balance_insufficient")
+                raise ApiError(
+                    400,
+                    "You have insufficient available funds in your Stripe account. Try adding "
+                    "funds directly to your available balance by creating Charges using the "
+                    "4000000000000077 test card. See: https://stripe.com/docs/testing#available-balance",
+                    code="balance_insufficient",
+                )
         md = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
-        return self._make_transfer(ctx, amount, currency, dest["id"], p.get("transfer_group") or None,
-                                   p.get("source_transaction") or None, {k: v for k, v in md.items() if v != ""},
-                                   p.get("description") or None, pending_src)
+        return self._make_transfer(
+            ctx,
+            amount,
+            currency,
+            dest["id"],
+            p.get("transfer_group") or None,
+            p.get("source_transaction") or None,
+            {k: v for k, v in md.items() if v != ""},
+            p.get("description") or None,
+            pending_src,
+        )
 
     def transfer_retrieve(self, ctx, q, tid):
         validate(q, {"expand": STRLIST})
@@ -2161,8 +3071,14 @@ class Emulator:
         dest = self._pop_str(q, "destination")
         tg = self._pop_str(q, "transfer_group")
         if tg:
-            return self._list(ctx, q, "transfer", "/v1/transfers", index=("transfer_group", tg),
-                              pred=lambda o: not dest or o["destination"] == dest)
+            return self._list(
+                ctx,
+                q,
+                "transfer",
+                "/v1/transfers",
+                index=("transfer_group", tg),
+                pred=lambda o: not dest or o["destination"] == dest,
+            )
         if dest:
             return self._list(ctx, q, "transfer", "/v1/transfers", index=("destination", dest))
         return self._list(ctx, q, "transfer", "/v1/transfers")
@@ -2170,18 +3086,44 @@ class Emulator:
     def _reverse(self, ctx, tr, amount, metadata, description, check_balance=True):
         dest = tr["destination"]
         if check_balance and self._bal(dest, tr["currency"])["available"] < amount:
-            raise ApiError(400, "Insufficient funds in the connected account to reverse this transfer "
-                                "(the connected account's available balance cannot cover %d %s)."
-                           % (amount, tr["currency"]), code="balance_insufficient")
+            raise ApiError(
+                400,
+                "Insufficient funds in the connected account to reverse this transfer "
+                "(the connected account's available balance cannot cover %d %s)." % (amount, tr["currency"]),
+                code="balance_insufficient",
+            )
         rid = "trr_" + rand()
         pyr = "pyr_" + rand()
-        self._txn(dest, -amount, tr["currency"], "payment_refund", pyr, description=description,
-                  reporting_category="transfer_reversal")
-        txn = self._txn(None, amount, tr["currency"], "transfer_refund", rid, description=description,
-                        reporting_category="transfer_reversal")
-        rev = {"id": rid, "object": "transfer_reversal", "amount": amount, "balance_transaction": txn["id"],
-               "created": self._now(), "currency": tr["currency"], "destination_payment_refund": pyr,
-               "metadata": dict(metadata or {}), "source_refund": None, "transfer": tr["id"]}
+        self._txn(
+            dest,
+            -amount,
+            tr["currency"],
+            "payment_refund",
+            pyr,
+            description=description,
+            reporting_category="transfer_reversal",
+        )
+        txn = self._txn(
+            None,
+            amount,
+            tr["currency"],
+            "transfer_refund",
+            rid,
+            description=description,
+            reporting_category="transfer_reversal",
+        )
+        rev = {
+            "id": rid,
+            "object": "transfer_reversal",
+            "amount": amount,
+            "balance_transaction": txn["id"],
+            "created": self._now(),
+            "currency": tr["currency"],
+            "destination_payment_refund": pyr,
+            "metadata": dict(metadata or {}),
+            "source_refund": None,
+            "transfer": tr["id"],
+        }
         self._store("transfer_reversal", rev, None, index=("transfer",))
         before = jcopy(tr)
         tr["amount_reversed"] += amount
@@ -2198,11 +3140,15 @@ class Emulator:
             raise invalid("Transfer %s has already been fully reversed." % tid, code="transfer_already_reversed")
         amount = p.get("amount", remaining)
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param="amount")
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="amount"
+            )
         if amount > remaining:
-            raise invalid("Reversal amount (%d) exceeds the amount remaining on the transfer (%d)." % (
-                amount, remaining), param="amount", code="amount_too_large")
+            raise invalid(
+                "Reversal amount (%d) exceeds the amount remaining on the transfer (%d)." % (amount, remaining),
+                param="amount",
+                code="amount_too_large",
+            )
         md = p.get("metadata") if isinstance(p.get("metadata"), dict) else {}
         return self._reverse(ctx, tr, amount, {k: v for k, v in md.items() if v != ""}, p.get("description"))
 
@@ -2228,12 +3174,16 @@ class Emulator:
     def balance_obj(self, account):
         b = self.balances.get(account) or {}
         if not b:
-            cur = (self.objects[account]["default_currency"] if account else "usd")
+            cur = self.objects[account]["default_currency"] if account else "usd"
             b = {cur: {"available": 0, "pending": 0}}
-        avail = [{"amount": v["available"], "currency": c, "source_types": {"card": v["available"]}}
-                 for c, v in sorted(b.items())]
-        pend = [{"amount": v["pending"], "currency": c, "source_types": {"card": v["pending"]}}
-                for c, v in sorted(b.items())]
+        avail = [
+            {"amount": v["available"], "currency": c, "source_types": {"card": v["available"]}}
+            for c, v in sorted(b.items())
+        ]
+        pend = [
+            {"amount": v["pending"], "currency": c, "source_types": {"card": v["pending"]}}
+            for c, v in sorted(b.items())
+        ]
         out = {"object": "balance", "available": avail, "livemode": False, "pending": pend}
         if account is None:
             out["connect_reserved"] = [{"amount": 0, "currency": c} for c in sorted(b)]
@@ -2253,18 +3203,34 @@ class Emulator:
         cur = self._pop_str(q, "currency")
         payout = self._pop_str(q, "payout")
         if src:
-            return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions", index=("source", src),
-                              pred=lambda o: (not t or o["type"] == t) and (not cur or o["currency"] == cur))
+            return self._list(
+                ctx,
+                q,
+                "balance_transaction",
+                "/v1/balance_transactions",
+                index=("source", src),
+                pred=lambda o: (not t or o["type"] == t) and (not cur or o["currency"] == cur),
+            )
         if payout:
             po = self.objects.get(payout)
             ids = set(self.internal.get(payout, {}).get("txns", [])) if po else set()
-            return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions",
-                              pred=lambda o: o["id"] in ids)
+            return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions", pred=lambda o: o["id"] in ids)
         if t:
-            return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions", index=("type", t),
-                              pred=lambda o: not cur or o["currency"] == cur)
-        return self._list(ctx, q, "balance_transaction", "/v1/balance_transactions",
-                          pred=(lambda o: o["currency"] == cur) if cur else None)
+            return self._list(
+                ctx,
+                q,
+                "balance_transaction",
+                "/v1/balance_transactions",
+                index=("type", t),
+                pred=lambda o: not cur or o["currency"] == cur,
+            )
+        return self._list(
+            ctx,
+            q,
+            "balance_transaction",
+            "/v1/balance_transactions",
+            pred=(lambda o: o["currency"] == cur) if cur else None,
+        )
 
     def settle(self):
         """Move every pending balance to available (platform and connected)."""
@@ -2289,44 +3255,79 @@ class Emulator:
 
     # ============================================================== payouts
     def payout_create(self, ctx, q):
-        p = validate(q, {"amount": INT, "currency": STR, "description": STR, "metadata": META,
-                         "statement_descriptor": STR, "method": enum("standard", "instant"), "destination": STR,
-                         "source_type": enum("bank_account", "card", "fpx"), "payout_method": STR})
+        p = validate(
+            q,
+            {
+                "amount": INT,
+                "currency": STR,
+                "description": STR,
+                "metadata": META,
+                "statement_descriptor": STR,
+                "method": enum("standard", "instant"),
+                "destination": STR,
+                "source_type": enum("bank_account", "card", "fpx"),
+                "payout_method": STR,
+            },
+        )
         require(p, "amount", "currency")
         currency = self._check_currency(p["currency"])
         amount = p["amount"]
         if amount < 1:
-            raise ApiError(400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer",
-                           param="amount")
+            raise ApiError(
+                400, "This value must be greater than or equal to 1.", code="parameter_invalid_integer", param="amount"
+            )
         acct = ctx.account
         if acct:
             a = self.objects[acct]
             if not a["payouts_enabled"]:
-                raise invalid("Payouts are not enabled for this account; its requirements are past due.",
-                              code="payouts_not_allowed")
+                raise invalid(
+                    "Payouts are not enabled for this account; its requirements are past due.",
+                    code="payouts_not_allowed",
+                )
             dest = self.internal.get(acct, {}).get("bank")
         else:
             dest = "ba_platform"
         if p.get("destination"):
             dest = p["destination"]
         if self._bal(acct, currency)["available"] < amount:
-            raise ApiError(400, "You have insufficient funds in your Stripe account for this transfer. Your card "
-                                "balance is too low. You can use the /v1/balance endpoint to view your Stripe "
-                                "balance (for more details, see stripe.com/docs/api#balance).",
-                           code="balance_insufficient")
+            raise ApiError(
+                400,
+                "You have insufficient funds in your Stripe account for this transfer. Your card "
+                "balance is too low. You can use the /v1/balance endpoint to view your Stripe "
+                "balance (for more details, see stripe.com/docs/api#balance).",
+                code="balance_insufficient",
+            )
         pid = "po_" + rand()
         now = self._now()
         txn = self._txn(acct, -amount, currency, "payout", pid, description=p.get("description") or "STRIPE PAYOUT")
         po = {
-            "id": pid, "object": "payout", "amount": amount, "application_fee": None,
-            "application_fee_amount": None, "arrival_date": now + 86400 * (0 if p.get("method") == "instant" else 2),
-            "automatic": False, "balance_transaction": txn["id"], "created": now, "currency": currency,
-            "description": p.get("description") or None, "destination": dest, "failure_balance_transaction": None,
-            "failure_code": None, "failure_message": None, "livemode": False, "metadata": {},
-            "method": p.get("method") or "standard", "original_payout": None, "reconciliation_status": "not_applicable",
-            "reversed_by": None, "source_type": p.get("source_type") or "card",
-            "statement_descriptor": p.get("statement_descriptor") or None, "status": "pending",
-            "type": "bank_account", "trace_id": {"status": "pending", "value": None}, "payout_method": None,
+            "id": pid,
+            "object": "payout",
+            "amount": amount,
+            "application_fee": None,
+            "application_fee_amount": None,
+            "arrival_date": now + 86400 * (0 if p.get("method") == "instant" else 2),
+            "automatic": False,
+            "balance_transaction": txn["id"],
+            "created": now,
+            "currency": currency,
+            "description": p.get("description") or None,
+            "destination": dest,
+            "failure_balance_transaction": None,
+            "failure_code": None,
+            "failure_message": None,
+            "livemode": False,
+            "metadata": {},
+            "method": p.get("method") or "standard",
+            "original_payout": None,
+            "reconciliation_status": "not_applicable",
+            "reversed_by": None,
+            "source_type": p.get("source_type") or "card",
+            "statement_descriptor": p.get("statement_descriptor") or None,
+            "status": "pending",
+            "type": "bank_account",
+            "trace_id": {"status": "pending", "value": None},
+            "payout_method": None,
         }
         self._apply_metadata(po, p.get("metadata"))
         self._store("payout", po, acct)
@@ -2350,7 +3351,7 @@ class Emulator:
         "account_closed": "The bank account has been closed.",
         "account_frozen": "The bank account has been frozen.",
         "no_account": "The bank account details on file are probably incorrect. No bank account could be located "
-                      "with those details.",
+        "with those details.",
         "insufficient_funds": "Your Stripe account has insufficient funds to cover the payout.",
         "invalid_account_number": "The routing number seems correct, but the account number is invalid.",
         "could_not_process": "The bank could not process this payout.",
@@ -2368,8 +3369,15 @@ class Emulator:
         fail = force_fail or self.internal.get(pid, {}).get("fail")
         before = jcopy(po)
         if fail:
-            txn = self._txn(acct, po["amount"], po["currency"], "payout_failure", pid,
-                            description="Payout failure (%s)" % fail, reporting_category="payout_reversal")
+            txn = self._txn(
+                acct,
+                po["amount"],
+                po["currency"],
+                "payout_failure",
+                pid,
+                description="Payout failure (%s)" % fail,
+                reporting_category="payout_reversal",
+            )
             self.internal[pid]["txns"].append(txn["id"])
             po["status"] = "failed"
             po["failure_code"] = fail
@@ -2405,8 +3413,9 @@ class Emulator:
         po = self._get("payout", "payout", pid, ctx)
         if po["status"] != "pending":
             raise invalid("Payouts can only be canceled while they are pending (status: %s)." % po["status"])
-        txn = self._txn(ctx.account, po["amount"], po["currency"], "payout_cancel", pid,
-                        description="Payout cancellation")
+        txn = self._txn(
+            ctx.account, po["amount"], po["currency"], "payout_cancel", pid, description="Payout cancellation"
+        )
         self.internal[pid]["txns"].append(txn["id"])
         before = jcopy(po)
         po["status"] = "canceled"
@@ -2418,8 +3427,13 @@ class Emulator:
         st = self._pop_str(q, "status")
         dest = self._pop_str(q, "destination")
         self._pop_str(q, "arrival_date")
-        return self._list(ctx, q, "payout", "/v1/payouts",
-                          pred=lambda o: (not st or o["status"] == st) and (not dest or o["destination"] == dest))
+        return self._list(
+            ctx,
+            q,
+            "payout",
+            "/v1/payouts",
+            pred=lambda o: (not st or o["status"] == st) and (not dest or o["destination"] == dest),
+        )
 
     # =============================================================== events
     def event_list(self, ctx, q):
@@ -2443,12 +3457,22 @@ class Emulator:
         return self._get("event", "event", eid, ctx)
 
     # ===================================================== webhook endpoints
-    def _create_endpoint(self, url, events, secret=None, description=None, metadata=None, api_version=None,
-                         connect=False):
-        we = {"id": "we_" + rand(), "object": "webhook_endpoint", "api_version": api_version,
-              "application": None, "created": self._now(), "description": description,
-              "enabled_events": list(events), "livemode": False, "metadata": dict(metadata or {}),
-              "status": "enabled", "url": url}
+    def _create_endpoint(
+        self, url, events, secret=None, description=None, metadata=None, api_version=None, connect=False
+    ):
+        we = {
+            "id": "we_" + rand(),
+            "object": "webhook_endpoint",
+            "api_version": api_version,
+            "application": None,
+            "created": self._now(),
+            "description": description,
+            "enabled_events": list(events),
+            "livemode": False,
+            "metadata": dict(metadata or {}),
+            "status": "enabled",
+            "url": url,
+        }
         self._store("webhook_endpoint", we, None)
         self.webhook_secrets[we["id"]] = secret or ("whsec_" + rand(32))
         self.endpoints.append(we["id"])
@@ -2461,15 +3485,26 @@ class Emulator:
             raise invalid("Invalid URL: %s" % url, param=param, code="url_invalid")
 
     def we_create(self, ctx, q):
-        p = validate(q, {"url": STR, "enabled_events": STRLIST, "description": STR, "metadata": META,
-                         "api_version": STR, "connect": BOOL})
+        p = validate(
+            q,
+            {
+                "url": STR,
+                "enabled_events": STRLIST,
+                "description": STR,
+                "metadata": META,
+                "api_version": STR,
+                "connect": BOOL,
+            },
+        )
         require(p, "url")
         if not p.get("enabled_events"):
-            raise ApiError(400, "Missing required param: enabled_events.", code="parameter_missing",
-                           param="enabled_events")
+            raise ApiError(
+                400, "Missing required param: enabled_events.", code="parameter_missing", param="enabled_events"
+            )
         self._check_url(p["url"])
-        we = self._create_endpoint(p["url"], p["enabled_events"], None, p.get("description") or None,
-                                   None, p.get("api_version") or None)
+        we = self._create_endpoint(
+            p["url"], p["enabled_events"], None, p.get("description") or None, None, p.get("api_version") or None
+        )
         self._apply_metadata(we, p.get("metadata"))
         out = dict(we)
         out["secret"] = self.webhook_secrets[we["id"]]
@@ -2480,8 +3515,7 @@ class Emulator:
         return self._get("webhook_endpoint", "webhook_endpoint", wid, None if not ctx.account else ctx)
 
     def we_update(self, ctx, q, wid):
-        p = validate(q, {"url": STR, "enabled_events": STRLIST, "description": STR, "metadata": META,
-                         "disabled": BOOL})
+        p = validate(q, {"url": STR, "enabled_events": STRLIST, "description": STR, "metadata": META, "disabled": BOOL})
         we = self._get("webhook_endpoint", "webhook_endpoint", wid, ctx)
         if p.get("url"):
             self._check_url(p["url"])

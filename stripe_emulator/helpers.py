@@ -1,4 +1,5 @@
 """The /_emulator/... test-helper and fault-injection API (JSON in, JSON out, no auth)."""
+
 import html
 import json
 import random
@@ -6,9 +7,19 @@ import urllib.parse
 
 from .params import ApiError
 
-FLOAT_KEYS = {"time_scale", "chaos_duplicate", "chaos_reorder", "chaos_delay", "chaos_max_delay",
-              "chaos_reorder_release", "webhook_retry_base", "webhook_timeout", "dispute_delay", "payout_delay",
-              "hang_seconds"}
+FLOAT_KEYS = {
+    "time_scale",
+    "chaos_duplicate",
+    "chaos_reorder",
+    "chaos_delay",
+    "chaos_max_delay",
+    "chaos_reorder_release",
+    "webhook_retry_base",
+    "webhook_timeout",
+    "dispute_delay",
+    "payout_delay",
+    "hang_seconds",
+}
 PROB_KEYS = {"chaos_duplicate", "chaos_reorder", "chaos_delay"}
 INT_KEYS = {"webhook_max_attempts"}
 BOOL_KEYS = {"funds_pending", "quiet"}
@@ -63,8 +74,9 @@ def _dispatch(emu, method, parts, data, headers):
     if head == "health" and method in ("GET", "HEAD"):
         return _resp(emu, 200, {"status": "ok"})
     if head == "reset" and method == "POST":
-        emu.reset(keep_webhooks=_bool(data.get("keep_webhooks", False)),
-                  reset_config=_bool(data.get("reset_config", True)))
+        emu.reset(
+            keep_webhooks=_bool(data.get("keep_webhooks", False)), reset_config=_bool(data.get("reset_config", True))
+        )
         return _resp(emu, 200, {"status": "ok", "reset": True})
     if head == "config":
         if method == "GET":
@@ -98,6 +110,7 @@ def _dispatch(emu, method, parts, data, headers):
                 emu.faults = []
             emu.hang_abort.set()
             import threading
+
             emu.hang_abort = threading.Event()
             return _resp(emu, 200, {"faults": []})
         if method == "GET":
@@ -106,8 +119,11 @@ def _dispatch(emu, method, parts, data, headers):
             mode = str(data.get("mode", "500"))
             if mode not in ("500", "502", "503", "429", "409", "hang"):
                 return _err(emu, 400, "mode must be one of 500, 502, 503, 429, 409, hang", "mode")
-            fault = {"mode": mode, "remaining": int(data.get("count", 1)),
-                     "path_prefix": data.get("path_prefix") or None}
+            fault = {
+                "mode": mode,
+                "remaining": int(data.get("count", 1)),
+                "path_prefix": data.get("path_prefix") or None,
+            }
             if "seconds" in data:
                 fault["seconds"] = float(data["seconds"])
             if "should_retry" in data:
@@ -149,14 +165,20 @@ def _dispatch(emu, method, parts, data, headers):
             ret = emu.internal.get(pi["id"], {}).get("return_url")
         if ret:
             sep = "&" if "?" in ret else "?"
-            loc = ret + sep + urllib.parse.urlencode({"payment_intent": pi["id"],
-                                                      "payment_intent_client_secret": pi["client_secret"]})
+            loc = (
+                ret
+                + sep
+                + urllib.parse.urlencode(
+                    {"payment_intent": pi["id"], "payment_intent_client_secret": pi["client_secret"]}
+                )
+            )
             return 302, [("Location", loc), ("Content-Type", "text/plain")], b"Redirecting"
         return _resp(emu, 200, {"status": pi["status"], "payment_intent": pi["id"]})
     if head == "charges" and n == 3 and parts[2] == "dispute" and method == "POST":
         with emu.lock:
-            d = emu.open_dispute(parts[1], data.get("reason") or "fraudulent",
-                                 int(data["amount"]) if data.get("amount") else None)
+            d = emu.open_dispute(
+                parts[1], data.get("reason") or "fraudulent", int(data["amount"]) if data.get("amount") else None
+            )
             return _resp(emu, 200, emu._out(d))
     if head == "disputes" and n == 3 and parts[2] == "close" and method == "POST":
         outcome = data.get("outcome", "lost")
@@ -182,11 +204,18 @@ def _dispatch(emu, method, parts, data, headers):
             a = emu.onboard_account(parts[1])
         ret = data.get("return_url")
         if ret:
-            return 302, [("Location", ret), ("Content-Type", "text/html")], (
-                '<a href="%s">Continue</a>' % html.escape(ret)).encode()
-        return 200, [("Content-Type", "text/html; charset=utf-8")], (
-            "<html><body><h1>Stripe emulator</h1><p>Account %s onboarded.</p></body></html>"
-            % html.escape(a["id"])).encode()
+            return (
+                302,
+                [("Location", ret), ("Content-Type", "text/html")],
+                ('<a href="%s">Continue</a>' % html.escape(ret)).encode(),
+            )
+        return (
+            200,
+            [("Content-Type", "text/html; charset=utf-8")],
+            (
+                "<html><body><h1>Stripe emulator</h1><p>Account %s onboarded.</p></body></html>" % html.escape(a["id"])
+            ).encode(),
+        )
     if head == "balance":
         account = data.get("account") or None
         if n == 1 and method == "GET":
@@ -210,8 +239,13 @@ def _dispatch(emu, method, parts, data, headers):
     if head == "payouts":
         if n == 2 and parts[1] == "fail_next" and method == "POST":
             with emu.lock:
-                emu.payout_fail_next.append({"count": int(data.get("count", 1)), "account": data.get("account"),
-                                             "failure_code": data.get("failure_code") or "account_closed"})
+                emu.payout_fail_next.append(
+                    {
+                        "count": int(data.get("count", 1)),
+                        "account": data.get("account"),
+                        "failure_code": data.get("failure_code") or "account_closed",
+                    }
+                )
                 return _resp(emu, 200, {"fail_next": emu.payout_fail_next})
         if n == 3 and parts[2] == "complete" and method == "POST":
             outcome = data.get("outcome", "paid")
@@ -221,7 +255,8 @@ def _dispatch(emu, method, parts, data, headers):
                     return _err(emu, 404, "No such payout: '%s'" % parts[1], "id")
                 if outcome != "failed":
                     emu.internal.setdefault(parts[1], {})["fail"] = None
-                po = emu.finish_payout(parts[1], force_fail=(data.get("failure_code") or "account_closed")
-                                       if outcome == "failed" else None)
+                po = emu.finish_payout(
+                    parts[1], force_fail=(data.get("failure_code") or "account_closed") if outcome == "failed" else None
+                )
                 return _resp(emu, 200, po)
     return _err(emu, 404, "Unknown emulator helper: %s /_emulator/%s" % (method, "/".join(parts)))

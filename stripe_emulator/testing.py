@@ -15,6 +15,7 @@
 Only the standard library is used here (urllib), so the helper works without
 ``requests``; ``stripe_client()`` imports ``stripe`` lazily.
 """
+
 import json
 import os
 import socket
@@ -63,8 +64,17 @@ class EmulatorProcess:
     or discard when quiet).
     """
 
-    def __init__(self, port=None, host="127.0.0.1", python=None, startup_timeout=20.0, log_path=None,
-                 api_key=DEFAULT_API_KEY, env=None, **flags):
+    def __init__(
+        self,
+        port=None,
+        host="127.0.0.1",
+        python=None,
+        startup_timeout=20.0,
+        log_path=None,
+        api_key=DEFAULT_API_KEY,
+        env=None,
+        **flags,
+    ):
         self.host = host
         self.port = port
         self.python = python or sys.executable
@@ -105,8 +115,9 @@ class EmulatorProcess:
                 out = subprocess.DEVNULL
             else:
                 out = None
-            self.proc = subprocess.Popen(self._command(port), env=env, stdout=out, stderr=out,
-                                         stdin=subprocess.DEVNULL, cwd=PACKAGE_PARENT)
+            self.proc = subprocess.Popen(
+                self._command(port), env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, cwd=PACKAGE_PARENT
+            )
             self.port = port
             try:
                 self._wait_healthy()
@@ -206,8 +217,9 @@ class EmulatorProcess:
 
     def flush_webhooks(self, timeout=10):
         """Wait until every queued delivery, retry and scheduled task has run. Returns True if drained."""
-        req = urllib.request.Request(self.url + "/_emulator/webhooks/flush?timeout=%s" % timeout, data=b"",
-                                     method="POST")
+        req = urllib.request.Request(
+            self.url + "/_emulator/webhooks/flush?timeout=%s" % timeout, data=b"", method="POST"
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout + 10) as r:
                 return json.loads(r.read()).get("drained", False)
@@ -232,6 +244,7 @@ class EmulatorProcess:
     def stripe_client(self, api_key=None, **kwargs):
         """A ``stripe.StripeClient`` pointed at this emulator (all base addresses)."""
         import stripe
+
         base = {"api": self.url, "connect": self.url, "files": self.url}
         return stripe.StripeClient(api_key or self.api_key, base_addresses=base, **kwargs)
 

@@ -77,8 +77,7 @@ class Scheduler:
         with self.cond:
             self.seq += 1
             wgen = self.work.add()
-            heapq.heappush(self.heap, (time.monotonic() + max(0.0, delay), self.seq, self.generation, wgen,
-                                       fn, args))
+            heapq.heappush(self.heap, (time.monotonic() + max(0.0, delay), self.seq, self.generation, wgen, fn, args))
             self.cond.notify()
 
     def clear(self):

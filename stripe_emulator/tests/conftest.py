@@ -39,8 +39,9 @@ def client(emulator):
 
 @pytest.fixture
 def onboarded_account(emulator):
-    acct = stripe.Account.create(type="express", country="US", email="host@example.com",
-                                 capabilities={"transfers": {"requested": True}})
+    acct = stripe.Account.create(
+        type="express", country="US", email="host@example.com", capabilities={"transfers": {"requested": True}}
+    )
     emulator.post("/_emulator/accounts/%s/onboard" % acct.id)
     return stripe.Account.retrieve(acct.id)
 
@@ -50,8 +51,8 @@ class Receiver:
 
     def __init__(self):
         self.requests = []
-        self.fail_first = 0           # answer 500 to the first N requests
-        self.status_for = None        # optional callable(body_dict) -> status
+        self.fail_first = 0  # answer 500 to the first N requests
+        self.status_for = None  # optional callable(body_dict) -> status
         self.cond = threading.Condition()
         receiver = self
 

@@ -16,9 +16,15 @@ def test_concurrent_payments_are_consistent(emulator):
         client = emulator.stripe_client(API_KEY)
         try:
             for i in range(15):
-                pi = client.v1.payment_intents.create(params={"amount": 1000, "currency": "usd",
-                                                              "payment_method": "pm_card_visa", "confirm": True,
-                                                              "metadata": {"w": str(n), "i": str(i)}})
+                pi = client.v1.payment_intents.create(
+                    params={
+                        "amount": 1000,
+                        "currency": "usd",
+                        "payment_method": "pm_card_visa",
+                        "confirm": True,
+                        "metadata": {"w": str(n), "i": str(i)},
+                    }
+                )
                 with lock:
                     ids.append(pi.id)
         except Exception as e:  # pragma: no cover - reported below
@@ -41,8 +47,11 @@ def test_same_idempotency_key_concurrently_creates_one_object(emulator):
     results = []
 
     def worker():
-        r = requests.post(emulator.url + "/v1/customers", data={"email": "same@example.com"},
-                          headers={"Authorization": "Bearer " + API_KEY, "Idempotency-Key": "race-1"})
+        r = requests.post(
+            emulator.url + "/v1/customers",
+            data={"email": "same@example.com"},
+            headers={"Authorization": "Bearer " + API_KEY, "Idempotency-Key": "race-1"},
+        )
         results.append((r.status_code, r.json().get("id")))
 
     threads = [threading.Thread(target=worker) for _ in range(10)]
@@ -78,8 +87,11 @@ def test_transfer_group_lookup_is_indexed():
         emu.onboard_account(acct["id"])
         emu.topup(10_000_000, "usd")
     for i in range(3000):
-        status, _ = call("POST", "/v1/transfers", {"amount": 100, "currency": "usd", "destination": acct["id"],
-                                                    "transfer_group": "g%d" % i})
+        status, _ = call(
+            "POST",
+            "/v1/transfers",
+            {"amount": 100, "currency": "usd", "destination": acct["id"], "transfer_group": "g%d" % i},
+        )
         assert status == 200
 
     class NoScan(list):

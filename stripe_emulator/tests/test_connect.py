@@ -4,13 +4,23 @@ import stripe
 
 
 def test_account_lifecycle_link_and_onboarding(emulator):
-    acct = stripe.Account.create(type="express", country="US", email="host@example.com", business_type="individual",
-                                 capabilities={"transfers": {"requested": True}}, metadata={"host_id": "h1"})
+    acct = stripe.Account.create(
+        type="express",
+        country="US",
+        email="host@example.com",
+        business_type="individual",
+        capabilities={"transfers": {"requested": True}},
+        metadata={"host_id": "h1"},
+    )
     assert acct.id.startswith("acct_") and acct.type == "express"
     assert acct.charges_enabled is False and acct.payouts_enabled is False and acct.details_submitted is False
     assert acct.requirements.currently_due and acct.capabilities.transfers == "inactive"
-    link = stripe.AccountLink.create(account=acct.id, refresh_url="https://app.example/refresh",
-                                     return_url="https://app.example/return", type="account_onboarding")
+    link = stripe.AccountLink.create(
+        account=acct.id,
+        refresh_url="https://app.example/refresh",
+        return_url="https://app.example/return",
+        type="account_onboarding",
+    )
     assert link.object == "account_link" and link.expires_at > link.created
     assert "/_emulator/onboarding/%s" % acct.id in link.url
     r = requests.get(link.url, allow_redirects=False)
@@ -22,15 +32,18 @@ def test_account_lifecycle_link_and_onboarding(emulator):
     assert evts and evts[0].account == acct.id
     assert evts[0].data.previous_attributes.payouts_enabled is False
     acct = stripe.Account.modify(acct.id, metadata={"tier": "pro"}, business_profile={"url": "https://h.example"})
-    assert acct.metadata.to_dict() == {"host_id": "h1", "tier": "pro"} and acct.business_profile.url == "https://h.example"
+    assert (
+        acct.metadata.to_dict() == {"host_id": "h1", "tier": "pro"} and acct.business_profile.url == "https://h.example"
+    )
     other = stripe.Account.create(type="custom", country="GB")
     assert other.default_currency == "gbp"
     assert [a.id for a in stripe.Account.list().data] == [other.id, acct.id]
     assert stripe.Account.delete(other.id).deleted is True
     assert [a.id for a in stripe.Account.list().data] == [acct.id]
     with pytest.raises(stripe.InvalidRequestError) as ei:
-        stripe.AccountLink.create(account="acct_nope", refresh_url="https://a/r", return_url="https://a/x",
-                                  type="account_onboarding")
+        stripe.AccountLink.create(
+            account="acct_nope", refresh_url="https://a/r", return_url="https://a/x", type="account_onboarding"
+        )
     assert ei.value.param == "account"
     # restrict helper
     r = emulator.post("/_emulator/accounts/%s/restrict" % acct.id)
@@ -44,8 +57,14 @@ def test_transfers_balance_insufficient_group_lookup_and_reversals(emulator, onb
     assert ei.value.code == "balance_insufficient" and ei.value.http_status == 400
     emulator.post("/_emulator/balance/topup", {"amount": 10000, "currency": "usd"})
     assert stripe.Balance.retrieve().available[0].amount == 10000
-    tr = stripe.Transfer.create(amount=4000, currency="usd", destination=acct.id, transfer_group="booking_1",
-                                metadata={"booking": "1"}, description="payout share")
+    tr = stripe.Transfer.create(
+        amount=4000,
+        currency="usd",
+        destination=acct.id,
+        transfer_group="booking_1",
+        metadata={"booking": "1"},
+        description="payout share",
+    )
     assert tr.id.startswith("tr_") and tr.amount_reversed == 0 and tr.reversed is False
     stripe.Transfer.create(amount=1000, currency="usd", destination=acct.id, transfer_group="booking_2")
     assert [t.id for t in stripe.Transfer.list(transfer_group="booking_1").data] == [tr.id]
@@ -92,12 +111,12 @@ def test_transfer_destination_checks_and_source_transaction(emulator):
     assert ei.value.code == "resource_missing" and ei.value.param == "destination"
     emulator.post("/_emulator/accounts/%s/onboard" % pending.id)
     # the platform has 9680 available; source_transaction draws on the charge itself
-    tr = stripe.Transfer.create(amount=9000, currency="usd", destination=pending.id,
-                                source_transaction=pi.latest_charge)
+    tr = stripe.Transfer.create(
+        amount=9000, currency="usd", destination=pending.id, source_transaction=pi.latest_charge
+    )
     assert tr.source_transaction == pi.latest_charge
     with pytest.raises(stripe.InvalidRequestError):
-        stripe.Transfer.create(amount=2000, currency="usd", destination=pending.id,
-                               source_transaction=pi.latest_charge)
+        stripe.Transfer.create(amount=2000, currency="usd", destination=pending.id, source_transaction=pi.latest_charge)
 
 
 def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):

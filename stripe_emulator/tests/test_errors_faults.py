@@ -12,23 +12,30 @@ def _err(exc):
     return exc.json_body["error"]
 
 
-@pytest.mark.parametrize("kwargs,code,param", [
-    ({"amount": 2000, "currency": "usd", "foo": "bar"}, "parameter_unknown", "foo"),
-    ({"amount": 2000, "currency": "usd", "transfer_data": {"nope": "x"}}, "parameter_unknown", "transfer_data[nope]"),
-    ({"amount": "abc", "currency": "usd"}, "parameter_invalid_integer", "amount"),
-    ({"amount": "12.5", "currency": "usd"}, "parameter_invalid_integer", "amount"),
-    ({"currency": "usd"}, "parameter_missing", "amount"),
-    ({"amount": 2000}, "parameter_missing", "currency"),
-    ({"amount": 0, "currency": "usd"}, "parameter_invalid_integer", "amount"),
-    ({"amount": -100, "currency": "usd"}, "parameter_invalid_integer", "amount"),
-    ({"amount": 10, "currency": "usd"}, "amount_too_small", "amount"),
-    ({"amount": 2000, "currency": "xyz"}, None, "currency"),
-    ({"amount": 2000, "currency": "usd", "customer": "cus_missing"}, "resource_missing", "customer"),
-    ({"amount": 2000, "currency": "usd", "payment_method": "pm_missing"}, "resource_missing", "payment_method"),
-    ({"amount": 2000, "currency": "usd", "capture_method": "sometimes"}, None, "capture_method"),
-    ({"amount": 2000, "currency": "usd", "confirm": "maybe"}, None, "confirm"),
-    ({"amount": 2000, "currency": "usd", "application_fee_amount": 100}, None, "application_fee_amount"),
-])
+@pytest.mark.parametrize(
+    "kwargs,code,param",
+    [
+        ({"amount": 2000, "currency": "usd", "foo": "bar"}, "parameter_unknown", "foo"),
+        (
+            {"amount": 2000, "currency": "usd", "transfer_data": {"nope": "x"}},
+            "parameter_unknown",
+            "transfer_data[nope]",
+        ),
+        ({"amount": "abc", "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"amount": "12.5", "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"currency": "usd"}, "parameter_missing", "amount"),
+        ({"amount": 2000}, "parameter_missing", "currency"),
+        ({"amount": 0, "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"amount": -100, "currency": "usd"}, "parameter_invalid_integer", "amount"),
+        ({"amount": 10, "currency": "usd"}, "amount_too_small", "amount"),
+        ({"amount": 2000, "currency": "xyz"}, None, "currency"),
+        ({"amount": 2000, "currency": "usd", "customer": "cus_missing"}, "resource_missing", "customer"),
+        ({"amount": 2000, "currency": "usd", "payment_method": "pm_missing"}, "resource_missing", "payment_method"),
+        ({"amount": 2000, "currency": "usd", "capture_method": "sometimes"}, None, "capture_method"),
+        ({"amount": 2000, "currency": "usd", "confirm": "maybe"}, None, "confirm"),
+        ({"amount": 2000, "currency": "usd", "application_fee_amount": 100}, None, "application_fee_amount"),
+    ],
+)
 def test_bad_payment_intent_requests(emulator, kwargs, code, param):
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.PaymentIntent.create(**kwargs)
@@ -80,24 +87,55 @@ def test_auth_errors(emulator):
 def test_garbage_input_never_500(emulator):
     rng = random.Random(42)
     h = {"Authorization": "Bearer " + API_KEY}
-    paths = ["/v1/payment_intents", "/v1/customers", "/v1/refunds", "/v1/transfers", "/v1/accounts",
-             "/v1/account_links", "/v1/payouts", "/v1/webhook_endpoints", "/v1/payment_methods"]
+    paths = [
+        "/v1/payment_intents",
+        "/v1/customers",
+        "/v1/refunds",
+        "/v1/transfers",
+        "/v1/accounts",
+        "/v1/account_links",
+        "/v1/payouts",
+        "/v1/webhook_endpoints",
+        "/v1/payment_methods",
+    ]
     pi = stripe.PaymentIntent.create(amount=1000, currency="usd")
-    paths += ["/v1/payment_intents/%s" % pi.id, "/v1/payment_intents/%s/confirm" % pi.id,
-              "/v1/payment_intents/%s/capture" % pi.id, "/v1/payment_intents/%s/cancel" % pi.id]
-    bodies = ["amount[]=1", "amount[a][b]=2", "metadata=x&metadata[a]=b", "a[=1", "expand=notalist",
-              "expand[]=customer.nope", "amount=1e5&currency=usd", "currency[]=usd&amount=100",
-              "limit=1000", "limit=abc", "starting_after=pi_nope", "created[gte]=x", "created[zz]=1",
-              "%ff%fe=%ff", "amount=99999999999&currency=usd", "metadata[" + "k" * 60 + "]=v",
-              "transfer_data=abc&amount=100&currency=usd", "capabilities[transfers]=yes&type=express",
-              "enabled_events=*&url=notaurl", "type=card&card[number]=abc", "email=noatsign"]
+    paths += [
+        "/v1/payment_intents/%s" % pi.id,
+        "/v1/payment_intents/%s/confirm" % pi.id,
+        "/v1/payment_intents/%s/capture" % pi.id,
+        "/v1/payment_intents/%s/cancel" % pi.id,
+    ]
+    bodies = [
+        "amount[]=1",
+        "amount[a][b]=2",
+        "metadata=x&metadata[a]=b",
+        "a[=1",
+        "expand=notalist",
+        "expand[]=customer.nope",
+        "amount=1e5&currency=usd",
+        "currency[]=usd&amount=100",
+        "limit=1000",
+        "limit=abc",
+        "starting_after=pi_nope",
+        "created[gte]=x",
+        "created[zz]=1",
+        "%ff%fe=%ff",
+        "amount=99999999999&currency=usd",
+        "metadata[" + "k" * 60 + "]=v",
+        "transfer_data=abc&amount=100&currency=usd",
+        "capabilities[transfers]=yes&type=express",
+        "enabled_events=*&url=notaurl",
+        "type=card&card[number]=abc",
+        "email=noatsign",
+    ]
     statuses = set()
     for _ in range(150):
         path = rng.choice(paths)
         body = rng.choice(bodies)
         if rng.random() < 0.5:
-            r = requests.post(emulator.url + path, data=body, headers=dict(h, **{
-                "Content-Type": "application/x-www-form-urlencoded"}))
+            r = requests.post(
+                emulator.url + path, data=body, headers=dict(h, **{"Content-Type": "application/x-www-form-urlencoded"})
+            )
         else:
             r = requests.get(emulator.url + path + "?" + body, headers=h)
         statuses.add(r.status_code)
@@ -134,16 +172,24 @@ def test_fault_429_rate_limit(emulator):
 
 def test_fault_hang_triggers_client_timeout(emulator):
     emulator.fault("hang", count=1, seconds=10)
-    client = stripe.StripeClient(API_KEY, base_addresses={"api": emulator.url}, max_network_retries=0,
-                                 http_client=stripe.RequestsClient(timeout=0.5))
+    client = stripe.StripeClient(
+        API_KEY,
+        base_addresses={"api": emulator.url},
+        max_network_retries=0,
+        http_client=stripe.RequestsClient(timeout=0.5),
+    )
     t0 = time.monotonic()
     with pytest.raises(stripe.APIConnectionError):
         client.v1.customers.list()
     assert time.monotonic() - t0 < 8
     # one more hang, but now the SDK's retry on timeout gets through
     emulator.fault("hang", count=1, seconds=10)
-    retrying = stripe.StripeClient(API_KEY, base_addresses={"api": emulator.url}, max_network_retries=1,
-                                   http_client=stripe.RequestsClient(timeout=0.5))
+    retrying = stripe.StripeClient(
+        API_KEY,
+        base_addresses={"api": emulator.url},
+        max_network_retries=1,
+        http_client=stripe.RequestsClient(timeout=0.5),
+    )
     assert retrying.v1.customers.list().object == "list"
     emulator.clear_faults()
 

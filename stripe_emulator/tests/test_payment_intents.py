@@ -21,8 +21,9 @@ def test_customer_crud_and_list_by_email(emulator):
 
 
 def test_payment_method_tokens_create_attach_detach(emulator):
-    pm = stripe.PaymentMethod.create(type="card", card={"number": "4242424242424242", "exp_month": 12,
-                                                         "exp_year": 2034, "cvc": "123"})
+    pm = stripe.PaymentMethod.create(
+        type="card", card={"number": "4242424242424242", "exp_month": 12, "exp_year": 2034, "cvc": "123"}
+    )
     assert pm.id.startswith("pm_") and pm.card.last4 == "4242" and pm.card.brand == "visa"
     mc = stripe.PaymentMethod.retrieve("pm_card_mastercard")
     assert mc.card.brand == "mastercard" and mc.id.startswith("pm_")
@@ -35,24 +36,30 @@ def test_payment_method_tokens_create_attach_detach(emulator):
     pm = stripe.PaymentMethod.detach(pm.id)
     assert pm.customer is None
     with pytest.raises(stripe.CardError) as ei:
-        stripe.PaymentMethod.create(type="card", card={"number": "4242424242424241", "exp_month": 1,
-                                                        "exp_year": 2035})
+        stripe.PaymentMethod.create(type="card", card={"number": "4242424242424241", "exp_month": 1, "exp_year": 2035})
     assert ei.value.code == "incorrect_number"
 
 
 def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     cus = stripe.Customer.create(email="payer@example.com")
-    pi = stripe.PaymentIntent.create(amount=2000, currency="usd", customer=cus.id, metadata={"booking_id": "b1"},
-                                     description="Booking b1", receipt_email="payer@example.com",
-                                     automatic_payment_methods={"enabled": True})
+    pi = stripe.PaymentIntent.create(
+        amount=2000,
+        currency="usd",
+        customer=cus.id,
+        metadata={"booking_id": "b1"},
+        description="Booking b1",
+        receipt_email="payer@example.com",
+        automatic_payment_methods={"enabled": True},
+    )
     assert pi.status == "requires_payment_method"
     assert pi.client_secret.startswith(pi.id + "_secret_")
     assert pi.latest_charge is None and pi.amount_received == 0
     pi = stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa")
     assert pi.status == "succeeded" and pi.amount_received == 2000
     assert isinstance(pi.latest_charge, str) and pi.latest_charge.startswith("ch_")
-    pi = stripe.PaymentIntent.retrieve(pi.id, expand=["latest_charge.balance_transaction", "customer",
-                                                      "payment_method"])
+    pi = stripe.PaymentIntent.retrieve(
+        pi.id, expand=["latest_charge.balance_transaction", "customer", "payment_method"]
+    )
     ch = pi.latest_charge
     assert ch.object == "charge" and ch.paid and ch.captured and ch.status == "succeeded"
     assert ch.metadata["booking_id"] == "b1" and ch.payment_intent == pi.id and ch.customer == cus.id
@@ -71,9 +78,17 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
 
 def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_account):
     pi = stripe.PaymentIntent.create(
-        amount=5000, currency="usd", payment_method="pm_card_visa", confirm=True, transfer_group="booking_9",
-        application_fee_amount=500, transfer_data={"destination": onboarded_account.id},
-        on_behalf_of=onboarded_account.id, statement_descriptor_suffix="TALKPAY", capture_method="automatic")
+        amount=5000,
+        currency="usd",
+        payment_method="pm_card_visa",
+        confirm=True,
+        transfer_group="booking_9",
+        application_fee_amount=500,
+        transfer_data={"destination": onboarded_account.id},
+        on_behalf_of=onboarded_account.id,
+        statement_descriptor_suffix="TALKPAY",
+        capture_method="automatic",
+    )
     assert pi.status == "succeeded" and pi.transfer_data.destination == onboarded_account.id
     ch = stripe.Charge.retrieve(pi.latest_charge)
     assert ch.transfer_group == "booking_9" and ch.application_fee_amount == 500
@@ -84,10 +99,13 @@ def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_accou
     assert cb.available[0].amount == 4500
 
 
-@pytest.mark.parametrize("pm,decline_code,code", [
-    ("pm_card_chargeDeclined", "generic_decline", "card_declined"),
-    ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "card_declined"),
-])
+@pytest.mark.parametrize(
+    "pm,decline_code,code",
+    [
+        ("pm_card_chargeDeclined", "generic_decline", "card_declined"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds", "card_declined"),
+    ],
+)
 def test_declines_raise_card_error_and_reset_intent(emulator, pm, decline_code, code):
     pi = stripe.PaymentIntent.create(amount=1500, currency="usd")
     with pytest.raises(stripe.CardError) as ei:
@@ -109,16 +127,20 @@ def test_declines_raise_card_error_and_reset_intent(emulator, pm, decline_code, 
     assert pi.status == "succeeded" and pi.last_payment_error is None
 
 
-@pytest.mark.parametrize("number,expect", [
-    ("4242424242424242", "succeeded"),
-    ("4000000000000002", "generic_decline"),
-    ("4000000000009995", "insufficient_funds"),
-    ("4000002500003155", "requires_action"),
-    ("4000000000000259", "succeeded"),
-])
+@pytest.mark.parametrize(
+    "number,expect",
+    [
+        ("4242424242424242", "succeeded"),
+        ("4000000000000002", "generic_decline"),
+        ("4000000000009995", "insufficient_funds"),
+        ("4000002500003155", "requires_action"),
+        ("4000000000000259", "succeeded"),
+    ],
+)
 def test_raw_card_numbers(emulator, number, expect):
-    pm = stripe.PaymentMethod.create(type="card", card={"number": number, "exp_month": 4, "exp_year": 2040,
-                                                         "cvc": "314"})
+    pm = stripe.PaymentMethod.create(
+        type="card", card={"number": number, "exp_month": 4, "exp_year": 2040, "cvc": "314"}
+    )
     try:
         pi = stripe.PaymentIntent.create(amount=1000, currency="eur", payment_method=pm.id, confirm=True)
         assert pi.status == expect
@@ -127,16 +149,22 @@ def test_raw_card_numbers(emulator, number, expect):
 
 
 def test_three_d_secure_success_and_failure(emulator):
-    pi = stripe.PaymentIntent.create(amount=3000, currency="usd", payment_method="pm_card_authenticationRequired",
-                                     confirm=True)
+    pi = stripe.PaymentIntent.create(
+        amount=3000, currency="usd", payment_method="pm_card_authenticationRequired", confirm=True
+    )
     assert pi.status == "requires_action" and pi.next_action.type == "use_stripe_sdk"
     assert pi.latest_charge is None
     done = emulator.post("/_emulator/payment_intents/%s/3ds" % pi.id, {"outcome": "succeed"})
     assert done["status"] == "succeeded"
     assert stripe.PaymentIntent.retrieve(pi.id).latest_charge.startswith("ch_")
 
-    pi2 = stripe.PaymentIntent.create(amount=3000, currency="usd", payment_method="pm_card_authenticationRequired",
-                                      confirm=True, return_url="https://app.example/return")
+    pi2 = stripe.PaymentIntent.create(
+        amount=3000,
+        currency="usd",
+        payment_method="pm_card_authenticationRequired",
+        confirm=True,
+        return_url="https://app.example/return",
+    )
     assert pi2.next_action.type == "redirect_to_url"
     r = requests.get(pi2.next_action.redirect_to_url.url + "?outcome=fail", allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"].startswith("https://app.example/return?")
@@ -148,8 +176,9 @@ def test_three_d_secure_success_and_failure(emulator):
 
 
 def test_manual_capture_partial_and_cancel(emulator):
-    pi = stripe.PaymentIntent.create(amount=4000, currency="usd", payment_method="pm_card_visa",
-                                     capture_method="manual", confirm=True)
+    pi = stripe.PaymentIntent.create(
+        amount=4000, currency="usd", payment_method="pm_card_visa", capture_method="manual", confirm=True
+    )
     assert pi.status == "requires_capture" and pi.amount_capturable == 4000
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.PaymentIntent.capture(pi.id, amount_to_capture=5000)
@@ -161,8 +190,9 @@ def test_manual_capture_partial_and_cancel(emulator):
     types = [e.type for e in stripe.Event.list().data]
     assert "payment_intent.amount_capturable_updated" in types and "charge.captured" in types
 
-    pi2 = stripe.PaymentIntent.create(amount=4000, currency="usd", payment_method="pm_card_visa",
-                                      capture_method="manual", confirm=True)
+    pi2 = stripe.PaymentIntent.create(
+        amount=4000, currency="usd", payment_method="pm_card_visa", capture_method="manual", confirm=True
+    )
     pi2 = stripe.PaymentIntent.cancel(pi2.id, cancellation_reason="requested_by_customer")
     assert pi2.status == "canceled" and pi2.cancellation_reason == "requested_by_customer" and pi2.canceled_at
     with pytest.raises(stripe.InvalidRequestError) as ei:
@@ -202,8 +232,9 @@ def test_publishable_key_only_with_client_secret(emulator):
         stripe.PaymentIntent.retrieve(pi.id, api_key=pk, client_secret=pi.id + "_secret_wrong")
     with pytest.raises(stripe.AuthenticationError):
         stripe.PaymentIntent.list(api_key=pk)
-    confirmed = stripe.PaymentIntent.confirm(pi.id, api_key=pk, client_secret=pi.client_secret,
-                                             payment_method="pm_card_visa")
+    confirmed = stripe.PaymentIntent.confirm(
+        pi.id, api_key=pk, client_secret=pi.client_secret, payment_method="pm_card_visa"
+    )
     assert confirmed.status == "succeeded"
     with pytest.raises(stripe.AuthenticationError):
         stripe.PaymentIntent.list(api_key="sk_live_nope")
@@ -211,8 +242,9 @@ def test_publishable_key_only_with_client_secret(emulator):
 
 def test_stripe_client_with_base_addresses(emulator, client):
     cus = client.v1.customers.create(params={"email": "x@example.com"})
-    pi = client.v1.payment_intents.create(params={"amount": 700, "currency": "gbp", "customer": cus.id,
-                                                  "payment_method": "pm_card_visa", "confirm": True})
+    pi = client.v1.payment_intents.create(
+        params={"amount": 700, "currency": "gbp", "customer": cus.id, "payment_method": "pm_card_visa", "confirm": True}
+    )
     assert pi.status == "succeeded"
     assert client.v1.payment_intents.retrieve(pi.id).amount_received == 700
     assert [p.id for p in client.v1.payment_intents.list(params={"customer": cus.id}).data] == [pi.id]
@@ -228,8 +260,9 @@ def test_idempotent_replay_success_error_and_mismatch(emulator):
     errors = []
     for _ in range(2):
         with pytest.raises(stripe.CardError) as ei:
-            stripe.PaymentIntent.create(amount=2000, currency="usd", payment_method="pm_card_chargeDeclined",
-                                        confirm=True, idempotency_key="k2")
+            stripe.PaymentIntent.create(
+                amount=2000, currency="usd", payment_method="pm_card_chargeDeclined", confirm=True, idempotency_key="k2"
+            )
         errors.append(ei.value)
     assert errors[0].http_status == errors[1].http_status == 402
     assert errors[0].json_body == errors[1].json_body

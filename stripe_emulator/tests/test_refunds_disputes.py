@@ -13,8 +13,9 @@ def _available(**kw):
 def test_partial_then_full_refund_and_over_refund_rejected(emulator):
     pi = _paid(5000)
     start = _available()
-    r1 = stripe.Refund.create(payment_intent=pi.id, amount=1000, reason="requested_by_customer",
-                              metadata={"why": "partial"})
+    r1 = stripe.Refund.create(
+        payment_intent=pi.id, amount=1000, reason="requested_by_customer", metadata={"why": "partial"}
+    )
     assert r1.id.startswith("re_") and r1.status == "succeeded" and r1.amount == 1000
     assert r1.charge == pi.latest_charge and r1.payment_intent == pi.id and r1.metadata.why == "partial"
     ch = stripe.Charge.retrieve(pi.latest_charge)
@@ -82,8 +83,9 @@ def test_dispute_helper_evidence_and_close_won_lost(emulator):
     d = emulator.post("/_emulator/charges/%s/dispute" % pi.latest_charge, {"reason": "product_not_received"})
     assert d["reason"] == "product_not_received"
     assert _available() == before - 7500
-    d = stripe.Dispute.modify(d["id"], evidence={"customer_name": "Ann", "uncategorized_text": "Delivered"},
-                              metadata={"case": "1"})
+    d = stripe.Dispute.modify(
+        d["id"], evidence={"customer_name": "Ann", "uncategorized_text": "Delivered"}, metadata={"case": "1"}
+    )
     assert d.status == "under_review" and d.evidence.customer_name == "Ann"
     assert d.evidence_details.submission_count == 1
     upd = stripe.Event.list(type="charge.dispute.updated").data[0]
@@ -102,5 +104,5 @@ def test_dispute_helper_evidence_and_close_won_lost(emulator):
     assert {x.id for x in stripe.Dispute.list().data} == {d.id, d2["id"]}
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Dispute.modify(d2["id"], evidence={"customer_name": "late"})
-    with pytest.raises(stripe.InvalidRequestError) as ei:
+    with pytest.raises(stripe.InvalidRequestError):
         stripe.Dispute.modify(d.id, evidence={"not_a_field": "x"})

@@ -1,4 +1,5 @@
 """Every served object has the same top-level keys as Stripe's sample in fixtures3.json."""
+
 import json
 import os
 
@@ -13,12 +14,21 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 
 # Keys the emulator returns in addition to the fixtures3.json sample, and why.
 ALLOWED_EXTRA = {
-    "charge": {"transfer"},            # set on destination charges (real Stripe returns it too)
-    "event": {"account"},              # present on connected-account events, as in real Stripe
-    "webhook_endpoint": {"secret"},    # only in the create response, as in real Stripe
-    "account": set(), "account_link": set(), "balance": set(), "balance_transaction": set(), "customer": set(),
-    "dispute": set(), "payment_intent": set(), "payment_method": set(), "payout": set(), "refund": set(),
-    "transfer": set(), "transfer_reversal": set(),
+    "charge": {"transfer"},  # set on destination charges (real Stripe returns it too)
+    "event": {"account"},  # present on connected-account events, as in real Stripe
+    "webhook_endpoint": {"secret"},  # only in the create response, as in real Stripe
+    "account": set(),
+    "account_link": set(),
+    "balance": set(),
+    "balance_transaction": set(),
+    "customer": set(),
+    "dispute": set(),
+    "payment_intent": set(),
+    "payment_method": set(),
+    "payout": set(),
+    "refund": set(),
+    "transfer": set(),
+    "transfer_reversal": set(),
 }
 # Keys of the sample the emulator leaves out, and why.
 ALLOWED_MISSING = {
@@ -27,10 +37,12 @@ ALLOWED_MISSING = {
 
 
 def _fixture_keys():
-    candidates = [os.environ.get("STRIPE_FIXTURES3", ""),
-                  os.path.join(REPO, "..", "shared", "stripe", "fixtures3.json"),
-                  os.path.join(REPO, "shared", "stripe", "fixtures3.json"),
-                  "/work/shared/stripe/fixtures3.json"]
+    candidates = [
+        os.environ.get("STRIPE_FIXTURES3", ""),
+        os.path.join(REPO, "..", "shared", "stripe", "fixtures3.json"),
+        os.path.join(REPO, "shared", "stripe", "fixtures3.json"),
+        "/work/shared/stripe/fixtures3.json",
+    ]
     for path in candidates:
         if path and os.path.exists(path):
             with open(path) as f:
@@ -55,18 +67,27 @@ def test_top_level_keys_match_fixtures(emulator):
     acct = stripe.Account.create(type="express", country="US", capabilities={"transfers": {"requested": True}})
     emulator.post("/_emulator/accounts/%s/onboard" % acct.id)
     cus = stripe.Customer.create(email="shape@example.com")
-    pi = stripe.PaymentIntent.create(amount=5000, currency="usd", customer=cus.id, payment_method="pm_card_visa",
-                                     confirm=True, transfer_data={"destination": acct.id})
+    pi = stripe.PaymentIntent.create(
+        amount=5000,
+        currency="usd",
+        customer=cus.id,
+        payment_method="pm_card_visa",
+        confirm=True,
+        transfer_data={"destination": acct.id},
+    )
     ch = stripe.Charge.retrieve(pi.latest_charge)
     re_ = stripe.Refund.create(payment_intent=pi.id, amount=100)
     dp = emulator.post("/_emulator/charges/%s/dispute" % ch.id, {})
     tr = stripe.Transfer.retrieve(ch.transfer)
     rev = stripe.Transfer.create_reversal(tr.id, amount=100)
     po = stripe.Payout.create(amount=100, currency="usd", stripe_account=acct.id)
-    link = _raw(emulator, "/v1/account_links", "POST", {"account": acct.id, "type": "account_onboarding",
-                                                        "refresh_url": "https://a/r", "return_url": "https://a/x"})
-    we = _raw(emulator, "/v1/webhook_endpoints", "POST", {"url": "https://example.com/hook",
-                                                          "enabled_events[]": "*"})
+    link = _raw(
+        emulator,
+        "/v1/account_links",
+        "POST",
+        {"account": acct.id, "type": "account_onboarding", "refresh_url": "https://a/r", "return_url": "https://a/x"},
+    )
+    we = _raw(emulator, "/v1/webhook_endpoints", "POST", {"url": "https://example.com/hook", "enabled_events[]": "*"})
     evt = stripe.Event.list(limit=1).data[0]
     objects = {
         "payment_intent": _raw(emulator, "/v1/payment_intents/" + pi.id),
@@ -99,9 +120,13 @@ def test_top_level_keys_match_fixtures(emulator):
     assert set(ALLOWED_EXTRA) == set(objects)
 
 
-@pytest.mark.parametrize("prefix,path", [
-    ("pi_", "payment_intents"), ("cus_", "customers"),
-])
+@pytest.mark.parametrize(
+    "prefix,path",
+    [
+        ("pi_", "payment_intents"),
+        ("cus_", "customers"),
+    ],
+)
 def test_id_prefixes(emulator, prefix, path):
     obj = _raw(emulator, "/v1/" + path, "POST", {"amount": 1000, "currency": "usd"} if prefix == "pi_" else {})
     assert obj["id"].startswith(prefix)

@@ -11,8 +11,9 @@ def _pay(amount=2000):
 
 
 def test_signed_delivery_verified_with_construct_event(emulator, receiver):
-    we = stripe.WebhookEndpoint.create(url=receiver.url, enabled_events=["payment_intent.succeeded",
-                                                                         "charge.succeeded"])
+    we = stripe.WebhookEndpoint.create(
+        url=receiver.url, enabled_events=["payment_intent.succeeded", "charge.succeeded"]
+    )
     assert we.secret.startswith("whsec_") and we.status == "enabled"
     assert "secret" not in stripe.WebhookEndpoint.retrieve(we.id)
     pi = _pay()
@@ -33,8 +34,9 @@ def test_signed_delivery_verified_with_construct_event(emulator, receiver):
     assert ev["request"]["idempotency_key"]  # the SDK always sends one on POST
     # a wrong secret does not verify
     try:
-        stripe.Webhook.construct_event(receiver.requests[0]["body"].decode(),
-                                       receiver.requests[0]["headers"]["Stripe-Signature"], "whsec_wrong")
+        stripe.Webhook.construct_event(
+            receiver.requests[0]["body"].decode(), receiver.requests[0]["headers"]["Stripe-Signature"], "whsec_wrong"
+        )
         raise AssertionError("signature should not verify")
     except stripe.SignatureVerificationError:
         pass
@@ -48,8 +50,9 @@ def test_retries_with_backoff_after_non_2xx(emulator, receiver):
     log = [d for d in emulator.deliveries() if d["event_type"] == "customer.created"]
     assert [(d["attempt"], d["status_code"]) for d in log] == [(1, 500), (2, 500), (3, 200)]
     assert len(receiver.requests) == 3
-    evt = stripe.Webhook.construct_event(receiver.requests[-1]["body"].decode(),
-                                         receiver.requests[-1]["headers"]["Stripe-Signature"], secret)
+    evt = stripe.Webhook.construct_event(
+        receiver.requests[-1]["body"].decode(), receiver.requests[-1]["headers"]["Stripe-Signature"], secret
+    )
     assert evt.data.object.id == cus.id
 
 
@@ -65,8 +68,9 @@ def test_gives_up_after_max_attempts(emulator, receiver):
 
 
 def test_webhook_endpoint_crud_and_filtering(emulator, receiver):
-    we = stripe.WebhookEndpoint.create(url=receiver.url, enabled_events=["*"], description="all",
-                                       metadata={"env": "test"})
+    we = stripe.WebhookEndpoint.create(
+        url=receiver.url, enabled_events=["*"], description="all", metadata={"env": "test"}
+    )
     assert [w.id for w in stripe.WebhookEndpoint.list().data] == [we.id]
     we2 = stripe.WebhookEndpoint.modify(we.id, enabled_events=["refund.created"], disabled=True)
     assert we2.enabled_events == ["refund.created"] and we2.status == "disabled"
@@ -105,21 +109,25 @@ def test_events_list_filters_and_previous_attributes(emulator):
 
 
 def test_cli_preregistered_endpoint_and_env_fallback(receiver):
-    with EmulatorProcess(quiet=True, time_scale=0.01, webhook_url=receiver.url,
-                         webhook_secret="whsec_cli_secret") as emu:
+    with EmulatorProcess(
+        quiet=True, time_scale=0.01, webhook_url=receiver.url, webhook_secret="whsec_cli_secret"
+    ) as emu:
         c = emu.stripe_client()
         c.v1.customers.create(params={"email": "cli@example.com"})
         assert emu.flush_webhooks(timeout=20)
         req = receiver.requests[0]
-        evt = stripe.Webhook.construct_event(req["body"].decode(), req["headers"]["Stripe-Signature"],
-                                             "whsec_cli_secret")
+        evt = stripe.Webhook.construct_event(
+            req["body"].decode(), req["headers"]["Stripe-Signature"], "whsec_cli_secret"
+        )
         assert evt.type == "customer.created"
         emu.reset()  # the pre-registered endpoint survives a reset
         c.v1.customers.create()
         assert emu.flush_webhooks(timeout=20)
         assert len(receiver.requests) == 2
-    with EmulatorProcess(quiet=True, env={"STRIPE_EMULATOR_WEBHOOK_URL": receiver.url,
-                                          "STRIPE_EMULATOR_WEBHOOK_SECRET": "whsec_env_secret"}) as emu:
+    with EmulatorProcess(
+        quiet=True,
+        env={"STRIPE_EMULATOR_WEBHOOK_URL": receiver.url, "STRIPE_EMULATOR_WEBHOOK_SECRET": "whsec_env_secret"},
+    ) as emu:
         emu.stripe_client().v1.customers.create()
         assert emu.flush_webhooks(timeout=20)
         req = receiver.requests[-1]
