@@ -1,0 +1,271 @@
+"""What each Stripe event does to payments, bookings, the ledger and earnings, whatever the order.
+
+Events are built from Stripe's sample shapes and delivered signed to the intake; the tests that run
+`ledger_check` use the emulator because the payouts checks compare transfers with Stripe."""
+
+import itertools
+
+import pytest
+from django.core.management import call_command
+
+from billing import ledger
+from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
+from billing.tests.factories import PaymentFactory
+from billing.webhooks.testing import (
+    card_declined_error,
+    charge_object,
+    deliver,
+    payment_intent_object,
+    refund_object,
+    stripe_event,
+    stripe_id,
+)
+from booking.models import Booking
+from booking.tests.factories import BookingFactory, PackageFactory
+from payouts.models import ListenerPayout
+from web.tests.factories import ListenerFactory, TalkerFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _awaiting_payment(price="30.00", **people) -> Payment:
+    """A payment whose PaymentIntent exists on Stripe, waiting for the card. `talker=`/`listener=` reuse
+    users (creating one hashes a password, which is slow)."""
+    booking = BookingFactory(package=PackageFactory(price=price), **people)
+    return PaymentFactory(
+        booking=booking, stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD
+    )
+
+
+def _succeeded_event(payment: Payment, charge_id: str) -> dict:
+    return stripe_event(
+        "payment_intent.succeeded",
+        payment_intent_object(payment=payment, status="succeeded", latest_charge=charge_id),
+        previous={"status": "requires_action"},
+    )
+
+
+def _refunded_event(payment: Payment, charge_id: str, refunds: list[dict]) -> dict:
+    charge = charge_object(
+        charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=payment.amount, refunds=refunds
+    )
+    return stripe_event("charge.refunded", charge, previous={"amount_refunded": 0, "refunded": False})
+
+
+def _ledger_lines(key: str) -> dict[str, int]:
+    txn = LedgerTransaction.objects.get(key=key)
+    return {entry.account.code: entry.amount for entry in txn.entries.select_related("account")}
+
+
+def test_a_succeeded_payment_confirms_the_booking_books_the_split_and_creates_the_earning():
+    payment = _awaiting_payment()
+    charge_id = stripe_id("ch")
+
+    status = deliver(_succeeded_event(payment, charge_id))
+
+    assert status == WebhookEvent.Status.PROCESSED
+    payment.refresh_from_db()
+    assert (payment.status, payment.stripe_charge_id) == (Payment.Status.SUCCEEDED, charge_id)
+    assert payment.booking.__class__.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED
+    listener_id = payment.booking.listener_id
+    assert _ledger_lines(f"payment-succeeded-{payment.pk}") == {
+        ledger.PLATFORM_CASH: 3000,
+        ledger.APP_REVENUE: -300,
+        ledger.listener_payable(listener_id): -2700,
+    }
+    earning = ListenerPayout.objects.get(payment=payment)
+    assert (earning.listener_id, earning.amount, earning.status) == (listener_id, 2700, ListenerPayout.Status.PENDING)
+
+
+def test_the_same_succeeded_event_again_or_another_copy_of_it_changes_nothing():
+    payment = _awaiting_payment()
+    event = _succeeded_event(payment, stripe_id("ch"))
+    deliver(event)
+    again = stripe_event("payment_intent.succeeded", event["data"]["object"])  # Stripe's resend: a new event id
+
+    deliver(event)
+    assert deliver(again) == WebhookEvent.Status.IGNORED
+
+    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert ListenerPayout.objects.filter(payment=payment).count() == 1
+    assert WebhookEvent.objects.get(stripe_event_id=event["id"]).deliveries == 2
+
+
+def _end_state(payment: Payment) -> tuple:
+    payment.refresh_from_db()
+    earning = ListenerPayout.objects.get(payment=payment)
+    txns = tuple(sorted(LedgerTransaction.objects.filter(payment=payment).values_list("kind", flat=True)))
+    refunds = tuple(sorted(Refund.objects.filter(payment=payment).values_list("amount", "status")))
+    return (
+        payment.status,
+        payment.amount_refunded,
+        Booking.objects.get(pk=payment.booking_id).status,
+        earning.status,
+        earning.amount_reversed,
+        txns,
+        refunds,
+        ledger.balance(ledger.listener_payable(payment.booking.listener_id)),
+    )
+
+
+def test_every_order_of_succeeded_refunded_and_duplicate_events_ends_in_the_same_state(stripe_emulator):
+    """Succeeded, a partial refund, then the rest refunded, plus a duplicate of the first two: all
+    30 distinct orders give the same payment, booking, earning, refunds and ledger."""
+    names = ("succeeded", "refund_1", "refund_2", "succeeded", "refund_1")
+    end_states = set()
+    people = {"talker": TalkerFactory(), "listener": ListenerFactory()}
+    for order in sorted(set(itertools.permutations(names))):
+        payment = _awaiting_payment(price="33.33", **people)  # 3333 cents, app fee 333: odd on purpose
+        charge_id = stripe_id("ch")
+        first = refund_object(charge_id=charge_id, payment_intent_id=None, amount=1001, created=1_700_000_000)
+        second = refund_object(charge_id=charge_id, payment_intent_id=None, amount=2332, created=1_700_000_100)
+        events = {
+            "succeeded": _succeeded_event(payment, charge_id),
+            "refund_1": _refunded_event(payment, charge_id, [first]),
+            "refund_2": _refunded_event(payment, charge_id, [first, second]),
+        }
+        for name in order:
+            deliver(events[name])
+        end_states.add(_end_state(payment))
+
+    assert end_states == {
+        (
+            Payment.Status.SUCCEEDED,
+            3333,
+            Booking.Status.REFUNDED,
+            ListenerPayout.Status.CANCELLED,
+            3000,
+            ("payment_succeeded", "refund", "refund"),
+            ((1001, Refund.Status.SUCCEEDED), (2332, Refund.Status.SUCCEEDED)),
+            0,
+        )
+    }
+    call_command("ledger_check")
+
+
+def test_a_partial_refund_reverses_the_split_in_proportion_and_keeps_the_booking():
+    payment = _awaiting_payment(price="33.33")
+    charge_id = stripe_id("ch")
+    deliver(_succeeded_event(payment, charge_id))
+    refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=1001)
+
+    deliver(stripe_event("charge.refund.updated", refund, previous={"status": "pending"}))
+
+    # app part = round_half_up(1001 × 333 / 3333) = 100, the listener's part is the other 901.
+    assert _ledger_lines(f"refund-{refund['id']}") == {
+        ledger.APP_REVENUE: 100,
+        ledger.listener_payable(payment.booking.listener_id): 901,
+        ledger.PLATFORM_CASH: -1001,
+    }
+    payment.refresh_from_db()
+    earning = ListenerPayout.objects.get(payment=payment)
+    assert payment.amount_refunded == 1001
+    assert (earning.amount_reversed, earning.status) == (901, ListenerPayout.Status.PENDING)
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED
+
+
+def test_many_small_refunds_reverse_exactly_the_original_shares(stripe_emulator):
+    """Cumulative rounding: 1-cent and odd refunds never drift from the split; the full refund lands on it."""
+    payment = _awaiting_payment(price="33.33")
+    charge_id = stripe_id("ch")
+    deliver(_succeeded_event(payment, charge_id))
+    amounts = [1, 1, 7, 13, 499, 1, 1000, 1811]
+    assert sum(amounts) == 3333
+    refunds = []
+    for n, amount in enumerate(amounts):
+        refunds.append(refund_object(charge_id=charge_id, payment_intent_id=None, amount=amount, created=1000 + n))
+        deliver(_refunded_event(payment, charge_id, list(refunds)))
+
+    listener = ledger.listener_payable(payment.booking.listener_id)
+    assert ledger.balances([ledger.APP_REVENUE, listener, ledger.PLATFORM_CASH]) == {
+        ledger.APP_REVENUE: 0,
+        listener: 0,
+        ledger.PLATFORM_CASH: 0,
+    }
+    assert ListenerPayout.objects.get(payment=payment).amount_reversed == 3000
+    call_command("ledger_check")
+
+
+def test_a_refund_made_by_our_worker_is_matched_by_its_metadata_not_duplicated():
+    payment = _awaiting_payment()
+    charge_id = stripe_id("ch")
+    deliver(_succeeded_event(payment, charge_id))
+    ours = Refund.objects.create(payment=payment, amount=1500, status=Refund.Status.REQUESTED)
+    refund = refund_object(
+        charge_id=charge_id, payment_intent_id=None, amount=1500, metadata={"refund_id": str(ours.pk)}
+    )
+
+    deliver(_refunded_event(payment, charge_id, [refund]))
+
+    ours.refresh_from_db()
+    assert (ours.stripe_refund_id, ours.status) == (refund["id"], Refund.Status.SUCCEEDED)
+    assert Refund.objects.filter(payment=payment).count() == 1
+
+
+def test_a_refund_that_fails_after_succeeding_gives_the_listener_their_share_back(stripe_emulator):
+    payment = _awaiting_payment()
+    charge_id = stripe_id("ch")
+    deliver(_succeeded_event(payment, charge_id))
+    refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=3000)
+    deliver(stripe_event("charge.refund.updated", refund))
+    assert ListenerPayout.objects.get(payment=payment).status == ListenerPayout.Status.CANCELLED
+
+    deliver(
+        stripe_event(
+            "charge.refund.updated", {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
+        )
+    )
+    deliver(stripe_event("charge.refund.updated", refund))  # the older "succeeded" again: changes nothing
+
+    payment.refresh_from_db()
+    earning = ListenerPayout.objects.get(payment=payment)
+    assert payment.amount_refunded == 0
+    assert (earning.amount_reversed, earning.status) == (0, ListenerPayout.Status.PENDING)
+    assert ledger.balance(ledger.listener_payable(payment.booking.listener_id)) == 2700
+    call_command("ledger_check")
+
+
+def test_an_older_non_final_event_after_success_changes_nothing():
+    payment = _awaiting_payment()
+    deliver(_succeeded_event(payment, stripe_id("ch")))
+    late = payment_intent_object(
+        payment=payment, status="requires_payment_method", last_payment_error=card_declined_error()
+    )
+
+    status = deliver(stripe_event("payment_intent.payment_failed", late))
+
+    payment.refresh_from_db()
+    assert status == WebhookEvent.Status.IGNORED
+    assert (payment.status, payment.failure_code) == (Payment.Status.SUCCEEDED, "")
+
+
+def test_a_canceled_intent_cancels_the_payment_and_frees_the_slot():
+    payment = _awaiting_payment()
+
+    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.CANCELED
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CANCELLED
+    assert not LedgerTransaction.objects.filter(payment=payment).exists()
+
+
+def test_events_we_do_not_handle_or_for_intents_not_ours_are_recorded_and_ignored():
+    unknown = stripe_event("customer.created", {"id": stripe_id("cus"), "object": "customer"})
+    foreign = stripe_event("payment_intent.succeeded", payment_intent_object(status="succeeded"))
+
+    assert deliver(unknown) == WebhookEvent.Status.IGNORED
+    assert deliver(foreign) == WebhookEvent.Status.IGNORED
+    assert WebhookEvent.objects.filter(stripe_event_id__in=[unknown["id"], foreign["id"]]).count() == 2
+    assert not LedgerTransaction.objects.exists()
+
+
+def test_a_payment_whose_intent_id_was_not_saved_yet_is_found_by_its_metadata():
+    payment = _awaiting_payment()
+    intent = payment_intent_object(payment=payment, status="succeeded")
+    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=None)
+
+    deliver(stripe_event("payment_intent.succeeded", intent))
+
+    payment.refresh_from_db()
+    assert (payment.status, payment.stripe_payment_intent_id) == (Payment.Status.SUCCEEDED, intent["id"])
