@@ -30,6 +30,13 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DEFAULT_API_KEY = "sk_test_emulator"
 
+INHERIT_BLOCKLIST = (
+    "STRIPE_EMULATOR_WEBHOOK_URL",
+    "STRIPE_EMULATOR_WEBHOOK_SECRET",
+    "STRIPE_EMULATOR_PORT",
+    "STRIPE_EMULATOR_HOST",
+)
+
 
 class EmulatorError(RuntimeError):
     pass
@@ -105,6 +112,9 @@ class EmulatorProcess:
         for _ in range(1 if fixed else 3):
             port = fixed or free_port(self.host)
             env = dict(os.environ)
+            # a developer's shell may export these for `make run`; a test emulator must not inherit them
+            for name in INHERIT_BLOCKLIST:
+                env.pop(name, None)
             env.update(self.env or {})
             env["PYTHONPATH"] = PACKAGE_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
             env.setdefault("PYTHONUNBUFFERED", "1")
