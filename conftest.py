@@ -27,3 +27,14 @@ os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 
 pytest_plugins = ["web.testing"]
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("postgres") is None:
+        return
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        import pytest
+
+        pytest.skip("needs PostgreSQL: row locks, SKIP LOCKED and constraints that SQLite does not have")
