@@ -1,0 +1,81 @@
+"""Exactly once under concurrency: the same event delivered 50 times at once, over HTTP to a live
+server, processed by a real Celery worker, books one ledger transaction and one earning."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from django.db import connection
+
+from billing.models import LedgerTransaction, Payment, WebhookEvent
+from billing.tests.factories import PaymentFactory
+from billing.webhooks.processing import webhook_event_process
+from billing.webhooks.testing import payment_intent_object, signed_body, stripe_event, stripe_id
+from payouts.models import ListenerPayout
+from web.testing import WEBHOOK_PATH
+
+COPIES = 50
+
+
+def _payment() -> Payment:
+    return PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
+
+
+def _wait_for(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def _at_once(count: int, fn) -> list:
+    """Run `fn` from `count` threads released together."""
+    barrier = threading.Barrier(count)
+
+    def run(_):
+        barrier.wait()
+        try:
+            return fn()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_worker):
+    payment = _payment()
+    event = stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+    body, signature = signed_body(event)
+    url = live_server.url + WEBHOOK_PATH
+    headers = {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": signature}
+
+    codes = _at_once(COPIES, lambda: requests.post(url, data=body, headers=headers, timeout=30).status_code)
+
+    assert codes == [200] * COPIES
+    _wait_for(lambda: WebhookEvent.objects.get(stripe_event_id=event["id"]).status == WebhookEvent.Status.PROCESSED)
+    assert WebhookEvent.objects.filter(stripe_event_id=event["id"]).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert ListenerPayout.objects.filter(payment=payment).count() == 1
+    assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_workers_processing_the_same_stored_event_at_once_book_once():
+    payment = _payment()
+    event = stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+    stored = WebhookEvent.objects.create(
+        stripe_event_id=event["id"], type=event["type"], payload=event, raw_body="{}", headers={}
+    )
+
+    outcomes = _at_once(COPIES, lambda: webhook_event_process(webhook_event_id=stored.pk))
+
+    assert sorted(set(outcomes)) == ["processed"]
+    stored.refresh_from_db()
+    assert stored.attempts == 1
+    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert ListenerPayout.objects.filter(payment=payment).count() == 1
