@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.db.models import F, Sum
 
+from billing.models import Clawback
 from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import connect as gateway
 from payouts.models import ListenerPayout, Payout
@@ -26,10 +27,17 @@ def check_transferred_within_earned() -> list[str]:
         .annotate(net=Sum(F("amount") - F("amount_reversed")))
         .values_list("listener_id", "net")
     )
+    # Clawbacks not reversed or recovered yet: money transferred that the listener owes back (billing.clawback).
+    owed_back = dict(
+        Clawback.objects.filter(status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT))
+        .values("listener_id")
+        .annotate(total=Sum(F("amount") - F("amount_recovered")))
+        .values_list("listener_id", "total")
+    )
     return [
         f"listener {listener_id}: transferred {net} > earned {earned.get(listener_id, 0)}"
         for listener_id, net in transferred
-        if net > earned.get(listener_id, 0)
+        if net > earned.get(listener_id, 0) + owed_back.get(listener_id, 0)
     ]
 
 
@@ -49,9 +57,11 @@ def check_transfers_match_stripe() -> list[str]:
     for group, transfers in by_group.items():
         if len(transfers) > 1:
             problems.append(f"{group}: {len(transfers)} transfers on Stripe ({', '.join(t['id'] for t in transfers)})")
+    # A payout that a clawback debt took whole was settled without a transfer.
+    transferred = Payout.objects.filter(status__in=SENT).exclude(amount=0, stripe_transfer_id__isnull=True)
     ours = {
         f"payout-{pk}": (transfer_id, amount, account)
-        for pk, transfer_id, amount, account in Payout.objects.filter(status__in=SENT).values_list(
+        for pk, transfer_id, amount, account in transferred.values_list(
             "pk", "stripe_transfer_id", "amount", "listener__stripe_listener_account__stripe_account_id"
         )
     }

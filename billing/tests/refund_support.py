@@ -135,14 +135,16 @@ def complete_session(booking: Booking) -> Booking:
     return booking_services.booking_complete(booking_id=booking.pk, user=booking.listener)
 
 
-def pay_out(stripe_emulator, listener):
-    """Run this week's payouts (the platform balance topped up first) and return the listener's payout."""
+def pay_out(stripe_emulator, listener, *, weeks_ahead: int = 0):
+    """Run the weekly payouts of this week (or a later one: a paid week takes no more earnings), the
+    platform balance topped up first, and return the listener's latest payout."""
     from payouts import services as payout_services
     from payouts.models import Payout, Schedule
     from payouts.periods import period_containing
 
     stripe_emulator.post("/_emulator/balance/topup", {"amount": 1_000_000, "currency": "usd"})
-    payout_services.payout_run(period=period_containing(Schedule.WEEKLY, timezone.now().date()))
+    day = timezone.now().date() + timedelta(weeks=weeks_ahead)
+    payout_services.payout_run(period=period_containing(Schedule.WEEKLY, day))
     return Payout.objects.filter(listener=listener).order_by("-id").first()
 
 
