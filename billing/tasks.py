@@ -43,3 +43,8 @@ def payment_reconcile_task() -> dict:
     from billing.reconciliation import reconcile_run
 
     return reconcile_run()
+
+
+# Refund, PaymentIntent-cancel and clawback tasks live next to their services (billing.refunds,
+# billing.clawback); imported here so a worker registers them at start-up (autodiscovery reads tasks.py).
+from billing import clawback, refunds  # noqa: E402, F401
