@@ -15,9 +15,9 @@ from billing.models import LedgerEntry, Payment
 from payouts.models import ListenerPayout
 
 # Ledger transaction kinds that make up what a listener earned: the share booked when a payment
-# succeeds, and its reversals by refunds (negative). Payout transfers are not earnings, so they are
-# not here; add dispute reversals here when disputes book them.
-EARNING_KINDS = ("payment_succeeded", "refund", "refund_failed")
+# succeeds, and its reversals by refunds and lost disputes (negative). Payout transfers are not
+# earnings, so they are not here.
+EARNING_KINDS = ("payment_succeeded", "refund", "refund_failed", "dispute_lost")
 
 
 def earning_create_for_payment(*, payment: Payment, listener_id: int) -> tuple[ListenerPayout, bool]:
