@@ -217,3 +217,22 @@ def test_a_dispute_on_a_charge_we_do_not_know_is_ignored(stripe_emulator, events
 
     assert deliver({**foreign, "id": "evt_foreign"}) == "ignored"
     assert not Dispute.objects.exists()
+
+
+def test_the_admin_lists_open_disputes_by_evidence_deadline_linked_to_booking_and_payment(
+    stripe_emulator, events, admin_client
+):
+    booking = paid_booking(events)
+    dispute_id = _open_dispute(stripe_emulator, booking)
+    closed = paid_booking(events)
+    _close(stripe_emulator, _open_dispute(stripe_emulator, closed), "won")
+    events.deliver_new()
+
+    page = admin_client.get("/admin/billing/dispute/", {"open": "yes"}).content.decode()
+
+    assert dispute_id in page
+    assert Dispute.objects.get(payment__booking=closed).stripe_dispute_id not in page
+    assert f"/admin/booking/booking/{booking.pk}/change/" in page
+    assert f"/admin/billing/payment/{payment_of(booking).pk}/change/" in page
+    due = Dispute.objects.get(stripe_dispute_id=dispute_id).evidence_due_by
+    assert due is not None and str(due.year) in page
