@@ -69,10 +69,13 @@ class Receiver:
                     status = 500
                 elif receiver.status_for is not None:
                     status = receiver.status_for(json.loads(body))
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:
+                    pass  # the emulator gave up waiting (webhook timeout test)
 
             def log_message(self, *a):
                 pass
