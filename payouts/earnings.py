@@ -73,7 +73,7 @@ def earning_refund_sync(
 def earning_list_for_listener(*, listener_id: int) -> QuerySet[ListenerPayout]:
     return (
         ListenerPayout.objects.filter(listener_id=listener_id)
-        .select_related("booking", "payment")
+        .select_related("booking", "payment", "payout")
         .order_by("-created_at", "-id")
     )
 

@@ -26,16 +26,17 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from billing import ledger
-from billing.stripe_gateway import PermanentStripeError, TransientStripeError
+from billing.stripe_gateway import PermanentStripeError, StripeGatewayError, TransientStripeError
 from billing.stripe_gateway import connect as gateway
 from payouts import selectors
 from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, StripeListenerAccount
@@ -45,6 +46,9 @@ from web.models import User
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
+# Payouts claimed, sent and recorded together; each batch holds its row locks only for its two short
+# transactions, never while Stripe is called.
+EXECUTE_BATCH = 50
 
 
 def earning_session_completed(*, booking_id: int, completed_at: datetime) -> int:
@@ -318,13 +322,14 @@ def payout_run(
         )
         if not payout_ids:
             break
-        for payout_id in payout_ids:
+        for chunk in _chunks(payout_ids, EXECUTE_BATCH):
             try:
-                _count_outcome(summary, payout_execute(payout_id=payout_id))
+                for payout in payouts_execute(payout_ids=chunk, resend_before=resend_before):
+                    _count_outcome(summary, payout)
             except Exception:
-                # One payout's bug must not stop the others; it stays PENDING/PROCESSING for the sweeper.
-                logger.exception("payout %s could not be executed", payout_id)
-                summary.errors += 1
+                # One batch's bug must not stop the others; it stays PENDING/PROCESSING for the sweeper.
+                logger.exception("payouts %s..%s could not be executed", chunk[0], chunk[-1])
+                summary.errors += len(chunk)
         if progress:
             progress(len(payout_ids))
         after = payout_ids[-1]
@@ -347,10 +352,11 @@ def _count_outcome(summary: RunSummary, payout: Payout | None) -> None:
 def payouts_sweep_stuck(*, older_than: timedelta | None = None) -> int:
     """Finish payouts a crash or a timeout left PENDING or PROCESSING (any period)."""
     cutoff = timezone.now() - (older_than if older_than is not None else _resend_after())
+    stuck = list(selectors.payouts_stuck(older_than=cutoff).values_list("pk", flat=True)[:1000])
     done = 0
-    for payout_id in selectors.payouts_stuck(older_than=cutoff).values_list("pk", flat=True)[:1000]:
-        payout = payout_execute(payout_id=payout_id, resend_before=cutoff)
-        done += payout is not None and payout.status == Payout.Status.PAID
+    for chunk in _chunks(stuck, EXECUTE_BATCH):
+        payouts = payouts_execute(payout_ids=chunk, resend_before=cutoff)
+        done += sum(payout.status == Payout.Status.PAID for payout in payouts)
     return done
 
 
@@ -380,73 +386,139 @@ def transfer_idempotency_key(*, payout_id: int, attempt: int) -> str:
 
 
 def payout_execute(*, payout_id: int, resend_before: datetime | None = None) -> Payout | None:
-    """Send the payout's transfer and record it. Returns the payout, or None when another worker holds
-    it or it needs nothing. Raises nothing from Stripe: refusals fail the payout, timeouts leave it to
-    the sweeper."""
+    """Send one payout's transfer and record it (see `payouts_execute`)."""
+    done = payouts_execute(payout_ids=[payout_id], resend_before=resend_before)
+    return done[0] if done else None
+
+
+def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = None) -> list[Payout]:
+    """Send these payouts' transfers and record them: claim (one transaction), Stripe (outside any
+    transaction, a few calls at a time), record (one transaction). Payouts another worker holds, or
+    that need nothing, are skipped. Raises nothing from Stripe: refusals fail the payout, timeouts
+    leave it PROCESSING for the sweeper."""
     resend_before = resend_before or (timezone.now() - _resend_after())
+    claimed, finished = _payouts_claim(payout_ids=payout_ids, resend_before=resend_before)
+    if not claimed:
+        return finished
+    with ThreadPoolExecutor(max_workers=min(_transfer_concurrency(), len(claimed))) as pool:
+        outcomes = list(pool.map(_transfer_send, claimed))
+    sent = [
+        (payout, outcome) for (payout, _), outcome in zip(claimed, outcomes, strict=True) if isinstance(outcome, dict)
+    ]
+    for (payout, _), outcome in zip(claimed, outcomes, strict=True):
+        if isinstance(outcome, PermanentStripeError):
+            finished.append(
+                payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
+            )
+        elif isinstance(outcome, TransientStripeError):
+            logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, outcome)
+            Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
+                failure_reason=f"Waiting to resend: {_reason(outcome)}"[:1000]
+            )
+            payout.failure_reason = f"Waiting to resend: {_reason(outcome)}"
+            finished.append(payout)
+    if sent:
+        finished.extend(payouts_transfer_record(sent=sent))
+    return finished
+
+
+def _transfer_concurrency() -> int:
+    return max(1, getattr(settings, "PAYOUT_TRANSFER_CONCURRENCY", 4))
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[list[tuple[Payout, bool]], list[Payout]]:
+    """Lock the payouts (skipping those another worker holds) and move the PENDING ones to PROCESSING,
+    committed before any of them reaches Stripe. Returns (payout, resending) pairs to send, and the
+    payouts settled without a transfer."""
+    from billing.models import Clawback
+
+    to_send: list[tuple[Payout, bool]] = []
+    finished: list[Payout] = []
     with transaction.atomic():
-        payout = (
+        payouts = list(
             Payout.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("listener__stripe_listener_account")
-            .filter(pk=payout_id, status__in=(Payout.Status.PENDING, Payout.Status.PROCESSING))
-            .first()
+            .filter(pk__in=payout_ids, status__in=(Payout.Status.PENDING, Payout.Status.PROCESSING))
+            .order_by("pk")
         )
-        if payout is None:
-            return None
-        resending = payout.status == Payout.Status.PROCESSING
-        if resending and payout.transfer_sent_at and payout.transfer_sent_at >= resend_before:
-            return None  # its worker may still be waiting for Stripe
-        account = getattr(payout.listener, "stripe_listener_account", None)
-        if not resending:
-            problem = ""
-            if payout.amount <= 0:
-                problem = "Nothing to transfer."
-            elif account is None:
+        in_debt = set(
+            Clawback.objects.filter(
+                listener_id__in=[p.listener_id for p in payouts], status=Clawback.Status.DEBT
+            ).values_list("listener_id", flat=True)
+        )
+        now = timezone.now()
+        starting: list[Payout] = []
+        for payout in payouts:
+            account = getattr(payout.listener, "stripe_listener_account", None)
+            if payout.status == Payout.Status.PROCESSING:
+                # It may have reached Stripe: resend only after its worker had time to record it.
+                if payout.transfer_sent_at is None or payout.transfer_sent_at < resend_before:
+                    to_send.append((payout, True))
+                continue
+            problem = "Nothing to transfer." if payout.amount <= 0 else ""
+            if account is None:
                 problem = "The listener has no Connect account."
             if problem:
                 _payout_mark_failed(payout, problem)
-                return payout
-            # Debts from clawbacks Stripe could not reverse are netted out here, when the amount becomes
-            # final; the listener's payable already carries them, so the net is exactly what we owe.
-            net = debt_net_into_payout(payout_id=payout.pk, listener_id=payout.listener_id, gross=payout.amount)
-            if net <= 0:
-                return _payout_settled_by_debt(payout)
-            payout.amount = net
+                finished.append(payout)
+                continue
+            if payout.listener_id in in_debt:
+                # Debts from clawbacks Stripe could not reverse are netted out when the amount becomes
+                # final; the listener's payable already carries them, so the net is what we owe.
+                net = debt_net_into_payout(payout_id=payout.pk, listener_id=payout.listener_id, gross=payout.amount)
+                if net <= 0:
+                    finished.append(_payout_settled_by_debt(payout))
+                    continue
+                payout.amount = net
+                Payout.objects.filter(pk=payout.pk).update(amount=net)
             payout.status = Payout.Status.PROCESSING
             payout.attempts += 1
-            payout.transfer_sent_at = timezone.now()
+            payout.transfer_sent_at = now
             payout.failure_reason = ""
-            payout.save(
-                update_fields=["amount", "status", "attempts", "transfer_sent_at", "failure_reason", "updated_at"]
+            payout.updated_at = now
+            starting.append(payout)
+            to_send.append((payout, False))
+        if starting:
+            # One UPDATE for the batch (bulk_update's CASE expressions cost more CPU than the transfers).
+            Payout.objects.filter(pk__in=[p.pk for p in starting]).update(
+                status=Payout.Status.PROCESSING,
+                attempts=F("attempts") + 1,
+                transfer_sent_at=now,
+                failure_reason="",
+                updated_at=now,
             )
-    attempt = payout.attempts
+    return to_send, finished
+
+
+def _transfer_send(claim: tuple[Payout, bool]) -> dict | StripeGatewayError:
+    """Stripe's transfer for this payout: the one it already has, or a new one. Runs in a thread and
+    touches no database."""
+    payout, resending = claim
     try:
-        transfer = None
-        # A PENDING payout never reached Stripe (it is sent only after PROCESSING is committed), so the
-        # lookup is needed only when resending or after an earlier refused attempt.
-        if resending or attempt > 1:
-            transfer = gateway.transfer_find_for_payout(payout_id=payout.pk)
-        if transfer is None and account is None:
-            return payout_transfer_failed(payout_id=payout.pk, attempt=attempt, reason="No Connect account.")
-        if transfer is None:
-            transfer = gateway.transfer_create(
-                payout_id=payout.pk,
-                amount=payout.amount,
-                currency=payout.currency,
-                destination=account.stripe_account_id,
-                listener_id=payout.listener_id,
-                idempotency_key=transfer_idempotency_key(payout_id=payout.pk, attempt=attempt),
-            )
-    except PermanentStripeError as error:
-        return payout_transfer_failed(payout_id=payout.pk, attempt=attempt, reason=_reason(error))
-    except TransientStripeError as error:
-        logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, error)
-        Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
-            failure_reason=f"Waiting to resend: {_reason(error)}"[:1000]
+        # A payout claimed from PENDING never reached Stripe (it is sent only after PROCESSING is
+        # committed), so the lookup is needed only when resending or after a refused attempt.
+        if resending or payout.attempts > 1:
+            found = gateway.transfer_find_for_payout(payout_id=payout.pk)
+            if found is not None:
+                return found
+        account = getattr(payout.listener, "stripe_listener_account", None)
+        if account is None:
+            return PermanentStripeError("The listener has no Connect account.")
+        return gateway.transfer_create(
+            payout_id=payout.pk,
+            amount=payout.amount,
+            currency=payout.currency,
+            destination=account.stripe_account_id,
+            listener_id=payout.listener_id,
+            idempotency_key=transfer_idempotency_key(payout_id=payout.pk, attempt=payout.attempts),
         )
-        payout.refresh_from_db()
-        return payout
-    return payout_transfer_record(payout_id=payout.pk, attempt=attempt, transfer=transfer)
+    except StripeGatewayError as error:
+        return error
 
 
 def _reason(error: Exception) -> str:
@@ -504,39 +576,93 @@ def payout_transfer_failed(*, payout_id: int, attempt: int, reason: str) -> Payo
 
 
 @transaction.atomic
-def payout_transfer_record(*, payout_id: int, attempt: int, transfer: dict) -> Payout:
-    """Stripe accepted the transfer: the payout is paid, its earnings too, and the ledger moves the
-    amount from what we owe the listener to money that left our balance."""
-    payout = Payout.objects.select_for_update().get(pk=payout_id)
-    if payout.status != Payout.Status.PROCESSING:
-        if payout.stripe_transfer_id and payout.stripe_transfer_id != transfer["id"]:
-            logger.error(
-                "payout %s has transfer %s, Stripe returned %s", payout.pk, payout.stripe_transfer_id, transfer
-            )
-        return payout
-    if transfer["amount"] != payout.amount:
-        logger.error(
-            "payout %s: transfer %s is %s, payout %s", payout.pk, transfer["id"], transfer["amount"], payout.amount
-        )
-    payout.status = Payout.Status.PAID
-    payout.stripe_transfer_id = transfer["id"]
-    payout.amount = transfer["amount"]
-    payout.paid_at = timezone.now()
-    payout.failure_reason = ""
-    payout.save(update_fields=["status", "stripe_transfer_id", "amount", "paid_at", "failure_reason", "updated_at"])
-    ListenerPayout.objects.filter(payout=payout).update(status=ListenerPayout.Status.PAID, updated_at=timezone.now())
-    ledger.ledger_post(
-        key=f"transfer-payout-{payout.pk}",
-        kind="payout_transfer",
-        currency=payout.currency,
-        description=f"Payout #{payout.pk} to listener {payout.listener_id} ({payout.period_start})",
-        lines=[
-            ledger.debit(ledger.listener_payable(payout.listener_id), payout.amount),
-            ledger.credit(ledger.PLATFORM_CASH, payout.amount),
-        ],
-        metadata={"payout_id": payout.pk, "transfer_id": transfer["id"], "attempt": attempt},
+def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
+    """Stripe accepted these transfers: the payouts are paid, their earnings too, and the ledger moves
+    each amount from what we owe the listener to money that left our balance (`transfer-payout-<id>`).
+
+    Done for a batch at once (a constant number of queries per batch, not per payout). Only payouts
+    still PROCESSING with the same attempt are recorded, under their row locks, so a late or
+    concurrent recorder changes nothing."""
+    attempts = {payout.pk: payout.attempts for payout, _ in sent}
+    transfers = {payout.pk: transfer for payout, transfer in sent}
+    payouts = list(
+        Payout.objects.select_for_update()
+        .filter(pk__in=list(transfers), status=Payout.Status.PROCESSING)
+        .order_by("pk")
     )
-    return payout
+    now = timezone.now()
+    recorded = []
+    for payout in payouts:
+        transfer = transfers[payout.pk]
+        if payout.attempts != attempts[payout.pk]:
+            continue
+        if transfer["amount"] != payout.amount:
+            logger.error(
+                "payout %s: transfer %s is %s, not %s", payout.pk, transfer["id"], transfer["amount"], payout.amount
+            )
+        payout.status = Payout.Status.PAID
+        payout.stripe_transfer_id = transfer["id"]
+        payout.amount = transfer["amount"]
+        payout.paid_at = now
+        payout.updated_at = now
+        payout.failure_reason = ""
+        recorded.append(payout)
+    if not recorded:
+        return list(Payout.objects.filter(pk__in=list(transfers)))
+    _payouts_mark_paid(recorded, now=now)
+    ListenerPayout.objects.filter(payout__in=recorded).update(status=ListenerPayout.Status.PAID, updated_at=now)
+    _ledger_book_transfers(recorded)
+    return recorded
+
+
+def _payouts_mark_paid(payouts: list[Payout], *, now: datetime) -> None:
+    """One `UPDATE ... FROM (VALUES ...)` for the batch: each payout gets its own transfer id."""
+    rows = ", ".join(["(%s, %s, %s)"] * len(payouts))
+    params: list = []
+    for payout in payouts:
+        params += [payout.pk, payout.stripe_transfer_id, payout.amount]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Payout._meta.db_table} AS p SET status = %s, stripe_transfer_id = v.transfer_id, "
+            f"amount = v.amount, paid_at = %s, failure_reason = '', updated_at = %s "
+            f"FROM (VALUES {rows}) AS v(id, transfer_id, amount) WHERE p.id = v.id",
+            [Payout.Status.PAID, now, now, *params],
+        )
+
+
+def _ledger_book_transfers(payouts: list[Payout]) -> None:
+    """`ledger.ledger_post` for many transfers at once: the same keys, kind and lines, inserted in
+    bulk because a run books thousands. The payouts are locked and PROCESSING, so no other worker
+    books them; a key already booked would raise and roll the batch back (the sweeper then finds the
+    transfers by their group). The database still checks every transaction balances at commit."""
+    from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+
+    payouts = [p for p in payouts if p.amount > 0]
+    if not payouts:
+        return
+    codes = {ledger.listener_payable(p.listener_id) for p in payouts} | {ledger.PLATFORM_CASH}
+    accounts = {a.code: a for a in LedgerAccount.objects.filter(code__in=codes)}
+    for code in codes - set(accounts):
+        accounts[code] = ledger.account_get_or_create(code)
+    txns = LedgerTransaction.objects.bulk_create(
+        [
+            LedgerTransaction(
+                key=f"transfer-payout-{p.pk}",
+                kind="payout_transfer",
+                currency=p.currency,
+                description=f"Payout #{p.pk} to listener {p.listener_id} ({p.period_start})",
+                metadata={"payout_id": p.pk, "transfer_id": p.stripe_transfer_id, "attempt": p.attempts},
+            )
+            for p in payouts
+        ]
+    )
+    cash = accounts[ledger.PLATFORM_CASH]
+    entries = []
+    for payout, txn in zip(payouts, txns, strict=True):
+        payable = accounts[ledger.listener_payable(payout.listener_id)]
+        entries.append(LedgerEntry(transaction=txn, account=payable, amount=payout.amount))
+        entries.append(LedgerEntry(transaction=txn, account=cash, amount=-payout.amount))
+    LedgerEntry.objects.bulk_create(entries)
 
 
 @transaction.atomic

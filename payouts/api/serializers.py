@@ -1,7 +1,30 @@
 from rest_framework import serializers
 
 from booking.api.serializers import CentsField
-from payouts.models import ListenerPayout
+from payouts.models import ListenerPayout, Payout
+
+
+class PayoutSummarySerializer(serializers.ModelSerializer):
+    """The payout an earning was paid in: its period, amount, status and Stripe transfer."""
+
+    amount = CentsField()
+    amount_reversed = CentsField()
+
+    class Meta:
+        model = Payout
+        fields = (
+            "id",
+            "schedule",
+            "period_start",
+            "period_end",
+            "amount",
+            "amount_reversed",
+            "currency",
+            "status",
+            "stripe_transfer_id",
+            "paid_at",
+        )
+        read_only_fields = fields
 
 
 class EarningSerializer(serializers.ModelSerializer):
@@ -9,6 +32,7 @@ class EarningSerializer(serializers.ModelSerializer):
     amount_reversed = CentsField()
     net_amount = CentsField()
     scheduled_at = serializers.DateTimeField(source="booking.scheduled_at")
+    payout_detail = PayoutSummarySerializer(source="payout", read_only=True, allow_null=True)
 
     class Meta:
         model = ListenerPayout
@@ -24,6 +48,7 @@ class EarningSerializer(serializers.ModelSerializer):
             "status",
             "payable_at",
             "payout",
+            "payout_detail",
             "created_at",
         )
         read_only_fields = fields

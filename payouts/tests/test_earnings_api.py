@@ -88,6 +88,7 @@ def test_the_earnings_list_shows_only_the_listeners_own_earnings_paginated():
         "status": "pending",
         "payable_at": None,
         "payout": None,
+        "payout_detail": None,
         "created_at": None,
     }
     assert (rows[refunded.pk]["net_amount"], rows[refunded.pk]["status"]) == ("0.00", "cancelled")

@@ -188,13 +188,13 @@ def test_a_crash_between_stripes_answer_and_our_save_makes_no_second_transfer(
     fund_platform()
     listener = connected_listener()
     earnings(listener, "2026-11-04 10:00", count=2)
-    record = services.payout_transfer_record
+    record = services.payouts_transfer_record
 
     def crash_once(**kwargs):
-        monkeypatch.setattr(services, "payout_transfer_record", record)
+        monkeypatch.setattr(services, "payouts_transfer_record", record)
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(services, "payout_transfer_record", crash_once)
+    monkeypatch.setattr(services, "payouts_transfer_record", crash_once)
     summary = services.payout_run(period=W45)
     assert summary.errors == 1
     payout = Payout.objects.get(listener=listener)
