@@ -1,0 +1,74 @@
+"""End to end through Stripe's webhooks: the emulator signs and sends account.updated and
+transfer.reversed to our endpoint (live server), a real Celery worker dispatches them to the payouts
+handlers, and payout runs act on the result."""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from billing import ledger
+from billing.stripe_gateway import connect as gateway
+from payouts import services
+from payouts.models import Payout, StripeListenerAccount
+from payouts.periods import period_parse
+from payouts.tests.conftest import at, stripe_transfers
+from payouts.tests.factories import ListenerPayoutFactory
+from web.testing import WEBHOOK_PATH
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(condition, *, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"not true within {timeout} s: {condition.__doc__ or condition}")
+
+
+@pytest.fixture
+def wired(stripe_emulator, live_server, celery_worker):
+    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    return stripe_emulator
+
+
+def test_onboarding_on_stripe_releases_held_earnings_and_a_reversal_comes_back_to_the_ledger(
+    wired, connected_listener, fund_platform
+):
+    # given a listener who has not finished onboarding, with 54.00 earned in week 45
+    fund_platform()
+    listener = connected_listener(onboard=False)
+    for day in ("2026-11-03 10:00", "2026-11-05 10:00"):
+        ListenerPayoutFactory(listener=listener, completed_at=at(day))
+    week = period_parse("weekly", "2026-W45")
+    services.payout_run(period=week)
+    assert stripe_transfers(listener) == []
+
+    # when they complete onboarding on Stripe (Stripe sends account.updated)
+    account_id = listener.stripe_listener_account.stripe_account_id
+    wired.post(f"/_emulator/accounts/{account_id}/onboard")
+
+    def account_ready():
+        """account.updated applied"""
+        return StripeListenerAccount.objects.filter(stripe_account_id=account_id, payouts_enabled=True).exists()
+
+    wait_for(account_ready)
+
+    # then the next run pays what accrued
+    services.payout_run(period=week)
+    payout = Payout.objects.get(listener=listener)
+    assert (payout.status, payout.amount) == (Payout.Status.PAID, 5400)
+
+    # when 10.00 of the transfer is reversed on Stripe (Stripe sends transfer.reversed)
+    gateway.client().v1.transfers.reversals.create(payout.stripe_transfer_id, params={"amount": 1000})
+
+    def reversal_booked():
+        """transfer.reversed applied"""
+        return Payout.objects.filter(pk=payout.pk, amount_reversed=1000).exists()
+
+    wait_for(reversal_booked)
+
+    # then the ledger owes the listener the reversed 10.00 again
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 1000
