@@ -20,7 +20,7 @@ def _schedule_q(schedule: str) -> Q:
 
 
 def earnings_payable(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPayout]:
-    """Earnings a run with this cutoff pays: session completed, hold passed before the cutoff, not
+    """Earnings a run with this cutoff pays: session completed (or cancelled late), hold passed before the cutoff, not
     refunded or disputed, in no payout yet, of listeners on this schedule who are not held by an
     operator and whose Connect account can receive payouts."""
     account_ready = StripeListenerAccount.objects.filter(
@@ -34,7 +34,8 @@ def earnings_payable(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPay
             status__in=UNPAID,
             payable_at__lt=cutoff,
             amount__gt=F("amount_reversed"),
-            booking__status=Booking.Status.COMPLETED,
+            # A booking cancelled late leaves the listener what the talker was not refunded (billing.refunds).
+            booking__status__in=(Booking.Status.COMPLETED, Booking.Status.CANCELLED),
         )
         .filter(Exists(account_ready))
         .exclude(Exists(operator_hold))

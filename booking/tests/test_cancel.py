@@ -178,3 +178,57 @@ def test_someone_else_cannot_cancel_a_booking(events):
     assert response.status_code == 404
     booking.refresh_from_db()
     assert booking.status == Booking.Status.CONFIRMED
+
+
+def test_what_a_late_cancellation_leaves_the_listener_is_paid_out(stripe_emulator, events):
+    from billing.tests.refund_support import connected_listener, pay_out
+    from payouts.models import Payout
+
+    booking = paid_booking(events, listener=connected_listener(stripe_emulator))
+    shift_schedule(booking, hours_from_now=2)
+    refund_id = _cancel(booking.talker, booking).json()["refund"]["refund_id"]
+    refund_create_task.apply(args=[refund_id]).get()
+    events.deliver_new()
+
+    payout = pay_out(stripe_emulator, booking.listener)
+
+    # 30.00 refunded 15.00: the app gives back 1.50, the listener 13.50 and keeps 13.50.
+    assert (payout.status, payout.amount) == (Payout.Status.PAID, 1350)
+    assert split_balances(booking)[f"listener:{booking.listener_id}:payable"] == 0
+    assert_ledger_clean()
+
+
+def test_a_booking_cancelled_while_its_payment_went_through_is_refunded_in_full(stripe_emulator, events):
+    """The talker paid, then cancelled before Stripe's event reached us: Stripe refuses to cancel
+    the PaymentIntent, so the whole payment is refunded instead."""
+    from billing import services, stripe_gateway
+    from billing.refunds import payment_intent_cancel_task
+
+    booking = booking_services.booking_create(
+        talker=TalkerFactory(),
+        listener_id=ListenerFactory().pk,
+        package_id=PackageFactory().pk,
+        scheduled_at=timezone.now() + timedelta(days=2),
+    )
+    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+    stripe_gateway.call(
+        stripe_gateway.client().v1.payment_intents.confirm,
+        payment.stripe_payment_intent_id,
+        params={"payment_method": "pm_card_visa"},
+    )
+    assert _cancel(booking.talker, booking).json()["refund"]["policy"] == "unpaid"
+
+    payment_intent_cancel_task.apply(args=[payment.pk]).get()
+    payment_intent_cancel_task.apply(args=[payment.pk]).get()
+    refund = Refund.objects.get(payment=payment)
+    refund_create_task.apply(args=[refund.pk]).get()
+    events.deliver_new()
+
+    refund.refresh_from_db()
+    booking.refresh_from_db()
+    assert (refund.amount, refund.policy, refund.status) == (3000, "paid_after_cancel", Refund.Status.SUCCEEDED)
+    # Fully refunded, the cancelled booking ends refunded (as any booking refunded in full).
+    assert (booking.status, booking.cancelled_by_id) == (Booking.Status.REFUNDED, booking.talker_id)
+    assert payment_of(booking).amount_refunded == 3000
+    assert split_balances(booking)[f"listener:{booking.listener_id}:payable"] == 0
+    assert_ledger_clean()
