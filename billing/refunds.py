@@ -53,7 +53,9 @@ class RefundQuote:
     policy: str
 
 
-def cancellation_refund_quote(*, total: int, scheduled_at: datetime, cancelled_by_listener: bool, now: datetime):
+def cancellation_refund_quote(
+    *, total: int, scheduled_at: datetime, cancelled_by_listener: bool, now: datetime
+) -> RefundQuote:
     """What a cancellation of a paid booking gives back, in cents.
 
     A listener cancelling always refunds everything: the talker did nothing wrong. A talker gets

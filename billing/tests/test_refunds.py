@@ -11,6 +11,7 @@ from billing import ledger
 from billing.models import Payment, Refund
 from billing.refunds import (
     Policy,
+    cancellation_refund_quote,
     payment_refundable_amount,
     refund_create,
     refund_create_for_admin,
@@ -278,3 +279,39 @@ def test_the_admin_records_a_refund_of_any_amount_up_to_what_remains(events, adm
     )
     assert refund.requested_by.is_superuser
     assert admin_client.get(f"/admin/billing/refund/{refund.pk}/change/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("before_start", "by_listener", "expected"),
+    [
+        (timedelta(hours=24), False, (3333, Policy.TALKER_EARLY)),
+        (timedelta(hours=24) - timedelta(seconds=1), False, (1667, Policy.TALKER_LATE)),
+        (timedelta(seconds=1), False, (1667, Policy.TALKER_LATE)),
+        (timedelta(0), False, (0, Policy.TALKER_AFTER_START)),
+        (-timedelta(hours=1), False, (0, Policy.TALKER_AFTER_START)),
+        (-timedelta(hours=1), True, (3333, Policy.LISTENER_CANCELLED)),
+        (timedelta(minutes=5), True, (3333, Policy.LISTENER_CANCELLED)),
+    ],
+)
+def test_the_cancellation_policy_at_its_boundaries(settings, before_start, by_listener, expected):
+    settings.CANCEL_FULL_REFUND_HOURS = 24
+    settings.CANCEL_LATE_REFUND_PERCENT = 50
+    now = timezone.now()
+
+    quote = cancellation_refund_quote(
+        total=3333, scheduled_at=now + before_start, cancelled_by_listener=by_listener, now=now
+    )
+
+    assert (quote.amount, quote.policy) == expected
+
+
+def test_the_cancellation_policy_follows_its_settings(settings):
+    settings.CANCEL_FULL_REFUND_HOURS = 48
+    settings.CANCEL_LATE_REFUND_PERCENT = 25
+    now = timezone.now()
+
+    quote = cancellation_refund_quote(
+        total=3000, scheduled_at=now + timedelta(hours=30), cancelled_by_listener=False, now=now
+    )
+
+    assert (quote.amount, quote.policy) == (750, Policy.TALKER_LATE)
