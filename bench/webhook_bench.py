@@ -1,0 +1,402 @@
+"""Benchmark the Stripe webhook path against a bare baseline, both served production-style.
+
+    python bench/webhook_bench.py [--seconds 5] [--connections 32] [--events 2000]
+
+1. Intake: gunicorn (gthread) serves the real endpoint and, in the same run, the bare baseline of
+   `bench/webhook_bare.py` (verify an HMAC, insert one row, enqueue on commit). Keep-alive clients
+   post distinct, signed `payment_intent.succeeded` events as fast as they are answered; the script
+   prints requests/s and p50/p99 latency of each, and the ratio.
+2. End to end: with a Celery worker (prefork) on the webhooks queue, the same clients deliver one
+   succeeded event per seeded payment; the script prints events processed per second, from the first
+   delivery until every event is processed (payment succeeded, split booked, earning created), and
+   the same for the bare pipeline (the baseline view plus a task taking two row locks).
+3. `manage.py ledger_check` must pass afterwards (against a Stripe emulator, for the payouts checks).
+
+Everything runs on a scratch PostgreSQL database and a Redis database of its own, which the script
+creates and drops: DATABASE_URL's server (default 127.0.0.1:5432) and BENCH_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench_webhooks")
+SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+DATABASE_URL = f"{SERVER}/{BENCH_DB}"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+SECRET = "whsec_bench_webhooks"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+def _env(**extra) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        STRIPE_WEBHOOK_SECRET=SECRET,
+        DJANGO_SETTINGS_MODULE="web.settings",
+        API_THROTTLE_WEBHOOK="100000000/min",
+        LOG_LEVEL="WARNING",
+        PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}",
+    )
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _psql(sql: str) -> None:
+    subprocess.run(["psql", f"{SERVER}/postgres", "-qc", sql], check=True, capture_output=True)
+
+
+def setup_database() -> None:
+    _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    _psql(f"CREATE DATABASE {BENCH_DB}")
+    subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=_env(), check=True)
+
+
+def django_setup() -> None:
+    os.environ.update(_env())
+    import django
+
+    django.setup()
+
+
+def seed_payments(count: int) -> list[dict]:
+    """Payments waiting for their card, with bookings, as the booking API leaves them. Returns the
+    PaymentIntents Stripe would send in `payment_intent.succeeded` for them."""
+    from django.utils import timezone
+
+    from billing import money
+    from billing.models import Payment
+    from billing.webhooks.testing import payment_intent_object
+    from booking.models import Booking, BookingPackage
+    from web.models import User
+
+    talker = User.objects.create(username="bench-talker", role=User.Role.TALKER)
+    listeners = User.objects.bulk_create(
+        [User(username=f"bench-listener-{n}", role=User.Role.LISTENER) for n in range(50)]
+    )
+    package = BookingPackage.objects.create(name="Bench 20", duration_minutes=20, price="30.00")
+    shares = money.split(3000, package.app_fee_percentage)
+    start = timezone.now() + timedelta(days=1)
+    bookings = Booking.objects.bulk_create(
+        Booking(
+            talker=talker,
+            listener=listeners[n % len(listeners)],
+            package=package,
+            scheduled_at=start + timedelta(hours=n),
+            ends_at=start + timedelta(hours=n, minutes=20),
+            total_amount=shares.total,
+            app_fee=shares.app_fee,
+            listener_amount=shares.listener,
+        )
+        for n in range(count)
+    )
+    payments = Payment.objects.bulk_create(
+        Payment(
+            booking=booking,
+            talker=talker,
+            amount=shares.total,
+            app_fee=shares.app_fee,
+            listener_amount=shares.listener,
+            status=Payment.Status.REQUIRES_PAYMENT_METHOD,
+            stripe_payment_intent_id=f"pi_bench{booking.pk:08d}",
+        )
+        for booking in bookings
+    )
+    return [payment_intent_object(payment=payment, status="succeeded") for payment in payments]
+
+
+def signed_requests(intents: list[dict], path: str) -> list[bytes]:
+    """Whole HTTP/1.1 requests, one distinct signed event each, built before the clock starts."""
+    from billing.webhooks.testing import sign, stripe_event
+
+    requests = []
+    for intent in intents:
+        body = json.dumps(stripe_event("payment_intent.succeeded", intent), indent=2).encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: Stripe/1.0 (+https://stripe.com/docs/webhooks)\r\n"
+            f"Content-Type: application/json; charset=utf-8\r\nStripe-Signature: {sign(body, secret=SECRET)}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    return requests
+
+
+def random_intents(count: int) -> list[dict]:
+    from billing.webhooks.testing import payment_intent_object
+
+    return [payment_intent_object(status="succeeded", amount=random.choice([3000, 5000, 7000])) for _ in range(count)]
+
+
+async def _client(port: int, queue: list, latencies: list, stop_at: float, errors: list) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while queue and time.perf_counter() < stop_at:
+            request = queue.pop()
+            started = time.perf_counter()
+            writer.write(request)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            close = False
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                elif name.lower() == "connection" and value.strip().lower() == "close":
+                    close = True
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if b" 200 " not in status_line:
+                errors.append(status_line)
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    finally:
+        writer.close()
+
+
+def load(port: int, requests: list[bytes], connections: int, seconds: float) -> dict:
+    """Post `requests` over `connections` keep-alive connections for at most `seconds`."""
+    queue = list(reversed(requests))
+    latencies: list[float] = []
+    errors: list = []
+
+    async def run():
+        stop_at = time.perf_counter() + seconds
+        await asyncio.gather(*(_client(port, queue, latencies, stop_at, errors) for _ in range(connections)))
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else 0,
+        "p99_ms": 1000 * latencies[int(len(latencies) * 0.99) - 1] if latencies else 0,
+        "elapsed": elapsed,
+    }
+
+
+class Gunicorn:
+    def __init__(self, app: str, workers: int, threads: int):
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                app,
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                str(threads),
+                "--keep-alive",
+                "30",
+                "--backlog",
+                "2048",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=_env(),
+        )
+        deadline = time.monotonic() + 30
+        import socket
+
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"gunicorn {app} did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+class Worker:
+    def __init__(self, concurrency: int):
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "celery"),
+                "-A",
+                "workers.celery",
+                "worker",
+                "-Q",
+                "webhooks",
+                "-c",
+                str(concurrency),
+                "-P",
+                "prefork",
+                "--include",
+                "webhook_bare",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=_env(),
+        )
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def purge_queues() -> None:
+    from workers.celery import QUEUES, app
+
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+
+
+def wait_processed(count: int, since_pk: int, timeout: float) -> float:
+    """Seconds until `count` events received after `since_pk` are processed."""
+    from billing.models import WebhookEvent
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = WebhookEvent.objects.filter(pk__gt=since_pk, status=WebhookEvent.Status.PROCESSED).count()
+        if done >= count:
+            return time.perf_counter()
+        time.sleep(0.05)
+    raise RuntimeError("events were not all processed in time")
+
+
+def last_event_pk() -> int:
+    from billing.models import WebhookEvent
+
+    return WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def intake_round(label: str, app: str, path: str, args) -> dict:
+    server = Gunicorn(app, args.gunicorn_workers, args.threads)
+    try:
+        load(server.port, signed_requests(random_intents(200), path), args.connections, 1.0)  # warm up
+        requests = signed_requests(random_intents(int(args.seconds * 2000)), path)
+        result = load(server.port, requests, args.connections, args.seconds)
+    finally:
+        server.stop()
+    print(
+        f"intake {label:<9} {result['rps']:7.0f} req/s   p50 {result['p50_ms']:6.1f} ms   "
+        f"p99 {result['p99_ms']:6.1f} ms   ({result['requests']} requests, {result['errors']} errors)"
+    )
+    return result
+
+
+def pipeline_round(label: str, app: str, path: str, intents: list[dict], args) -> float:
+    purge_queues()
+    server = Gunicorn(app, args.gunicorn_workers, args.threads)
+    worker = Worker(args.worker_concurrency)
+    try:
+        load(server.port, signed_requests(random_intents(50), path), 4, 1.0)  # warm up the server
+        time.sleep(2)  # and let the worker start
+        since = last_event_pk()
+        requests = signed_requests(intents, path)
+        started = time.perf_counter()
+        result = load(server.port, requests, args.connections, 600)
+        finished = wait_processed(len(intents), since, timeout=600)
+    finally:
+        worker.stop()
+        server.stop()
+    rate = len(intents) / (finished - started)
+    print(
+        f"end-to-end {label:<5} {rate:7.0f} events/s   ({len(intents)} events; intake alone took "
+        f"{result['elapsed']:.1f} s, {result['errors']} errors)"
+    )
+    return rate
+
+
+def ledger_check() -> bool:
+    from stripe_emulator.testing import EmulatorProcess
+
+    with EmulatorProcess(quiet=True) as emulator:
+        done = subprocess.run(
+            [PYTHON, "manage.py", "ledger_check"],
+            cwd=ROOT,
+            env=_env(STRIPE_API_BASE=emulator.url),
+            capture_output=True,
+            text=True,
+        )
+    print(done.stdout.strip().splitlines()[-1] if done.returncode == 0 else done.stdout + done.stderr)
+    return done.returncode == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each intake run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--events", type=int, default=2000, help="events per end-to-end run")
+    parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--worker-concurrency", type=int, default=2)
+    args = parser.parse_args()
+
+    setup_database()
+    django_setup()
+    try:
+        print(
+            f"gunicorn {args.gunicorn_workers} workers x {args.threads} threads, {args.connections} connections, "
+            f"celery prefork x {args.worker_concurrency}, {os.cpu_count()} CPUs"
+        )
+        purge_queues()
+        bare = intake_round("bare", "webhook_bare:application", "/hook/", args)
+        real = intake_round("talkpay", "web.wsgi:application", "/api/payment/stripe/webhook/", args)
+        print(f"intake talkpay / bare: {100 * real['rps'] / bare['rps']:.0f} %")
+
+        intents = seed_payments(2 * args.events)
+        bare_rate = pipeline_round("bare", "webhook_bare:application", "/hook/", intents[: args.events], args)
+        real_rate = pipeline_round(
+            "talkpay", "web.wsgi:application", "/api/payment/stripe/webhook/", intents[args.events :], args
+        )
+        print(f"end-to-end talkpay / bare: {100 * real_rate / bare_rate:.0f} %")
+        purge_queues()
+        return 0 if ledger_check() else 1
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
