@@ -72,18 +72,22 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
             return clawback
         payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
         clawback.attempts += 1
-        reversible = min(clawback.amount, payout.amount - payout.amount_reversed)
-        if not payout.stripe_transfer_id or reversible <= 0:
-            return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
+        if not payout.stripe_transfer_id:
+            return _become_debt(clawback, reason="the payout has no transfer to reverse")
         try:
-            reversal = reversals.transfer_reversal_find(
-                transfer_id=payout.stripe_transfer_id, clawback_id=clawback.pk
-            ) or reversals.transfer_reversal_create(
-                clawback_id=clawback.pk,
-                transfer_id=payout.stripe_transfer_id,
-                amount=reversible,
-                listener_id=clawback.listener_id,
-            )
+            # A reversal made by an earlier attempt whose save was lost is used as it is; by now the
+            # `transfer.reversed` webhook may have counted it in the payout's amount_reversed.
+            reversal = reversals.transfer_reversal_find(transfer_id=payout.stripe_transfer_id, clawback_id=clawback.pk)
+            if reversal is None:
+                reversible = min(clawback.amount, payout.amount - payout.amount_reversed)
+                if reversible <= 0:
+                    return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
+                reversal = reversals.transfer_reversal_create(
+                    clawback_id=clawback.pk,
+                    transfer_id=payout.stripe_transfer_id,
+                    amount=reversible,
+                    listener_id=clawback.listener_id,
+                )
         except stripe_gateway.PermanentStripeError as error:
             return _become_debt(clawback, reason=f"{error.code or 'stripe_error'}: {error.message}")
         # Booked the way the `transfer.reversed` webhook books it (payouts.services), from the

@@ -25,9 +25,9 @@ def transfer_reversal_find(*, transfer_id: str, clawback_id: int) -> dict | None
     between Stripe's answer and our save uses it instead of asking again, even after Stripe's
     24-hour idempotency window."""
     page = call(client().v1.transfers.reversals.list, transfer_id, params={"limit": 100})
-    for reversal in page.data:
-        if (reversal.metadata or {}).get("clawback_id") == str(clawback_id):
-            return as_dict(reversal)
+    for reversal in (as_dict(item) for item in page.data):
+        if (reversal.get("metadata") or {}).get("clawback_id") == str(clawback_id):
+            return reversal
     return None
 
 

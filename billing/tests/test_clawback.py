@@ -165,3 +165,26 @@ def test_a_dispute_lost_after_payout_claws_back_the_listener_share(stripe_emulat
     assert ledger.balance(ledger.DISPUTE_FEES) == 1500
     assert ledger.balance(ledger.APP_REVENUE) == 0
     assert_ledger_clean()
+
+
+def test_a_crash_after_stripe_reversed_reverses_nothing_more(events, paid_out):
+    """Stripe reversed the transfer but the worker died before saving; Stripe's transfer.reversed
+    arrived meanwhile. The next attempt finds the reversal by its metadata and books nothing twice."""
+    from billing.stripe_gateway import reversals
+
+    booking, payout = paid_out
+    _refund(payment_of(booking), 3333, events)
+    clawback = Clawback.objects.get()
+    reversals.transfer_reversal_create(
+        clawback_id=clawback.pk, transfer_id=payout.stripe_transfer_id, amount=3000, listener_id=booking.listener_id
+    )
+    events.deliver_new("transfer.reversed")
+
+    assert _claw_back_all() == [Clawback.Status.REVERSED]
+
+    transfer = _transfer(payout)
+    assert (transfer["amount_reversed"], len(transfer["reversals"]["data"])) == (3000, 1)
+    clawback.refresh_from_db()
+    assert clawback.stripe_transfer_reversal_id == transfer["reversals"]["data"][0]["id"]
+    assert _payable(booking.listener) == 0
+    assert_ledger_clean()
