@@ -25,6 +25,9 @@ from billing.webhooks.processing import webhook_events_sweep
 logger = logging.getLogger(__name__)
 
 BATCH = 200
+# Checkouts abandoned longer than this are left alone: Stripe keeps such intents open forever, and
+# asking about them on every run would crowd out the payments that matter.
+MAX_AGE = timedelta(days=30)
 
 
 def payment_reconcile(*, payment_id: int) -> bool:
@@ -45,7 +48,12 @@ def payments_reconcile(*, older_than_seconds: int | None = None, limit: int = BA
         older_than_seconds = settings.PAYMENT_RECONCILE_AFTER_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stale = list(
-        Payment.objects.filter(status__in=NON_FINAL, stripe_payment_intent_id__isnull=False, updated_at__lt=cutoff)
+        Payment.objects.filter(
+            status__in=NON_FINAL,
+            stripe_payment_intent_id__isnull=False,
+            updated_at__lt=cutoff,
+            created_at__gte=timezone.now() - MAX_AGE,
+        )
         .order_by("updated_at")
         .values_list("pk", flat=True)[:limit]
     )

@@ -192,7 +192,7 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
 
 def handle_payment_intent(event: dict) -> str:
     intent = event["data"]["object"]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # the dispatcher already holds a savepoint
         payment = payment_lock_for_intent(payment_intent_id=intent["id"], metadata=intent.get("metadata"))
         if payment is None:
             logger.info("%s %s: no payment of ours for %s", event["type"], event["id"], intent["id"])

@@ -163,7 +163,7 @@ def refund_apply(*, payment_id: int, stripe_refund: dict) -> bool:
     """Apply Stripe's refund object (as the gateway returns it) to a payment: record or move our
     Refund row, then reverse the split for everything refunded so far. Idempotent; returns whether
     anything changed. Locks the payment, so call it before locking the refund, booking or earning."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.status != Payment.Status.SUCCEEDED and stripe_refund.get("status") in ("succeeded", "pending"):
             # A refund exists, so the charge was paid, whatever order the events came in.
@@ -195,7 +195,7 @@ def _listed_refunds(charge: dict) -> list[dict]:
 
 def handle_charge_refunded(event: dict) -> str:
     charge = event["data"]["object"]
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         payment = _payment_lock_for_charge(
             charge_id=charge["id"], payment_intent_id=_object_id(charge.get("payment_intent"))
         )
@@ -211,7 +211,7 @@ def handle_charge_refunded(event: dict) -> str:
 def handle_charge_refund_updated(event: dict) -> str:
     stripe_refund = event["data"]["object"]
     charge_id = _object_id(stripe_refund.get("charge"))
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         payment = _payment_lock_for_charge(
             charge_id=charge_id, payment_intent_id=_object_id(stripe_refund.get("payment_intent"))
         )
