@@ -120,8 +120,13 @@ def _reverse_lost(*, dispute: Dispute, booking: Booking, payment: Payment, earni
     module) and the listener's part the rest, so the two add up to the disputed amount; the listener
     never gives back more than their earning still holds, the app bears any difference.
     """
-    amount = min(dispute.amount, payment.amount)
-    app_part = money.proportion(amount, payment.amount, payment.app_fee)
+    refunded = payment.amount_refunded
+    amount = max(0, min(dispute.amount, payment.amount - refunded))
+    # Counted on top of what refunds already reversed, so the reversals of a payment add up to its
+    # original shares exactly, whatever the rounding of each.
+    app_part = money.proportion(refunded + amount, payment.amount, payment.app_fee) - money.proportion(
+        refunded, payment.amount, payment.app_fee
+    )
     listener_part = amount - app_part
     if earning is not None:
         listener_part = min(listener_part, earning.net_amount)

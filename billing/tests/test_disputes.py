@@ -236,3 +236,26 @@ def test_the_admin_lists_open_disputes_by_evidence_deadline_linked_to_booking_an
     assert f"/admin/billing/payment/{payment_of(booking).pk}/change/" in page
     due = Dispute.objects.get(stripe_dispute_id=dispute_id).evidence_due_by
     assert due is not None and str(due.year) in page
+
+
+def test_a_dispute_lost_after_a_partial_refund_reverses_exactly_what_remains(stripe_emulator, events):
+    """10.00 split 1.00 / 9.00. A 0.05 refund takes back 0.01 (0.005 rounded up) from the app; the
+    chargeback of the other 9.95 then takes the app's remaining 0.99, not 1.00 (9.95 × 10 % = 0.995)."""
+    from billing.refunds import Policy, refund_create, refund_create_task
+
+    booking = complete_session(paid_booking(events, price="10.00"))
+    payment = payment_of(booking)
+    refund = refund_create(payment_id=payment.pk, amount=5, reason="x", policy=Policy.ADMIN)
+    refund_create_task.apply(args=[refund.pk]).get()
+    events.deliver_new()
+    charge_id = payment.stripe_charge_id
+    dispute_id = stripe_emulator.post(f"/_emulator/charges/{charge_id}/dispute", {"amount": 995})["id"]
+    _close(stripe_emulator, dispute_id, "lost")
+    events.deliver_new()
+
+    balances = split_balances(booking)
+    assert balances[ledger.APP_REVENUE] == 0
+    assert balances[ledger.listener_payable(booking.listener_id)] == 0
+    earning = ListenerPayout.objects.get(booking=booking)
+    assert (earning.status, earning.amount_reversed) == (ListenerPayout.Status.CANCELLED, 900)
+    assert_ledger_clean()
