@@ -269,3 +269,16 @@ def test_a_payment_whose_intent_id_was_not_saved_yet_is_found_by_its_metadata():
 
     payment.refresh_from_db()
     assert (payment.status, payment.stripe_payment_intent_id) == (Payment.Status.SUCCEEDED, intent["id"])
+
+
+def test_money_taken_after_we_saw_the_payment_canceled_is_still_booked():
+    payment = _awaiting_payment()
+    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+
+    deliver(_succeeded_event(payment, stripe_id("ch")))
+    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert ListenerPayout.objects.filter(payment=payment).exists()

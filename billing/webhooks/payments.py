@@ -164,11 +164,14 @@ def _payment_pending_state(*, payment: Payment, intent: dict) -> bool:
 def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool:
     """Move a row-locked payment to what `intent` says, only forward. `fresh` means the intent was
     just read from Stripe; otherwise a non-final state is first re-read. Returns whether anything changed."""
-    if payment.status in STRIPE_FINAL:
-        # Final on Stripe too: an older event, or a duplicate. The ledger and earning keys make the
-        # success effects safe to re-assert, which repairs a half-applied history if there is one.
-        if payment.status == S.SUCCEEDED and intent.get("status") == S.SUCCEEDED:
+    if payment.status == S.SUCCEEDED:
+        # An older event, or a duplicate. The ledger and earning keys make the success effects safe
+        # to re-assert, which repairs a half-applied history if there ever is one.
+        if intent.get("status") == S.SUCCEEDED:
             return payment_succeed(payment=payment, charge_id=_object_id(intent.get("latest_charge")))
+        return False
+    if payment.status == S.CANCELED and intent.get("status") != S.SUCCEEDED:
+        # Only Stripe taking the money (ranked above canceled) moves a canceled payment.
         return False
     if intent.get("status") not in STRIPE_FINAL and not fresh:
         intent = stripe_gateway.payment_intent_retrieve(intent["id"])
