@@ -1,0 +1,58 @@
+"""Operators' tools in the admin: payouts filterable by status and period, retrying a failed payout,
+holding and releasing a listener."""
+
+import pytest
+
+from payouts import services
+from payouts.models import ListenerPayoutSettings, Payout
+from payouts.periods import period_parse
+from payouts.tests.conftest import at, stripe_transfers
+from payouts.tests.factories import ListenerPayoutFactory
+
+pytestmark = pytest.mark.django_db
+
+W45 = period_parse("weekly", "2026-W45")
+
+
+def test_an_operator_retries_a_failed_payout_from_the_admin(admin_client, connected_listener, fund_platform):
+    # given week 45's payout failed because the platform balance was empty
+    listener = connected_listener()
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    services.payout_run(period=W45)
+    payout = Payout.objects.get(listener=listener)
+    assert payout.status == Payout.Status.FAILED
+
+    # when the balance is topped up and an operator filters failed payouts and retries it
+    fund_platform()
+    listing = admin_client.get("/admin/payouts/payout/", {"status__exact": "failed"})
+    assert listing.status_code == 200 and f"/admin/payouts/payout/{payout.pk}/change/" in listing.content.decode()
+    response = admin_client.post(
+        "/admin/payouts/payout/", {"action": "retry_failed", "_selected_action": [payout.pk]}, follow=True
+    )
+
+    # then it is paid, once
+    assert response.status_code == 200
+    payout.refresh_from_db()
+    assert payout.status == Payout.Status.PAID
+    assert [t["id"] for t in stripe_transfers(listener)] == [payout.stripe_transfer_id]
+
+
+def test_an_operator_holds_and_releases_a_listener(admin_client, connected_listener, fund_platform):
+    fund_platform()
+    listener = connected_listener()
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    row = ListenerPayoutSettings.objects.create(listener=listener)
+
+    admin_client.post("/admin/payouts/listenerpayoutsettings/", {"action": "hold", "_selected_action": [row.pk]})
+    services.payout_run(period=W45)
+    assert stripe_transfers(listener) == []
+
+    admin_client.post("/admin/payouts/listenerpayoutsettings/", {"action": "release", "_selected_action": [row.pk]})
+    services.payout_run(period=W45)
+    assert [t["amount"] for t in stripe_transfers(listener)] == [2700]
+
+
+def test_connect_accounts_are_listed_with_their_flags(admin_client, connected_listener):
+    listener = connected_listener(onboard=False)
+    page = admin_client.get("/admin/payouts/stripelisteneraccount/").content.decode()
+    assert listener.stripe_listener_account.stripe_account_id in page
