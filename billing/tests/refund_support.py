@@ -52,7 +52,7 @@ class StripeEvents:
 
     def new(self, *types: str) -> list[dict]:
         listing = stripe_gateway.call(stripe_gateway.client().v1.events.list, params={"limit": 100})
-        events = [stripe_gateway.as_dict(event) for event in listing.data]
+        events = [stripe_gateway.as_dict(event) for event in listing.auto_paging_iter()]
         events.sort(key=lambda event: (event["created"], event["id"]))
         fresh = [e for e in events if e["id"] not in self.seen and (not types or e["type"] in types)]
         self.seen.update(e["id"] for e in fresh)
