@@ -232,3 +232,35 @@ def test_a_booking_cancelled_while_its_payment_went_through_is_refunded_in_full(
     assert payment_of(booking).amount_refunded == 3000
     assert split_balances(booking)[f"listener:{booking.listener_id}:payable"] == 0
     assert_ledger_clean()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_both_participants_cancelling_at_once_refund_once(stripe_emulator, celery_worker):
+    import threading
+
+    from django.db import connection
+
+    from web.api.errors import ServiceError
+
+    booking = paid_booking(StripeEvents())
+    start = threading.Barrier(2)
+    outcomes = []
+
+    def cancel(user):
+        try:
+            start.wait()
+            outcomes.append(booking_services.booking_cancel(booking_id=booking.pk, user=user, reason="race").policy)
+        except ServiceError as error:
+            outcomes.append(error.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=cancel, args=(user,)) for user in (booking.talker, booking.listener)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) in (["invalid_state", "listener_cancelled"], ["invalid_state", "talker_early"])
+    assert Refund.objects.filter(payment__booking=booking).count() == 1
+    assert Refund.objects.get(payment__booking=booking).amount == 3000
