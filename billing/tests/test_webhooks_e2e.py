@@ -110,7 +110,9 @@ def test_200_bookings_paid_under_webhook_chaos_end_in_the_right_state(live_serve
         body = response.json()
         booking_id = body["booking"]["id"]
         payment = body["payment"]
+        deadline = time.monotonic() + 60
         while not payment["client_secret"]:  # 202: the worker was slower than the wait; poll
+            assert time.monotonic() < deadline, f"no PaymentIntent for booking {booking_id}"
             time.sleep(0.1)
             payment = api.get(f"{live_server.url}/api/payment/bookings/{booking_id}/", timeout=30).json()["payment"]
         return booking_id, payment["payment_intent_id"], payment["client_secret"]
@@ -149,7 +151,9 @@ def test_200_bookings_paid_under_webhook_chaos_end_in_the_right_state(live_serve
     assert stripe_emulator.flush_webhooks(timeout=60)
     deliveries = stripe_emulator.deliveries()
     assert any(d["duplicate"] for d in deliveries), "chaos sent no duplicates"
-    assert all(d["success"] for d in deliveries), [d for d in deliveries if not d["success"]][:3]
+    # A delivery may time out on a loaded machine; Stripe (the emulator) retries it until it lands.
+    never_delivered = {d["event_id"] for d in deliveries} - {d["event_id"] for d in deliveries if d["success"]}
+    assert not never_delivered
     _wait_for(
         lambda: not WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING).exists(),
         timeout=60,
