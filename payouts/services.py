@@ -8,13 +8,19 @@ How a payout is paid exactly once
    earnings are attached to the payout of (listener, schedule, period) — unique in the database — and
    the payout's amount is the sum of what is attached. Below the minimum nothing is attached: the
    earnings roll over to the next period.
-2. **Execute** (`payout_execute`, per payout). A short transaction moves the payout PENDING →
-   PROCESSING and counts the attempt; only then is Stripe called, outside any transaction, with the
-   idempotency key of that attempt; a second short transaction records the transfer, marks the
-   earnings paid and books the ledger. A payout still PENDING has therefore never reached Stripe. A
-   PROCESSING payout may have: before sending it again we look its transfer up by `transfer_group`,
-   which works after Stripe's 24-hour idempotency window, and within the window the same key would
-   return the same transfer anyway.
+2. **Execute** (`payouts_execute`, 100 payouts at a time). A short transaction locks the batch
+   (`SKIP LOCKED`: concurrent runs split the work) and moves its payouts PENDING → PROCESSING,
+   counting the attempt; only then is Stripe called, outside any transaction, a few transfers at a
+   time, each with the idempotency key of its attempt; a second short transaction records the
+   transfers, marks the earnings paid and books the ledger. A payout still PENDING has therefore
+   never reached Stripe. A PROCESSING payout may have: before sending it again we look its transfer
+   up by `transfer_group`, which works after Stripe's 24-hour idempotency window, and within the
+   window the same key would return the same transfer anyway.
+
+   Why batches inside the run rather than one Celery task per payout: each payout then costs one
+   Stripe call and a tenth of a query instead of two commits and ~14 queries (measured with
+   bench/payout_bench.py: 44 payouts/s one by one, 300+ payouts/s batched on a 2-core machine).
+   `payout_execute` (one payout) remains for the admin, the tasks and the sweeper.
 3. A refused transfer (insufficient platform balance, restricted account) marks the payout FAILED
    with Stripe's reason and releases its earnings: the next run (or a re-run of the period, which
    reuses the failed row) collects them again. A timeout leaves the payout PROCESSING for the
@@ -312,7 +318,7 @@ def payout_run(
         summary.rolled_over += counts["rolled_over"]
         summary.amount_planned += counts["amount"]
         after = listener_ids[-1]
-        if dry_run and progress:
+        if progress and (dry_run or not execute):
             progress(len(listener_ids))
     if dry_run or not execute:
         return summary

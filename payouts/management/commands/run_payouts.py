@@ -5,7 +5,7 @@ from tqdm import tqdm
 
 from billing import money
 from payouts import selectors, services
-from payouts.models import Schedule
+from payouts.models import Payout, Schedule
 from payouts.periods import PeriodError, period_last_closed, period_parse
 
 
@@ -29,8 +29,18 @@ class Command(BaseCommand):
         if not target.is_closed(timezone.now()):
             raise CommandError(f"{target.label} ({target.start}..{target.end}) has not ended yet.")
         due = selectors.earnings_payable(schedule=schedule, cutoff=target.cutoff).values("listener_id").distinct()
-        with tqdm(total=due.count(), unit="listener", disable=None, file=self.stderr) as bar:
-            summary = services.payout_run(period=target, dry_run=dry_run, progress=bar.update)
+        with tqdm(total=due.count(), unit="listener", desc="collect", disable=None, file=self.stderr) as bar:
+            summary = services.payout_run(period=target, dry_run=dry_run, execute=False, progress=bar.update)
+        if not dry_run:
+            to_send = Payout.objects.filter(
+                schedule=schedule,
+                period_start=target.start,
+                status__in=(Payout.Status.PENDING, Payout.Status.PROCESSING),
+            ).count()
+            with tqdm(total=to_send, unit="payout", desc="transfer", disable=None, file=self.stderr) as bar:
+                executed = services.payout_run(period=target, progress=bar.update)
+            for name in ("paid", "failed", "in_flight", "errors", "amount_paid", "failures"):
+                setattr(summary, name, getattr(executed, name))
         rows = [
             ("period", f"{target.label} ({target.start} .. {target.end})"),
             ("mode", "dry run (nothing changed)" if dry_run else "executed"),
