@@ -299,3 +299,19 @@ def test_a_clawback_debt_is_netted_out_of_the_next_transfer(connected_listener, 
     assert [t["amount"] for t in stripe_transfers(listener)] == [1700]
     debt.refresh_from_db()
     assert (debt.status, debt.amount_recovered) == (Clawback.Status.RECOVERED, 1000)
+
+
+def test_after_downtime_the_next_run_pays_the_missed_weeks_once(connected_listener, fund_platform):
+    # given earnings in weeks 44 and 45 and no run for either (beat was down)
+    fund_platform()
+    listener = connected_listener()
+    earnings(listener, "2026-10-28 10:00")
+    earnings(listener, "2026-11-04 10:00")
+
+    # when the run for the last closed week (45) happens, and then the missed week 44 is run late
+    services.payout_run(period=W45)
+    services.payout_run(period=period_parse(Schedule.WEEKLY, "2026-W44"))
+
+    # then both weeks were paid in week 45's payout, once
+    assert [t["amount"] for t in stripe_transfers(listener)] == [5400]
+    assert Payout.objects.get(listener=listener).period_start == W45.start
