@@ -33,7 +33,7 @@ MAX_AGE = timedelta(days=30)
 def payment_reconcile(*, payment_id: int) -> bool:
     """Bring one payment in line with its PaymentIntent on Stripe. Returns whether it changed."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("booking").get(pk=payment_id)
         if payment.status not in NON_FINAL or not payment.stripe_payment_intent_id:
             return False
         intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)

@@ -71,7 +71,9 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
         match |= Q(pk=int(payment_id), stripe_payment_intent_id__isnull=True)
     # PostgreSQL re-checks the whole condition after waiting for a lock, so a worker saving the id
     # meanwhile still matches through the first branch.
-    return Payment.objects.select_for_update(of=("self",)).filter(match).order_by("pk").first()
+    return (
+        Payment.objects.select_for_update(of=("self",)).select_related("booking").filter(match).order_by("pk").first()
+    )
 
 
 def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
@@ -103,26 +105,28 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
             ]
         )
 
-    booking = Booking.objects.select_for_update().get(pk=payment.booking_id)
-    if booking.status == Booking.Status.PENDING:
-        booking.status = Booking.Status.CONFIRMED
-        booking.save(update_fields=["status", "updated_at"])
-        changed = True
+    # One conditional UPDATE (it takes the booking's row lock, after the payment's): only a booking
+    # still waiting for its payment is confirmed; a cancelled one stays cancelled (refunded by policy).
+    listener_id = payment.booking.listener_id
+    confirmed = Booking.objects.filter(pk=payment.booking_id, status=Booking.Status.PENDING).update(
+        status=Booking.Status.CONFIRMED, updated_at=timezone.now()
+    )
+    changed = changed or bool(confirmed)
     _, booked = ledger.ledger_post(
         key=payment_succeeded_key(payment.pk),
         kind=LEDGER_KIND_PAYMENT,
         lines=[
             ledger.debit(ledger.PLATFORM_CASH, payment.amount),
             ledger.credit(ledger.APP_REVENUE, payment.app_fee),
-            ledger.credit(ledger.listener_payable(booking.listener_id), payment.listener_amount),
+            ledger.credit(ledger.listener_payable(listener_id), payment.listener_amount),
         ],
         currency=payment.currency,
-        description=f"Booking #{booking.pk} paid: app fee and listener share",
-        booking_id=booking.pk,
+        description=f"Booking #{payment.booking_id} paid: app fee and listener share",
+        booking_id=payment.booking_id,
         payment_id=payment.pk,
         metadata={"charge_id": payment.stripe_charge_id},
     )
-    _, created = earning_create_for_payment(payment=payment, listener_id=booking.listener_id)
+    _, created = earning_create_for_payment(payment=payment, listener_id=listener_id)
     return changed or booked or created
 
 
@@ -165,10 +169,7 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
     """Move a row-locked payment to what `intent` says, only forward. `fresh` means the intent was
     just read from Stripe; otherwise a non-final state is first re-read. Returns whether anything changed."""
     if payment.status == S.SUCCEEDED:
-        # An older event, or a duplicate. The ledger and earning keys make the success effects safe
-        # to re-assert, which repairs a half-applied history if there ever is one.
-        if intent.get("status") == S.SUCCEEDED:
-            return payment_succeed(payment=payment, charge_id=_object_id(intent.get("latest_charge")))
+        # An older event, or a duplicate: the success and its effects were applied together, once.
         return False
     if payment.status == S.CANCELED and intent.get("status") != S.SUCCEEDED:
         # Only Stripe taking the money (ranked above canceled) moves a canceled payment.

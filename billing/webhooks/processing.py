@@ -47,7 +47,10 @@ def webhook_event_process(*, webhook_event_id: int, last_try: bool = True, force
     """
     failure: Exception | None = None
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=webhook_event_id).first()
+        # The raw body and headers are for audit and replay by hand; the handler needs the payload only.
+        event = (
+            WebhookEvent.objects.select_for_update().defer("raw_body", "headers").filter(pk=webhook_event_id).first()
+        )
         if event is None:
             return "missing"
         if event.status in DONE and not force:

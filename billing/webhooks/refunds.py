@@ -164,7 +164,7 @@ def refund_apply(*, payment_id: int, stripe_refund: dict) -> bool:
     Refund row, then reverse the split for everything refunded so far. Idempotent; returns whether
     anything changed. Locks the payment, so call it before locking the refund, booking or earning."""
     with transaction.atomic(savepoint=False):
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("booking").get(pk=payment_id)
         if payment.status != Payment.Status.SUCCEEDED and stripe_refund.get("status") in ("succeeded", "pending"):
             # A refund exists, so the charge was paid, whatever order the events came in.
             payment_succeed(payment=payment, charge_id=_object_id(stripe_refund.get("charge")))
