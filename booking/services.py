@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
@@ -14,6 +15,9 @@ from billing.services import payment_create_for_booking
 from booking.models import Booking, BookingPackage
 from booking.selectors import booking_list_for_user, listener_has_overlap
 from web.api.errors import Conflict, ServiceError
+
+if TYPE_CHECKING:
+    from billing.models import Refund
 
 User = get_user_model()
 
@@ -106,7 +110,7 @@ class Cancellation:
     booking: Booking
     refund_amount: int
     policy: str
-    refund: object | None  # billing.models.Refund, when there is something to refund
+    refund: Refund | None  # when there is something to refund
 
 
 # Cancelling makes sense before the session starts: unpaid (nothing to refund) or paid and confirmed
