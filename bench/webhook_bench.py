@@ -1,6 +1,6 @@
 """Benchmark the Stripe webhook path against a bare baseline, both served production-style.
 
-    python bench/webhook_bench.py [--seconds 5] [--connections 32] [--events 2000]
+    python bench/webhook_bench.py [--seconds 3] [--rounds 3] [--connections 32] [--events 2000]
 
 1. Intake: gunicorn (gthread) serves the real endpoint and, in the same run, the bare baseline of
    `bench/webhook_bare.py` (verify an HMAC, insert one row, enqueue on commit). Keep-alive clients
@@ -197,6 +197,7 @@ def load(port: int, requests: list[bytes], connections: int, seconds: float) -> 
     elapsed = time.perf_counter() - started
     latencies.sort()
     return {
+        "latencies": latencies,
         "requests": len(latencies),
         "errors": len(errors),
         "rps": len(latencies) / elapsed,
@@ -248,12 +249,18 @@ class Gunicorn:
 
 
 class Worker:
-    def __init__(self, concurrency: int):
+    def __init__(self, concurrency: int, db_reuse_max: int = 0):
+        # With --db-reuse-max, the worker keeps Django's database connection across tasks, as
+        # CELERY_DB_REUSE_MAX in the settings would (the project does not set it yet).
+        launcher = (
+            "import sys; from workers.celery import app; "
+            f"app.conf.CELERY_DB_REUSE_MAX = {db_reuse_max} or None; app.worker_main(sys.argv[1:])"
+        )
         self.proc = subprocess.Popen(
             [
-                str(BIN / "celery"),
-                "-A",
-                "workers.celery",
+                PYTHON,
+                "-c",
+                launcher,
                 "worker",
                 "-Q",
                 "webhooks",
@@ -308,25 +315,47 @@ def last_event_pk() -> int:
     return WebhookEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
-def intake_round(label: str, app: str, path: str, args) -> dict:
-    server = Gunicorn(app, args.gunicorn_workers, args.threads)
+def intake_compare(args) -> tuple[dict, dict]:
+    """Both servers up at once, loaded in alternating rounds, so background load on the machine
+    falls on both alike."""
+    servers = {
+        "bare": (Gunicorn("webhook_bare:application", args.gunicorn_workers, args.threads), "/hook/"),
+        "talkpay": (
+            Gunicorn("web.wsgi:application", args.gunicorn_workers, args.threads),
+            "/api/payment/stripe/webhook/",
+        ),
+    }
+    totals = {label: {"requests": 0, "errors": 0, "elapsed": 0.0, "latencies": []} for label in servers}
     try:
-        load(server.port, signed_requests(random_intents(200), path), args.connections, 1.0)  # warm up
-        requests = signed_requests(random_intents(int(args.seconds * 2000)), path)
-        result = load(server.port, requests, args.connections, args.seconds)
+        for server, path in servers.values():
+            load(server.port, signed_requests(random_intents(200), path), args.connections, 1.0)  # warm up
+        for _ in range(args.rounds):
+            for label, (server, path) in servers.items():
+                requests = signed_requests(random_intents(int(args.seconds * 2000)), path)
+                result = load(server.port, requests, args.connections, args.seconds)
+                total = totals[label]
+                total["requests"] += result["requests"]
+                total["errors"] += result["errors"]
+                total["elapsed"] += result["elapsed"]
+                total["latencies"].extend(result["latencies"])
     finally:
-        server.stop()
-    print(
-        f"intake {label:<9} {result['rps']:7.0f} req/s   p50 {result['p50_ms']:6.1f} ms   "
-        f"p99 {result['p99_ms']:6.1f} ms   ({result['requests']} requests, {result['errors']} errors)"
-    )
-    return result
+        for server, _ in servers.values():
+            server.stop()
+    for label, total in totals.items():
+        latencies = sorted(total["latencies"])
+        total["rps"] = total["requests"] / total["elapsed"]
+        print(
+            f"intake {label:<9} {total['rps']:7.0f} req/s   p50 {1000 * statistics.median(latencies):6.1f} ms   "
+            f"p99 {1000 * latencies[int(len(latencies) * 0.99) - 1]:6.1f} ms   "
+            f"({total['requests']} requests in {args.rounds} rounds, {total['errors']} errors)"
+        )
+    return totals["bare"], totals["talkpay"]
 
 
 def pipeline_round(label: str, app: str, path: str, intents: list[dict], args) -> float:
     purge_queues()
     server = Gunicorn(app, args.gunicorn_workers, args.threads)
-    worker = Worker(args.worker_concurrency)
+    worker = Worker(args.worker_concurrency, args.db_reuse_max)
     try:
         load(server.port, signed_requests(random_intents(50), path), 4, 1.0)  # warm up the server
         time.sleep(2)  # and let the worker start
@@ -363,12 +392,14 @@ def ledger_check() -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each intake run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each intake round")
+    parser.add_argument("--rounds", type=int, default=3, help="intake rounds, alternating bare and talkpay")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--events", type=int, default=2000, help="events per end-to-end run")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-concurrency", type=int, default=2)
+    parser.add_argument("--db-reuse-max", type=int, default=0, help="keep worker DB connections for N tasks")
     args = parser.parse_args()
 
     setup_database()
@@ -376,11 +407,10 @@ def main() -> int:
     try:
         print(
             f"gunicorn {args.gunicorn_workers} workers x {args.threads} threads, {args.connections} connections, "
-            f"celery prefork x {args.worker_concurrency}, {os.cpu_count()} CPUs"
+            f"celery prefork x {args.worker_concurrency} (db reuse {args.db_reuse_max or 'off'}), {os.cpu_count()} CPUs"
         )
         purge_queues()
-        bare = intake_round("bare", "webhook_bare:application", "/hook/", args)
-        real = intake_round("talkpay", "web.wsgi:application", "/api/payment/stripe/webhook/", args)
+        bare, real = intake_compare(args)
         print(f"intake talkpay / bare: {100 * real['rps'] / bare['rps']:.0f} %")
 
         intents = seed_payments(2 * args.events)
