@@ -20,10 +20,14 @@ from payouts.models import ListenerPayout
 EARNING_KINDS = ("payment_succeeded", "refund", "refund_failed", "dispute_lost")
 
 
-def earning_create_for_payment(*, payment: Payment, listener_id: int) -> tuple[ListenerPayout, bool]:
+def earning_create_for_payment(
+    *, payment: Payment, listener_id: int, known_new: bool = False
+) -> tuple[ListenerPayout, bool]:
     """The listener's earning for a succeeded payment, once (one earning per payment). Called under
-    the payment's row lock, which is what makes the get-then-create safe."""
-    existing = ListenerPayout.objects.filter(payment_id=payment.pk).first()
+    the payment's row lock, which is what makes the get-then-create safe. `known_new`: the caller
+    just booked the payment's split in this transaction, so no earning can exist yet (and the
+    one-earning-per-payment constraint would refuse a second anyway)."""
+    existing = None if known_new else ListenerPayout.objects.filter(payment_id=payment.pk).first()
     if existing is not None:
         return existing, False
     earning = ListenerPayout.objects.create(

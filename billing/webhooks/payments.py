@@ -126,7 +126,7 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         payment_id=payment.pk,
         metadata={"charge_id": payment.stripe_charge_id},
     )
-    _, created = earning_create_for_payment(payment=payment, listener_id=listener_id)
+    _, created = earning_create_for_payment(payment=payment, listener_id=listener_id, known_new=booked)
     return changed or booked or created
 
 

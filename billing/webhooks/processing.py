@@ -38,53 +38,55 @@ def webhook_event_enqueue(*, webhook_event_id: int) -> bool:
     return True
 
 
+def _event_locked(webhook_event_id: int) -> WebhookEvent | None:
+    # The raw body and headers are for audit and replay by hand; the handler needs the payload only.
+    return WebhookEvent.objects.select_for_update().defer("raw_body", "headers").filter(pk=webhook_event_id).first()
+
+
+def _failure_record(*, webhook_event_id: int, error: Exception, last_try: bool) -> WebhookEvent | None:
+    with transaction.atomic():
+        event = _event_locked(webhook_event_id)
+        if event is None:
+            return None
+        event.attempts += 1
+        if event.status not in DONE:
+            event.status = WebhookEvent.Status.FAILED if last_try else WebhookEvent.Status.PENDING
+        event.last_error = "".join(traceback.format_exception(error, limit=-8))[-4000:]
+        event.save(update_fields=["status", "attempts", "last_error"])
+        return event
+
+
 def webhook_event_process(*, webhook_event_id: int, last_try: bool = True, force: bool = False) -> str:
     """Run the event's handler once, under the event's row lock, and store the outcome.
 
     An event already processed or ignored is left alone unless `force` (a replay), and a replay never
-    turns a processed event into anything else. A handler error is stored (status `failed` on the last
-    try, still `pending` while retries remain) and raised as `WebhookHandlerFailed`.
+    turns a processed event into anything else. When the handler (or the commit) fails, everything it
+    wrote is rolled back with the transaction, and the error is stored in a new one (status `failed` on
+    the last try, still `pending` while retries remain) and raised as `WebhookHandlerFailed`.
     """
-    failure: Exception | None = None
-    with transaction.atomic():
-        # The raw body and headers are for audit and replay by hand; the handler needs the payload only.
-        event = (
-            WebhookEvent.objects.select_for_update().defer("raw_body", "headers").filter(pk=webhook_event_id).first()
-        )
-        if event is None:
-            return "missing"
-        if event.status in DONE and not force:
-            return event.status
-        previous = event.status
-        event.attempts += 1
-        handler = webhook_handler_for(event.type)
-        if handler is None:
-            outcome = WebhookEvent.Status.IGNORED
-        else:
-            try:
-                with transaction.atomic():
-                    outcome = handler(event.payload)
-                    if outcome not in OUTCOMES:
-                        raise ValueError(f"handler for {event.type} returned {outcome!r}")
-            except Exception as error:
-                failure = error
-        if failure is not None:
-            event.status = WebhookEvent.Status.FAILED if last_try else WebhookEvent.Status.PENDING
-            if previous in DONE:
-                event.status = previous
-            event.last_error = "".join(traceback.format_exception(failure, limit=-8))[-4000:]
-            event.save(update_fields=["status", "attempts", "last_error"])
-        else:
-            event.status = WebhookEvent.Status.PROCESSED if previous == WebhookEvent.Status.PROCESSED else outcome
+    try:
+        with transaction.atomic():
+            event = _event_locked(webhook_event_id)
+            if event is None:
+                return "missing"
+            if event.status in DONE and not force:
+                return event.status
+            handler = webhook_handler_for(event.type)
+            outcome = WebhookEvent.Status.IGNORED if handler is None else handler(event.payload)
+            if outcome not in OUTCOMES:
+                raise ValueError(f"handler for {event.type} returned {outcome!r}")
+            if event.status != WebhookEvent.Status.PROCESSED:
+                event.status = outcome
+            event.attempts += 1
             event.last_error = ""
             event.processed_at = timezone.now()
             event.save(update_fields=["status", "attempts", "last_error", "processed_at"])
-    if failure is not None:
-        logger.warning(
-            "webhook %s %s failed (attempt %s): %s", event.type, event.stripe_event_id, event.attempts, failure
-        )
-        raise WebhookHandlerFailed(f"{event.type} {event.stripe_event_id}: {failure}") from failure
-    return event.status
+            return event.status
+    except Exception as error:
+        failed = _failure_record(webhook_event_id=webhook_event_id, error=error, last_try=last_try)
+        label = f"{failed.type} {failed.stripe_event_id}" if failed else f"webhook event {webhook_event_id}"
+        logger.warning("%s failed (attempt %s): %s", label, failed.attempts if failed else "?", error)
+        raise WebhookHandlerFailed(f"{label}: {error}") from error
 
 
 def webhook_event_replay(*, stripe_event_id: str) -> str:
