@@ -29,8 +29,11 @@ PROCESSED = "processed"
 IGNORED = "ignored"
 
 S = Payment.Status
-# A payment only ever moves to a higher rank. Non-final intent states share ranks below the final
-# ones; between them only a state just read from Stripe may move the payment (see module docstring).
+# Forward means up this table. The final states are ranked above everything and succeeded above
+# canceled, so no event moves a payment out of succeeded, and only Stripe taking the money moves it
+# out of canceled. Non-final states cycle on Stripe (a decline returns to requires_payment_method),
+# so their ranks alone cannot order them: a non-final payment moves to whatever state was just read
+# from Stripe (`fresh`), never to the state an event merely carries.
 STATUS_RANK: dict[str, int] = {
     S.AWAITING_INTENT: 0,
     S.REQUIRES_PAYMENT_METHOD: 1,
@@ -196,7 +199,7 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
 
 def handle_payment_intent(event: dict) -> str:
     intent = event["data"]["object"]
-    with transaction.atomic(savepoint=False):  # the dispatcher already holds a savepoint
+    with transaction.atomic(savepoint=False):  # joins the dispatcher's transaction
         payment = payment_lock_for_intent(payment_intent_id=intent["id"], metadata=intent.get("metadata"))
         if payment is None:
             logger.info("%s %s: no payment of ours for %s", event["type"], event["id"], intent["id"])
