@@ -95,13 +95,18 @@ def test_declines_and_3d_secure_are_mirrored_and_a_later_success_recovered(check
     assert LedgerTransaction.objects.filter(payment=challenged).count() == 1
 
 
-def test_only_payments_waiting_longer_than_the_setting_are_asked_about(checkout, settings):
+def test_only_payments_waiting_longer_than_the_setting_and_younger_than_a_month_are_asked_about(checkout, settings):
     payment = checkout("pm_card_visa")
     settings.PAYMENT_RECONCILE_AFTER_SECONDS = 900
 
     assert payments_reconcile()["checked"] == 0
 
-    Payment.objects.filter(pk=payment.pk).update(updated_at=timezone.now() - timedelta(seconds=901))
+    Payment.objects.filter(pk=payment.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=901), created_at=timezone.now() - timedelta(days=31)
+    )
+    assert payments_reconcile()["checked"] == 0  # a checkout abandoned a month ago is left alone
+
+    Payment.objects.filter(pk=payment.pk).update(created_at=timezone.now() - timedelta(days=29))
     assert payments_reconcile() == {"checked": 1, "changed": 1, "errors": 0}
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
 
