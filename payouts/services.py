@@ -66,7 +66,7 @@ def earning_session_completed(*, booking_id: int, completed_at: datetime) -> int
 
 def _resend_after() -> timedelta:
     # How long a PROCESSING payout is left to the worker that sent it before another one looks it up.
-    return timedelta(seconds=getattr(settings, "PAYOUT_RESEND_AFTER_SECONDS", 300))
+    return timedelta(seconds=settings.PAYOUT_RESEND_AFTER_SECONDS)
 
 
 # --- Connect accounts -------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = N
 
 
 def _transfer_concurrency() -> int:
-    return max(1, getattr(settings, "PAYOUT_TRANSFER_CONCURRENCY", 4))
+    return max(1, settings.PAYOUT_TRANSFER_CONCURRENCY)
 
 
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:

@@ -193,6 +193,10 @@ PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", def
 # Earnings become payable this long after the session is completed.
 PAYOUT_HOLD_HOURS = env.int("PAYOUT_HOLD_HOURS", default=0)
 PAYOUT_MINIMUM_CENTS = env.int("PAYOUT_MINIMUM_CENTS", default=1000)
+# A payout marked sent but not confirmed this long ago is looked up on Stripe and resent by the sweeper.
+PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=300)
+# Transfers a payout run sends to Stripe at the same time.
+PAYOUT_TRANSFER_CONCURRENCY = env.int("PAYOUT_TRANSFER_CONCURRENCY", default=4)
 CONNECT_REFRESH_URL = env("CONNECT_REFRESH_URL", default="http://localhost:8000/connect/refresh")
 CONNECT_RETURN_URL = env("CONNECT_RETURN_URL", default="http://localhost:8000/connect/return")
 # Cancellation policy: a talker cancelling at least FULL hours before gets everything back,
