@@ -47,7 +47,7 @@ def bare_webhook(request):
     return HttpResponse("ok")
 
 
-@shared_task(name="billing.webhook_bare_process", acks_late=True)
+@shared_task(name="billing.webhook_bare_process", acks_late=True, ignore_result=True)
 def bare_process(webhook_event_id: int, payment_intent_id: str) -> None:
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=webhook_event_id)

@@ -109,9 +109,11 @@ def ledger_post(
                 payment_id=payment_id,
                 metadata=metadata or {},
             )
-            accounts = {
-                code: account_get_or_create(code, currency=currency) for code in {line.account for line in lines}
-            }
+            codes = {line.account for line in lines}
+            # One query for the accounts that exist (all of them, but for a new listener's first booking).
+            accounts = {account.code: account for account in LedgerAccount.objects.filter(code__in=codes)}
+            for code in codes - accounts.keys():
+                accounts[code] = account_get_or_create(code, currency=currency)
             LedgerEntry.objects.bulk_create(
                 LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount) for line in lines
             )

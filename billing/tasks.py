@@ -24,7 +24,11 @@ def payment_intents_sweep_task() -> int:
 WEBHOOK_MAX_RETRIES = 8
 
 
-@shared_task(name="billing.webhook_process", bind=True, acks_late=True, max_retries=WEBHOOK_MAX_RETRIES)
+# No result stored: the outcome is on the WebhookEvent row, and skipping the result backend saves two
+# Redis writes per event.
+@shared_task(
+    name="billing.webhook_process", bind=True, acks_late=True, ignore_result=True, max_retries=WEBHOOK_MAX_RETRIES
+)
 def webhook_process_task(self, webhook_event_id: int) -> str:
     from billing.webhooks.processing import webhook_event_process
 
