@@ -3,6 +3,7 @@
 import base64
 import collections
 import json
+import os
 import random
 import string
 import sys
@@ -233,17 +234,24 @@ PREFIX_TYPE = {
 }
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_loads = json.JSONDecoder().decode
+
+
 def jcopy(o):
-    t = type(o)
-    if t is dict:
-        return {k: jcopy(v) for k, v in o.items()}
-    if t is list:
-        return [jcopy(v) for v in o]
+    """Deep copy of JSON-shaped data (the C-accelerated json round trip is the fastest stdlib way)."""
+    if type(o) in (dict, list):
+        return _loads(_dumps(o))
     return o
 
 
+_B64_TO_ALNUM = bytes.maketrans(b"+/", b"Zq")
+
+
 def rand(n=24):
-    return "".join(random.choices(ALNUM, k=n))
+    """n random characters from [A-Za-z0-9]."""
+    raw = base64.b64encode(os.urandom((n * 3) // 4 + 3)).translate(_B64_TO_ALNUM)
+    return raw[:n].decode("ascii")
 
 
 def luhn_ok(number):
