@@ -1060,11 +1060,30 @@ class Emulator:
                 ).encode("utf-8")
                 save = False
             if idem_slot is not None and save:
-                self.idem[idem_slot] = {"fp": fp, "status": status, "body": rbody, "req_id": req_id}
+                self._remember(
+                    idem_slot, {"fp": fp, "status": status, "body": rbody, "req_id": req_id, "at": time.monotonic()}
+                )
         h = [("Content-Type", "application/json"), ("Stripe-Version", API_VERSION), ("Request-Id", req_id)]
         if ctx.idem and method == "POST":
             h.append(("Idempotency-Key", ctx.idem))
         return status, h, rbody
+
+    IDEMPOTENCY_TTL = 24 * 3600
+    IDEMPOTENCY_MAX = 200_000
+
+    def _remember(self, slot, entry):
+        """Store an idempotent result; like Stripe, keys are forgotten after 24 hours (or when too many)."""
+        idem = self.idem
+        idem.pop(slot, None)
+        idem[slot] = entry
+        if len(idem) > self.IDEMPOTENCY_MAX or next(iter(idem.values()))["at"] < entry["at"] - self.IDEMPOTENCY_TTL:
+            horizon = entry["at"] - self.IDEMPOTENCY_TTL
+            while idem:
+                first = next(iter(idem))
+                if len(idem) > self.IDEMPOTENCY_MAX or idem[first]["at"] < horizon:
+                    del idem[first]
+                else:
+                    break
 
     # ============================================================ customers
     CUSTOMER_SPEC = {

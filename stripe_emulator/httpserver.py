@@ -106,6 +106,8 @@ class HTTPServer:
                             raise _BadRequest("bad header")
                         headers[k.strip().lower()] = v.strip()
                     body = b""
+                    if headers.get("expect", "").lower() == "100-continue":
+                        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                     te = headers.get("transfer-encoding", "").lower()
                     if "chunked" in te:
                         chunks = []
