@@ -4,6 +4,7 @@ worker, authenticated API clients. Everything here runs for real; nothing is moc
 from __future__ import annotations
 
 import contextlib
+import time
 
 import pytest
 from django.conf import settings
@@ -32,6 +33,32 @@ def stripe_emulator(stripe_emulator_process):
     yield stripe_emulator_process
 
 
+_running_worker: list = []
+
+
+def worker_wait_idle(timeout: float = 30.0) -> None:
+    """Let the test worker finish what it has started, then drop what is still queued, so no task of
+    one test runs while the next test's database is being emptied."""
+    from celery.worker import state
+
+    from workers.celery import QUEUES, app
+
+    deadline = time.monotonic() + timeout
+    while (state.active_requests or state.reserved_requests) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with app.connection_for_write() as connection:
+        for queue in QUEUES:
+            connection.default_channel.queue_purge(queue)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    # Runs before the test's fixtures (and the database flush) are torn down.
+    if _running_worker:
+        worker_wait_idle()
+    return (yield)
+
+
 @pytest.fixture(scope="session")
 def celery_worker_session(django_db_blocker, stripe_emulator_process):
     """A real Celery worker consuming every queue from the test Redis, in threads of this process,
@@ -47,7 +74,9 @@ def celery_worker_session(django_db_blocker, stripe_emulator_process):
         with start_worker(
             app, pool="threads", concurrency=4, perform_ping_check=False, loglevel="warning", queues=list(QUEUES)
         ) as worker:
+            _running_worker.append(worker)
             yield worker
+            _running_worker.clear()
 
 
 @pytest.fixture
