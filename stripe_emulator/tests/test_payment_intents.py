@@ -284,3 +284,34 @@ def test_expand_on_lists(emulator):
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.PaymentIntent.list(expand=["data.amount"])
     assert ei.value.param == "expand"
+
+
+@pytest.mark.parametrize(
+    "token,outcome",
+    [
+        ("pm_card_visa", "succeeded"),
+        ("pm_card_visa_debit", "succeeded"),
+        ("pm_card_mastercard", "succeeded"),
+        ("pm_card_amex", "succeeded"),
+        ("pm_card_bypassPending", "succeeded"),
+        ("pm_card_createDispute", "succeeded"),
+        ("pm_card_chargeDeclined", "card_declined/generic_decline"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "card_declined/insufficient_funds"),
+        ("pm_card_chargeDeclinedLostCard", "card_declined/lost_card"),
+        ("pm_card_chargeDeclinedStolenCard", "card_declined/stolen_card"),
+        ("pm_card_chargeDeclinedFraudulent", "card_declined/fraudulent"),
+        ("pm_card_chargeDeclinedExpiredCard", "expired_card/None"),
+        ("pm_card_chargeDeclinedIncorrectCvc", "incorrect_cvc/None"),
+        ("pm_card_chargeDeclinedProcessingError", "processing_error/None"),
+        ("pm_card_authenticationRequired", "requires_action"),
+        ("pm_card_threeDSecure2Required", "requires_action"),
+    ],
+)
+def test_every_test_payment_method(emulator, token, outcome):
+    try:
+        pi = stripe.PaymentIntent.create(amount=1000, currency="usd", payment_method=token, confirm=True)
+        got = pi.status
+    except stripe.CardError as e:
+        assert e.http_status == 402 and e.error.payment_intent.status == "requires_payment_method"
+        got = "%s/%s" % (e.code, e.json_body["error"].get("decline_code"))
+    assert got == outcome
