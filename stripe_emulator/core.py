@@ -1405,6 +1405,7 @@ class Emulator:
             },
         )
         pm = self._get("payment_method", "PaymentMethod", pm_id, ctx)
+        before = jcopy(pm)
         if isinstance(p.get("billing_details"), dict):
             b = p["billing_details"]
             bd = pm["billing_details"]
@@ -1420,7 +1421,9 @@ class Emulator:
         if p.get("allow_redisplay"):
             pm["allow_redisplay"] = p["allow_redisplay"]
         self._apply_metadata(pm, p.get("metadata"))
-        self._emit("payment_method.updated", pm, ctx, ctx.account)
+        prev = self._diff(before, pm)
+        if prev:
+            self._emit("payment_method.updated", pm, ctx, ctx.account, prev)
         return pm
 
     def _attach_pm(self, ctx, pm, cust):

@@ -35,6 +35,10 @@ def test_payment_method_tokens_create_attach_detach(emulator):
     assert [p.id for p in stripe.Customer.list_payment_methods(cus.id).data] == [pm.id]
     pm = stripe.PaymentMethod.detach(pm.id)
     assert pm.customer is None
+    pm = stripe.PaymentMethod.modify(pm.id, metadata={"nick": "work"}, billing_details={"name": "Ann"})
+    assert pm.metadata.nick == "work" and pm.billing_details.name == "Ann"
+    upd = stripe.Event.list(type="payment_method.updated").data[0]
+    assert upd.data.previous_attributes.billing_details.name is None
     with pytest.raises(stripe.CardError) as ei:
         stripe.PaymentMethod.create(type="card", card={"number": "4242424242424241", "exp_month": 1, "exp_year": 2035})
     assert ei.value.code == "incorrect_number"
