@@ -6,7 +6,9 @@ Starts its own emulator (``--quiet``) through EmulatorProcess and drives it with
 real ``stripe`` SDK (RequestsClient, HTTP/1.1 keep-alive). One operation is
 ``PaymentIntent.create(amount, currency, payment_method="pm_card_visa")`` followed by
 ``PaymentIntent.confirm(...)`` - two HTTP requests. The single-request variant
-``create(..., confirm=True)`` is reported too.
+``create(..., confirm=True)`` is reported too, and (with psutil) the emulator's own CPU time per
+PaymentIntent during the multi-client run: the clients (the SDK and requests) use most of the CPU of a
+small machine, so the throughput depends on what else runs there.
 """
 
 import argparse
@@ -74,6 +76,21 @@ def run(url, op_name, clients, seconds):
     return total / elapsed
 
 
+def _server_process(emu):
+    try:
+        import psutil
+    except ImportError:  # optional: only for the CPU figure
+        return None
+    return psutil.Process(emu.proc.pid)
+
+
+def _cpu(proc):
+    if proc is None:
+        return 0.0
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -81,11 +98,21 @@ def main():
     args = ap.parse_args()
     print("machine: %d CPUs, python %s" % (os.cpu_count(), sys.version.split()[0]))
     with EmulatorProcess(quiet=True) as emu:
+        server = _server_process(emu)
         for op_name in OPS:
             single = run(emu.url, op_name, 1, args.seconds)
             print("%-22s 1 client : %7.1f PaymentIntents/s" % (op_name, single), flush=True)
+            cpu0 = _cpu(server)
             multi = run(emu.url, op_name, args.clients, args.seconds)
-            print("%-22s %d clients: %7.1f PaymentIntents/s" % (op_name, args.clients, multi), flush=True)
+            cpu = _cpu(server) - cpu0
+            extra = ""
+            if server is not None and multi > 0:
+                per_op = cpu / (multi * args.seconds) * 1000
+                extra = "  (emulator CPU %.2f ms per PaymentIntent, i.e. about %d/s per core)" % (
+                    per_op,
+                    1000 / per_op,
+                )
+            print("%-22s %d clients: %7.1f PaymentIntents/s%s" % (op_name, args.clients, multi, extra), flush=True)
             emu.reset()
 
 
