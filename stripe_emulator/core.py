@@ -2474,6 +2474,42 @@ class Emulator:
         del pi
         return r
 
+    REFUND_FAILURES = ("expired_or_canceled_card", "lost_or_stolen_card", "declined", "unknown")
+
+    def fail_refund(self, rid, reason="expired_or_canceled_card"):
+        """Test helper: a succeeded refund fails later, as card refunds sometimes do."""
+        r = self.objects.get(rid)
+        if r is None or r.get("object") != "refund":
+            raise not_found("refund", rid)
+        if r["status"] not in ("succeeded", "pending"):
+            raise invalid("Refund %s has status %s; only a succeeded or pending refund can fail." % (rid, r["status"]))
+        if reason not in self.REFUND_FAILURES:
+            raise invalid("failure_reason must be one of %s" % ", ".join(self.REFUND_FAILURES), param="failure_reason")
+        acct = self.owner.get(rid)
+        ch = self.objects[r["charge"]]
+        txn = self._txn(
+            acct,
+            r["amount"],
+            r["currency"],
+            "refund_failure",
+            rid,
+            description="REFUND FAILURE",
+            reporting_category="refund_failure",
+        )
+        before = jcopy(r)
+        r["status"] = "failed"
+        r["failure_reason"] = reason
+        r["failure_balance_transaction"] = txn["id"]
+        prev = self._diff(before, r)
+        ch_before = jcopy(ch)
+        ch["amount_refunded"] -= r["amount"]
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"] > 0
+        self._emit("refund.updated", r, None, acct, prev)
+        self._emit("charge.refund.updated", r, None, acct, prev)
+        self._emit("refund.failed", r, None, acct)
+        self._emit("charge.updated", ch, None, acct, self._diff(ch_before, ch))
+        return r
+
     def refund_retrieve(self, ctx, q, rid):
         validate(q, {"expand": STRLIST})
         return self._get("refund", "refund", rid, ctx)

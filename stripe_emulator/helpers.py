@@ -180,6 +180,10 @@ def _dispatch(emu, method, parts, data, headers):
                 parts[1], data.get("reason") or "fraudulent", int(data["amount"]) if data.get("amount") else None
             )
             return _resp(emu, 200, emu._out(d))
+    if head == "refunds" and n == 3 and parts[2] == "fail" and method == "POST":
+        with emu.lock:
+            r = emu.fail_refund(parts[1], data.get("failure_reason") or "expired_or_canceled_card")
+            return _resp(emu, 200, r)
     if head == "disputes" and n == 3 and parts[2] == "close" and method == "POST":
         outcome = data.get("outcome", "lost")
         if outcome not in ("won", "lost"):

@@ -106,3 +106,20 @@ def test_dispute_helper_evidence_and_close_won_lost(emulator):
         stripe.Dispute.modify(d2["id"], evidence={"customer_name": "late"})
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Dispute.modify(d.id, evidence={"not_a_field": "x"})
+
+
+def test_refund_failure_helper(emulator):
+    pi = _paid(4000)
+    start = _available()
+    r = stripe.Refund.create(payment_intent=pi.id, amount=3000)
+    assert _available() == start - 3000
+    failed = emulator.post("/_emulator/refunds/%s/fail" % r.id, {"failure_reason": "expired_or_canceled_card"})
+    assert failed["status"] == "failed" and failed["failure_reason"] == "expired_or_canceled_card"
+    assert _available() == start
+    ch = stripe.Charge.retrieve(pi.latest_charge)
+    assert ch.amount_refunded == 0 and ch.refunded is False
+    upd = stripe.Event.list(type="charge.refund.updated").data[0]
+    assert upd.data.object.status == "failed" and upd.data.previous_attributes.status == "succeeded"
+    assert stripe.Event.list(type="refund.failed").data[0].data.object.id == r.id
+    # the money can be refunded again
+    assert stripe.Refund.create(payment_intent=pi.id).amount == 4000
