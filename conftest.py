@@ -14,12 +14,17 @@ if "DATABASE_URL" not in os.environ:
 
 if "REDIS_URL" not in os.environ:
     if reachable("127.0.0.1", 6379):
-        # One Redis database per xdist worker, so one process's Celery worker never takes another's tasks.
-        _worker_number = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-        os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{15 - _worker_number}"
+        os.environ["TALKPAY_TEST_REDIS_BASE"] = "redis://127.0.0.1:6379"
     else:
-        _redis, os.environ["REDIS_URL"] = start_embedded_redis()
+        _redis, _url = start_embedded_redis()
         atexit.register(_redis.terminate)
+        os.environ["TALKPAY_TEST_REDIS_BASE"] = _url.rsplit("/", 1)[0]
+
+if "TALKPAY_TEST_REDIS_BASE" in os.environ:
+    # One Redis database per xdist worker, so one process's Celery worker never takes another's tasks.
+    # xdist's workers inherit the controller's environment, so this is decided again in each of them.
+    _worker_number = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    os.environ["REDIS_URL"] = f"{os.environ['TALKPAY_TEST_REDIS_BASE']}/{15 - _worker_number}"
 
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_talkpay_test_secret")
 os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
