@@ -60,7 +60,7 @@ def pytest_runtest_teardown(item, nextitem):
 
 
 @pytest.fixture(scope="session")
-def celery_worker_session(django_db_blocker, stripe_emulator_process):
+def celery_worker_session(django_db_setup, django_db_blocker, stripe_emulator_process):
     """A real Celery worker consuming every queue from the test Redis, in threads of this process,
     so it writes to the same test database. Tests that use it need committed data (transaction=True)."""
     from celery.contrib.testing.worker import start_worker
@@ -77,6 +77,21 @@ def celery_worker_session(django_db_blocker, stripe_emulator_process):
             _running_worker.append(worker)
             yield worker
             _running_worker.clear()
+        _close_worker_thread_connections()
+
+
+def _close_worker_thread_connections() -> None:
+    """The worker's threads are gone but their PostgreSQL sessions linger until garbage collection;
+    end them so the test database can be dropped."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
