@@ -29,6 +29,7 @@ from billing.models import Clawback, ClawbackRecovery
 from billing.stripe_gateway import reversals
 from payouts.models import ListenerPayout, Payout
 from payouts.services import payout_transfer_reversed
+from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 from workers.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,7 @@ def clawback_request(*, earning: ListenerPayout, amount: int, key: str) -> Clawb
 
 
 def clawback_enqueue(*, clawback_id: int) -> bool:
-    try:
-        clawback_execute_task.apply_async(args=[clawback_id], retry=False)
-    except Exception:
-        logger.warning("could not enqueue clawback %s; the sweeper will retry", clawback_id)
-        return False
-    return True
+    return enqueue_or_leave_to_sweeper(clawback_execute_task, clawback_id, what="clawback")
 
 
 def clawback_execute(*, clawback_id: int) -> Clawback:
@@ -153,18 +149,12 @@ def debt_net_into_payout(*, payout_id: int, listener_id: int, gross: int) -> int
 
 def clawbacks_sweep_pending() -> int:
     """Enqueue again clawbacks still pending after a while (a lost task, a broker outage)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS)
-    stale = list(
-        Clawback.objects.filter(status=Clawback.Status.PENDING, enqueued_at__lt=cutoff).values_list("pk", flat=True)[
-            :500
-        ]
+    return enqueue_stale(
+        Clawback.objects.filter(status=Clawback.Status.PENDING),
+        stamp_field="enqueued_at",
+        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
+        enqueue=lambda pk: clawback_enqueue(clawback_id=pk),
     )
-    enqueued = 0
-    for clawback_id in stale:
-        if clawback_enqueue(clawback_id=clawback_id):
-            Clawback.objects.filter(pk=clawback_id).update(enqueued_at=timezone.now())
-            enqueued += 1
-    return enqueued
 
 
 @shared_task(name="billing.clawback_execute", bind=True, acks_late=True, max_retries=8)

@@ -27,6 +27,7 @@ from billing import money, stripe_gateway
 from billing.models import Payment, Refund
 from billing.stripe_gateway import refunds as stripe_refunds
 from web.api.errors import Conflict, ServiceError
+from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 from workers.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
@@ -135,12 +136,7 @@ def refund_create_for_admin(*, payment_id: int, amount: int, reason: str, admin)
 
 def refund_enqueue(*, refund_id: int) -> bool:
     """Ask a worker to send the refund. A broker outage is logged: the sweeper sends it later."""
-    try:
-        refund_create_task.apply_async(args=[refund_id], retry=False)
-    except Exception:
-        logger.warning("could not enqueue refund %s; the sweeper will retry", refund_id)
-        return False
-    return True
+    return enqueue_or_leave_to_sweeper(refund_create_task, refund_id, what="refund")
 
 
 def refund_send(*, refund_id: int) -> Refund:
@@ -184,18 +180,12 @@ def refund_send(*, refund_id: int) -> Refund:
 
 def refunds_sweep_pending() -> int:
     """Send again refunds still pending after a while (the broker was down, or a task was lost)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS)
-    stale = list(
-        Refund.objects.filter(
-            status=Refund.Status.PENDING, stripe_refund_id__isnull=True, enqueued_at__lt=cutoff
-        ).values_list("pk", flat=True)[:500]
+    return enqueue_stale(
+        Refund.objects.filter(status=Refund.Status.PENDING, stripe_refund_id__isnull=True),
+        stamp_field="enqueued_at",
+        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
+        enqueue=lambda pk: refund_enqueue(refund_id=pk),
     )
-    enqueued = 0
-    for refund_id in stale:
-        if refund_enqueue(refund_id=refund_id):
-            Refund.objects.filter(pk=refund_id).update(enqueued_at=timezone.now())
-            enqueued += 1
-    return enqueued
 
 
 # --- Cancelling an unpaid booking's PaymentIntent ------------------------------------------------------

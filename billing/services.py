@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,8 +11,8 @@ from django.utils import timezone
 from billing import stripe_gateway
 from billing.models import Payment, StripeCustomer
 from booking.models import Booking
+from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
-logger = logging.getLogger(__name__)
 
 
 def payment_create_for_booking(*, booking: Booking) -> Payment:
@@ -36,12 +35,7 @@ def payment_intent_enqueue(*, payment_id: int) -> bool:
     row is already committed and the sweeper enqueues it again once the broker is back."""
     from billing.tasks import payment_intent_create_task
 
-    try:
-        payment_intent_create_task.apply_async(args=[payment_id], retry=False)
-    except Exception:
-        logger.warning("could not enqueue PaymentIntent creation for payment %s; the sweeper will retry", payment_id)
-        return False
-    return True
+    return enqueue_or_leave_to_sweeper(payment_intent_create_task, payment_id, what="PaymentIntent for payment")
 
 
 def stripe_customer_get_or_create(*, user) -> str:
@@ -94,15 +88,9 @@ def payment_intent_create(*, payment_id: int) -> Payment:
 
 def payments_sweep_awaiting_intent() -> int:
     """Re-enqueue payments still waiting for a PaymentIntent (the broker was down, or a task was lost)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS)
-    stale = list(
-        Payment.objects.filter(
-            status=Payment.Status.AWAITING_INTENT, stripe_payment_intent_id__isnull=True, intent_requested_at__lt=cutoff
-        ).values_list("pk", flat=True)[:500]
+    return enqueue_stale(
+        Payment.objects.filter(status=Payment.Status.AWAITING_INTENT, stripe_payment_intent_id__isnull=True),
+        stamp_field="intent_requested_at",
+        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
+        enqueue=lambda pk: payment_intent_enqueue(payment_id=pk),
     )
-    enqueued = 0
-    for payment_id in stale:
-        if payment_intent_enqueue(payment_id=payment_id):
-            Payment.objects.filter(pk=payment_id).update(intent_requested_at=timezone.now())
-            enqueued += 1
-    return enqueued

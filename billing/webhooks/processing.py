@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from billing.models import WebhookEvent
 from billing.webhooks.dispatch import webhook_handler_for
+from workers.outbox import enqueue_or_leave_to_sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +31,7 @@ def webhook_event_enqueue(*, webhook_event_id: int) -> bool:
     sweeper (run by the reconciliation job) enqueues it again."""
     from billing.tasks import webhook_process_task
 
-    try:
-        webhook_process_task.apply_async(args=[webhook_event_id], retry=False)
-    except Exception:
-        logger.warning("could not enqueue webhook event %s; the sweeper will retry", webhook_event_id)
-        return False
-    return True
+    return enqueue_or_leave_to_sweeper(webhook_process_task, webhook_event_id, what="webhook event")
 
 
 def _event_locked(webhook_event_id: int) -> WebhookEvent | None:

@@ -1,0 +1,46 @@
+"""Enqueue work that the database already records, and send it again when it was lost.
+
+Rows are the truth (DESIGN: nothing is lost): a service writes the row, then enqueues its task on
+commit. If the broker is down the publish fails fast, is logged, and the row waits for a beat sweeper
+that enqueues it again. Every task is idempotent, so a sweeper that overdoes it changes nothing.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import models
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_or_leave_to_sweeper(task, object_id: int, *, what: str) -> bool:
+    """Publish `task(object_id)`. Returns False (and logs) when the broker cannot be reached."""
+    try:
+        task.apply_async(args=[object_id], retry=False)
+    except Exception:
+        logger.warning("could not enqueue %s %s; the sweeper will retry", what, object_id)
+        return False
+    return True
+
+
+def enqueue_stale(
+    queryset: models.QuerySet,
+    *,
+    stamp_field: str,
+    older_than: datetime,
+    enqueue: Callable[[int], bool],
+    limit: int = 500,
+) -> int:
+    """Enqueue again the rows of `queryset` whose `stamp_field` is older than `older_than`, oldest
+    first, and stamp each one that reached the broker so the next sweep leaves it alone a while."""
+    stale = list(
+        queryset.filter(**{f"{stamp_field}__lt": older_than}).order_by(stamp_field).values_list("pk", flat=True)[:limit]
+    )
+    enqueued = 0
+    for pk in stale:
+        if enqueue(pk):
+            queryset.model.objects.filter(pk=pk).update(**{stamp_field: timezone.now()})
+            enqueued += 1
+    return enqueued
