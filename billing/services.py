@@ -14,7 +14,6 @@ from booking.models import Booking
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 
-
 def payment_create_for_booking(*, booking: Booking) -> Payment:
     """Record the booking's payment, to be created on Stripe by a worker once this transaction commits."""
     payment = Payment.objects.create(
