@@ -4,6 +4,7 @@ Defaults are the embedded development stack: SQLite, the Redis that `make run` s
 and the Stripe emulator. Production sets DATABASE_URL, REDIS_URL and real Stripe keys.
 """
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -100,6 +101,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+# Without `collectstatic` (development, tests) files come from the finders; the missing STATIC_ROOT is expected.
+warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
 
 # --- API -------------------------------------------------------------------------------------------
 
