@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing import ledger
@@ -273,6 +273,9 @@ def _earnings_attach(*, earning_ids: list[int], period: Period) -> None:
     """Point each earning at its listener's payout of the period, in one `UPDATE ... FROM` join
     (a correlated subquery, or `= ANY(array)`, was planned as a scan and took a second per batch;
     joining `unnest()` makes it index lookups)."""
+    if connection.vendor != "postgresql":
+        _earnings_attach_portable(earning_ids=earning_ids, period=period)
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {ListenerPayout._meta.db_table} AS e SET payout_id = p.id, status = %s, updated_at = %s "
@@ -284,6 +287,9 @@ def _earnings_attach(*, earning_ids: list[int], period: Period) -> None:
 
 def _payout_amounts_refresh(payout_ids: list[int]) -> None:
     """A pending payout's amount is, by definition, the net of what is attached to it."""
+    if connection.vendor != "postgresql":
+        _payout_amounts_refresh_portable(payout_ids)
+        return
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Payout._meta.db_table} AS p SET amount = t.total, updated_at = %s "
@@ -293,6 +299,35 @@ def _payout_amounts_refresh(payout_ids: list[int]) -> None:
             "GROUP BY e.payout_id) AS t WHERE p.id = t.payout_id",
             [timezone.now(), payout_ids],
         )
+
+
+def _earnings_attach_portable(*, earning_ids: list[int], period: Period) -> None:
+    """The same as the PostgreSQL join, in ORM queries, for the SQLite development database."""
+    listener_of = dict(ListenerPayout.objects.filter(pk__in=earning_ids).values_list("pk", "listener_id"))
+    payout_of = dict(
+        Payout.objects.filter(
+            schedule=period.schedule, period_start=period.start, listener_id__in=set(listener_of.values())
+        ).values_list("listener_id", "pk")
+    )
+    by_payout: dict[int, list[int]] = {}
+    for earning_id, listener_id in listener_of.items():
+        by_payout.setdefault(payout_of[listener_id], []).append(earning_id)
+    now = timezone.now()
+    for payout_id, ids in by_payout.items():
+        ListenerPayout.objects.filter(pk__in=ids).update(
+            payout_id=payout_id, status=ListenerPayout.Status.PAYABLE, updated_at=now
+        )
+
+
+def _payout_amounts_refresh_portable(payout_ids: list[int]) -> None:
+    totals = (
+        ListenerPayout.objects.filter(payout_id__in=payout_ids)
+        .values("payout_id")
+        .annotate(total=Sum(F("amount") - F("amount_reversed")))
+    )
+    now = timezone.now()
+    for row in totals:
+        Payout.objects.filter(pk=row["payout_id"]).update(amount=row["total"], updated_at=now)
 
 
 def payout_run(
@@ -635,6 +670,17 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
 
 def _payouts_mark_paid(payouts: list[Payout], *, now: datetime) -> None:
     """One `UPDATE ... FROM (VALUES ...)` for the batch: each payout gets its own transfer id."""
+    if connection.vendor != "postgresql":  # the SQLite development database: one update per payout
+        for payout in payouts:
+            Payout.objects.filter(pk=payout.pk).update(
+                status=Payout.Status.PAID,
+                stripe_transfer_id=payout.stripe_transfer_id,
+                amount=payout.amount,
+                paid_at=now,
+                failure_reason="",
+                updated_at=now,
+            )
+        return
     rows = ", ".join(["(%s, %s, %s)"] * len(payouts))
     params: list = []
     for payout in payouts:

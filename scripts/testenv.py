@@ -8,13 +8,15 @@ embedded Redis.
 import atexit
 import os
 
-from scripts.services import reachable, start_embedded_redis
+from scripts.services import RUN_DIR, reachable, start_embedded_redis
 
 if "DATABASE_URL" not in os.environ:
     if reachable("127.0.0.1", 5432):
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/talkpay"
     else:
-        os.environ["DATABASE_URL"] = "sqlite:///:memory:"
+        # A file, not memory: threads (worker, live server) then wait on SQLite's lock instead of failing.
+        RUN_DIR.mkdir(exist_ok=True)
+        os.environ["DATABASE_URL"] = f"sqlite:///{RUN_DIR / 'tests.sqlite3'}"
 
 if "REDIS_URL" not in os.environ:
     if reachable("127.0.0.1", 6379):

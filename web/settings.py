@@ -74,7 +74,14 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; wait for the lock instead of failing when web and worker write together.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Take the write lock when a transaction begins, so two writers queue instead of deadlocking.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    if DATABASES["default"]["NAME"] != ":memory:":
+        # Tests get a file database beside it (Django's default would be in memory, shared-cache,
+        # where concurrent threads fail on table locks instead of waiting).
+        _name = Path(DATABASES["default"]["NAME"])
+        _name.parent.mkdir(parents=True, exist_ok=True)
+        DATABASES["default"]["TEST"] = {"NAME": str(_name.with_name(f"test_{_name.name}"))}
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

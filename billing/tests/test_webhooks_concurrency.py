@@ -46,6 +46,7 @@ def _at_once(count: int, fn) -> list:
         return list(pool.map(run, range(count)))
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_worker):
     payment = _payment()
@@ -74,6 +75,7 @@ def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_wor
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_fifty_workers_processing_the_same_stored_event_at_once_book_once():
     payment = _payment()

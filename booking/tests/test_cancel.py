@@ -234,6 +234,7 @@ def test_a_booking_cancelled_while_its_payment_went_through_is_refunded_in_full(
     assert_ledger_clean()
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_both_participants_cancelling_at_once_refund_once(stripe_emulator, celery_worker):
     import threading

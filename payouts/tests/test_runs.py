@@ -144,6 +144,7 @@ def test_refunded_disputed_and_operator_held_earnings_are_not_paid(connected_lis
     assert [t["amount"] for t in stripe_transfers(held_listener)] == [2700]
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_five_concurrent_runs_of_one_period_make_one_transfer_per_listener(connected_listener, fund_platform):
     # given eight listeners with two sessions each in week 45
