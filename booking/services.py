@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -174,3 +175,36 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
     booking.cancel_reason = reason
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason", "updated_at"])
     return Cancellation(booking=booking, refund_amount=amount, policy=policy, refund=refund)
+
+
+def bookings_expire_unpaid(*, limit: int = 200) -> int:
+    """Cancel pending bookings left unpaid for settings.BOOKING_PENDING_EXPIRY_MINUTES, so an abandoned
+    checkout does not hold the listener's slot forever. Their PaymentIntents are cancelled by a worker;
+    one paid in the meantime is refunded in full by the same path as a talker's cancellation."""
+    from billing.models import Payment
+    from billing.refunds import payment_cancel_unpaid
+
+    paid_or_paying = (Payment.Status.SUCCEEDED, Payment.Status.PROCESSING)
+    cutoff = timezone.now() - timedelta(minutes=settings.BOOKING_PENDING_EXPIRY_MINUTES)
+    candidates = list(
+        Booking.objects.filter(status=Booking.Status.PENDING, created_at__lt=cutoff)
+        .exclude(payment__status__in=paid_or_paying)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for booking_id in candidates:
+        with transaction.atomic():
+            # The payment's lock first, then the booking's: the order the webhook handlers lock them in.
+            payment = Payment.objects.select_for_update().filter(booking_id=booking_id).first()
+            booking = Booking.objects.select_for_update().get(pk=booking_id)
+            if booking.status != Booking.Status.PENDING or (payment and payment.status in paid_or_paying):
+                continue
+            if payment is not None:
+                payment_cancel_unpaid(payment=payment)
+            booking.status = Booking.Status.CANCELLED
+            booking.cancelled_at = timezone.now()
+            booking.cancel_reason = "Expired: not paid in time."
+            booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+            expired += 1
+    return expired

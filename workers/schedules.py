@@ -27,6 +27,7 @@ class Cron:
 # name → (task, when, kwargs). Adding a job here and running setup_schedules is all it takes.
 SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     "Sweep payments waiting for a PaymentIntent": ("billing.payment_intents_sweep", Every(seconds=30), {}),
+    "Cancel bookings left unpaid": ("booking.bookings_expire_unpaid", Every(seconds=300), {}),
     "Reconcile stuck payments with Stripe and re-enqueue stuck webhook events": (
         "billing.payment_reconcile",
         Every(seconds=300),
