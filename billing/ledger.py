@@ -72,6 +72,26 @@ def credit(account: str, amount: int) -> Line:
     return Line(account, -amount)
 
 
+def _checked(key: str, lines: Sequence[Line]) -> list[Line]:
+    """Zero lines are dropped (a 0-cent share has nothing to book); unbalanced lines are refused
+    before they reach the database."""
+    lines = [line for line in lines if line.amount != 0]
+    if not lines:
+        raise UnbalancedTransaction(f"{key}: nothing to book")
+    total = sum(line.amount for line in lines)
+    if total != 0:
+        raise UnbalancedTransaction(f"{key}: entries sum to {total}, not 0")
+    return lines
+
+
+def _accounts(codes: set[str], *, currency: str) -> dict[str, LedgerAccount]:
+    # One query for the accounts that exist (all of them, but for a new listener's first booking).
+    accounts = {account.code: account for account in LedgerAccount.objects.filter(code__in=codes)}
+    for code in codes - accounts.keys():
+        accounts[code] = account_get_or_create(code, currency=currency)
+    return accounts
+
+
 def ledger_post(
     *,
     key: str,
@@ -83,18 +103,8 @@ def ledger_post(
     payment_id: int | None = None,
     metadata: dict | None = None,
 ) -> tuple[LedgerTransaction, bool]:
-    """Book `lines` once under `key`. Returns the transaction and whether this call created it.
-
-    Zero lines are dropped (a 0-cent share has nothing to book); a transaction that does not balance
-    is refused before it reaches the database.
-    """
-    lines = [line for line in lines if line.amount != 0]
-    if not lines:
-        raise UnbalancedTransaction(f"{key}: nothing to book")
-    total = sum(line.amount for line in lines)
-    if total != 0:
-        raise UnbalancedTransaction(f"{key}: entries sum to {total}, not 0")
-
+    """Book `lines` once under `key`. Returns the transaction and whether this call created it."""
+    lines = _checked(key, lines)
     existing = LedgerTransaction.objects.filter(key=key).first()
     if existing is not None:
         return existing, False
@@ -109,11 +119,7 @@ def ledger_post(
                 payment_id=payment_id,
                 metadata=metadata or {},
             )
-            codes = {line.account for line in lines}
-            # One query for the accounts that exist (all of them, but for a new listener's first booking).
-            accounts = {account.code: account for account in LedgerAccount.objects.filter(code__in=codes)}
-            for code in codes - accounts.keys():
-                accounts[code] = account_get_or_create(code, currency=currency)
+            accounts = _accounts({line.account for line in lines}, currency=currency)
             LedgerEntry.objects.bulk_create(
                 LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount) for line in lines
             )
@@ -121,6 +127,41 @@ def ledger_post(
         # Another worker booked the same fact a moment ago: the key is the proof.
         return LedgerTransaction.objects.get(key=key), False
     return txn, True
+
+
+@dataclass(frozen=True)
+class Posting:
+    key: str
+    kind: str
+    lines: Sequence[Line]
+    currency: str = "usd"
+    description: str = ""
+    metadata: dict | None = None
+
+
+def ledger_post_many(postings: Sequence[Posting]) -> None:
+    """Book many new facts in two bulk inserts (a payout run books thousands). The caller guarantees
+    the keys are new (it holds the locks of the rows they name); a key already booked raises
+    IntegrityError and rolls the caller's transaction back, rather than being skipped silently."""
+    if not postings:
+        return
+    checked = [(posting, _checked(posting.key, posting.lines)) for posting in postings]
+    accounts = _accounts({line.account for _, lines in checked for line in lines}, currency=postings[0].currency)
+    txns = LedgerTransaction.objects.bulk_create(
+        LedgerTransaction(
+            key=posting.key,
+            kind=posting.kind,
+            currency=posting.currency,
+            description=posting.description,
+            metadata=posting.metadata or {},
+        )
+        for posting, _ in checked
+    )
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount)
+        for txn, (_, lines) in zip(txns, checked, strict=True)
+        for line in lines
+    )
 
 
 def balance(code: str) -> int:

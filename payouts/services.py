@@ -695,38 +695,25 @@ def _payouts_mark_paid(payouts: list[Payout], *, now: datetime) -> None:
 
 
 def _ledger_book_transfers(payouts: list[Payout]) -> None:
-    """`ledger.ledger_post` for many transfers at once: the same keys, kind and lines, inserted in
-    bulk because a run books thousands. The payouts are locked and PROCESSING, so no other worker
-    books them; a key already booked would raise and roll the batch back (the sweeper then finds the
-    transfers by their group). The database still checks every transaction balances at commit."""
-    from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-
-    payouts = [p for p in payouts if p.amount > 0]
-    if not payouts:
-        return
-    codes = {ledger.listener_payable(p.listener_id) for p in payouts} | {ledger.PLATFORM_CASH}
-    accounts = {a.code: a for a in LedgerAccount.objects.filter(code__in=codes)}
-    for code in codes - set(accounts):
-        accounts[code] = ledger.account_get_or_create(code)
-    txns = LedgerTransaction.objects.bulk_create(
+    """Book the batch's transfers (listener payable → platform cash) under `transfer-payout-<id>`. The
+    payouts are locked and PROCESSING, so no other worker books them."""
+    ledger.ledger_post_many(
         [
-            LedgerTransaction(
+            ledger.Posting(
                 key=f"transfer-payout-{p.pk}",
                 kind="payout_transfer",
                 currency=p.currency,
                 description=f"Payout #{p.pk} to listener {p.listener_id} ({p.period_start})",
                 metadata={"payout_id": p.pk, "transfer_id": p.stripe_transfer_id, "attempt": p.attempts},
+                lines=[
+                    ledger.debit(ledger.listener_payable(p.listener_id), p.amount),
+                    ledger.credit(ledger.PLATFORM_CASH, p.amount),
+                ],
             )
             for p in payouts
+            if p.amount > 0
         ]
     )
-    cash = accounts[ledger.PLATFORM_CASH]
-    entries = []
-    for payout, txn in zip(payouts, txns, strict=True):
-        payable = accounts[ledger.listener_payable(payout.listener_id)]
-        entries.append(LedgerEntry(transaction=txn, account=payable, amount=payout.amount))
-        entries.append(LedgerEntry(transaction=txn, account=cash, amount=-payout.amount))
-    LedgerEntry.objects.bulk_create(entries)
 
 
 @transaction.atomic
