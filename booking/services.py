@@ -169,12 +169,16 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
             )
         if amount < payment.amount:
             earning_session_completed(booking_id=booking.pk, completed_at=now)
+    _booking_mark_cancelled(booking, by=user, reason=reason, at=now)
+    return Cancellation(booking=booking, refund_amount=amount, policy=policy, refund=refund)
+
+
+def _booking_mark_cancelled(booking: Booking, *, by, reason: str, at: datetime) -> None:
     booking.status = Booking.Status.CANCELLED
-    booking.cancelled_at = now
-    booking.cancelled_by = user
+    booking.cancelled_at = at
+    booking.cancelled_by = by
     booking.cancel_reason = reason
     booking.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancel_reason", "updated_at"])
-    return Cancellation(booking=booking, refund_amount=amount, policy=policy, refund=refund)
 
 
 def bookings_expire_unpaid(*, limit: int = 200) -> int:
@@ -202,9 +206,6 @@ def bookings_expire_unpaid(*, limit: int = 200) -> int:
                 continue
             if payment is not None:
                 payment_cancel_unpaid(payment=payment)
-            booking.status = Booking.Status.CANCELLED
-            booking.cancelled_at = timezone.now()
-            booking.cancel_reason = "Expired: not paid in time."
-            booking.save(update_fields=["status", "cancelled_at", "cancel_reason", "updated_at"])
+            _booking_mark_cancelled(booking, by=None, reason="Expired: not paid in time.", at=timezone.now())
             expired += 1
     return expired
