@@ -16,10 +16,8 @@ and a worker reverses that much of the payout's transfer on Stripe (`reversal-cl
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -152,7 +150,6 @@ def clawbacks_sweep_pending() -> int:
     return enqueue_stale(
         Clawback.objects.filter(status=Clawback.Status.PENDING),
         stamp_field="enqueued_at",
-        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
         enqueue=lambda pk: clawback_enqueue(clawback_id=pk),
     )
 

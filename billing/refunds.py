@@ -183,7 +183,6 @@ def refunds_sweep_pending() -> int:
     return enqueue_stale(
         Refund.objects.filter(status=Refund.Status.PENDING, stripe_refund_id__isnull=True),
         stamp_field="enqueued_at",
-        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
         enqueue=lambda pk: refund_enqueue(refund_id=pk),
     )
 

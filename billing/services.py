@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -90,6 +87,5 @@ def payments_sweep_awaiting_intent() -> int:
     return enqueue_stale(
         Payment.objects.filter(status=Payment.Status.AWAITING_INTENT, stripe_payment_intent_id__isnull=True),
         stamp_field="intent_requested_at",
-        older_than=timezone.now() - timedelta(seconds=settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS),
         enqueue=lambda pk: payment_intent_enqueue(payment_id=pk),
     )

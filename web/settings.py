@@ -200,8 +200,8 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 BOOKING_PAYMENT_WAIT_SECONDS = env.float("BOOKING_PAYMENT_WAIT_SECONDS", default=3.0)
 # A pending booking not paid within this many minutes is cancelled and frees the listener's slot.
 BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", default=30)
-# Payments waiting for a PaymentIntent longer than this are re-enqueued by the sweeper.
-PAYMENT_INTENT_SWEEP_AFTER_SECONDS = env.int("PAYMENT_INTENT_SWEEP_AFTER_SECONDS", default=30)
+# Work recorded but not picked up (PaymentIntents, refunds, clawbacks) is re-enqueued by its sweeper after this.
+OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=30)
 # Payments in a non-final Stripe state longer than this are reconciled against Stripe.
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=900)
 # Earnings become payable this long after the session is completed.

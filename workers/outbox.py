@@ -7,8 +7,9 @@ that enqueues it again. Every task is idempotent, so a sweeper that overdoes it 
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -29,12 +30,13 @@ def enqueue_stale(
     queryset: models.QuerySet,
     *,
     stamp_field: str,
-    older_than: datetime,
     enqueue: Callable[[int], bool],
     limit: int = 500,
 ) -> int:
-    """Enqueue again the rows of `queryset` whose `stamp_field` is older than `older_than`, oldest
-    first, and stamp each one that reached the broker so the next sweep leaves it alone a while."""
+    """Enqueue again the rows of `queryset` whose `stamp_field` is older than
+    settings.OUTBOX_RESEND_AFTER_SECONDS, oldest first, and stamp each one that reached the broker so
+    the next sweep leaves it alone a while."""
+    older_than = timezone.now() - timedelta(seconds=settings.OUTBOX_RESEND_AFTER_SECONDS)
     stale = list(
         queryset.filter(**{f"{stamp_field}__lt": older_than}).order_by(stamp_field).values_list("pk", flat=True)[:limit]
     )

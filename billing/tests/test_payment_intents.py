@@ -109,7 +109,7 @@ def test_a_permanent_stripe_error_marks_the_payment_failed_with_the_reason(strip
 
 
 def test_a_broker_outage_at_booking_time_is_recovered_by_the_sweeper(celery_worker, stripe_emulator, settings):
-    settings.PAYMENT_INTENT_SWEEP_AFTER_SECONDS = 0
+    settings.OUTBOX_RESEND_AFTER_SECONDS = 0
     with broker_down():
         booking = _book()
     payment = Payment.objects.get(pk=booking.payment.pk)
