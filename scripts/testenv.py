@@ -3,6 +3,10 @@ runs before pytest-django imports the settings, in the controller and in every x
 
 PostgreSQL and Redis when reachable (they are on dev machines and in CI), otherwise SQLite and an
 embedded Redis.
+
+Two suites can share one machine: `TALKPAY_TEST_DATABASE_URL` picks the database (pytest-django adds
+its `test_` prefix and the xdist suffix) and `TALKPAY_TEST_REDIS_DB` the highest Redis database number
+this suite uses (each xdist worker takes one below it: 15, 14, ... by default).
 """
 
 import atexit
@@ -10,7 +14,9 @@ import os
 
 from scripts.services import RUN_DIR, reachable, start_embedded_redis
 
-if "DATABASE_URL" not in os.environ:
+if os.environ.get("TALKPAY_TEST_DATABASE_URL"):
+    os.environ["DATABASE_URL"] = os.environ["TALKPAY_TEST_DATABASE_URL"]
+elif "DATABASE_URL" not in os.environ:
     if reachable("127.0.0.1", 5432):
         os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/talkpay"
     else:
@@ -30,7 +36,8 @@ if "TALKPAY_TEST_REDIS_BASE" in os.environ:
     # One Redis database per xdist worker, so one process's Celery worker never takes another's tasks.
     # xdist's workers inherit the controller's environment, so this is decided again in each of them.
     _worker_number = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    os.environ["REDIS_URL"] = f"{os.environ['TALKPAY_TEST_REDIS_BASE']}/{15 - _worker_number}"
+    _top = int(os.environ.get("TALKPAY_TEST_REDIS_DB", "15"))
+    os.environ["REDIS_URL"] = f"{os.environ['TALKPAY_TEST_REDIS_BASE']}/{_top - _worker_number}"
 
 os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_talkpay_test_secret")
 os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
