@@ -16,7 +16,7 @@ from billing.models import (
     WebhookRejection,
 )
 from billing.webhooks.processing import webhook_event_replay
-from web.api.errors import ServiceError
+from common.errors import DomainError
 
 
 @admin.register(StripeCustomer)
@@ -169,7 +169,7 @@ class RefundAdmin(admin.ModelAdmin):
                 reason=form.cleaned_data["reason"],
                 admin=request.user,
             )
-        except ServiceError as error:
+        except DomainError as error:
             # Another refund took what remained between the form's check and the service's.
             messages.error(request, error.message)
             return

@@ -26,7 +26,7 @@ from django.utils import timezone
 from billing import money, stripe_gateway
 from billing.models import Payment, Refund
 from billing.stripe_gateway import refunds as stripe_refunds
-from web.api.errors import Conflict, ServiceError
+from common.errors import Conflict, Invalid
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 from workers.retry import backoff_seconds
 
@@ -96,7 +96,7 @@ def refund_create(
     requests are serialised) and payments that were never paid.
     """
     if amount <= 0:
-        raise ServiceError("A refund must be more than 0.", field="amount")
+        raise Invalid("A refund must be more than 0.", field="amount")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if require_succeeded and payment.status != Payment.Status.SUCCEEDED:
@@ -107,7 +107,7 @@ def refund_create(
             )
         remaining = payment_refundable_amount(payment=payment)
         if amount > remaining:
-            raise ServiceError(
+            raise Invalid(
                 f"At most {money.format_amount(remaining)} {payment.currency} can still be refunded.",
                 field="amount",
                 code="amount_too_large",
@@ -128,7 +128,7 @@ def refund_create(
 def refund_create_for_admin(*, payment_id: int, amount: int, reason: str, admin) -> Refund:
     """An operator's refund of any amount up to what remains, always with a reason."""
     if not reason.strip():
-        raise ServiceError("Say why this payment is refunded.", field="reason")
+        raise Invalid("Say why this payment is refunded.", field="reason")
     return refund_create(
         payment_id=payment_id, amount=amount, reason=reason.strip(), policy=Policy.ADMIN, requested_by=admin
     )

@@ -15,7 +15,7 @@ from billing import money
 from billing.services import payment_create_for_booking
 from booking.models import Booking, BookingPackage
 from booking.selectors import booking_list_for_user, listener_has_overlap
-from web.api.errors import Conflict, ServiceError
+from common.errors import Conflict, Invalid, NotPermitted
 
 if TYPE_CHECKING:
     from billing.models import Refund
@@ -27,19 +27,19 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
     """Record a pending booking and its payment in one transaction; the PaymentIntent is created by a
     worker once it commits. On PostgreSQL an exclusion constraint makes the slot check race-free."""
     if not talker.is_talker:
-        raise ServiceError("Only talkers can book sessions.", status_code=403, code="permission_denied")
+        raise NotPermitted("Only talkers can book sessions.")
     if listener_id == talker.pk:
-        raise ServiceError("You cannot book a session with yourself.", field="listener_id")
+        raise Invalid("You cannot book a session with yourself.", field="listener_id")
     listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER, is_active=True).first()
     if listener is None:
-        raise ServiceError("No listener with this id.", field="listener_id", code="not_found")
+        raise Invalid("No listener with this id.", field="listener_id", code="not_found")
     if not listener.accepts_bookings:
-        raise ServiceError("This listener is not taking bookings.", field="listener_id", code="unavailable")
+        raise Invalid("This listener is not taking bookings.", field="listener_id", code="unavailable")
     package = BookingPackage.objects.filter(pk=package_id, is_active=True).first()
     if package is None:
-        raise ServiceError("No active package with this id.", field="package_id", code="not_found")
+        raise Invalid("No active package with this id.", field="package_id", code="not_found")
     if scheduled_at <= timezone.now():
-        raise ServiceError("The session must be scheduled in the future.", field="scheduled_at")
+        raise Invalid("The session must be scheduled in the future.", field="scheduled_at")
 
     ends_at = Booking.end_for(scheduled_at, package.duration_minutes)
     shares = money.split(money.to_cents(package.price), package.app_fee_percentage)
@@ -75,7 +75,7 @@ def _participant_booking_for_update(*, booking_id: int, user) -> Booking:
 def booking_start(*, booking_id: int, user) -> Booking:
     booking = _participant_booking_for_update(booking_id=booking_id, user=user)
     if booking.status != Booking.Status.CONFIRMED:
-        raise ServiceError(
+        raise Invalid(
             f"Only a paid, confirmed booking can start; this one is {booking.status}.",
             field="status",
             code="invalid_state",
@@ -92,7 +92,7 @@ def booking_complete(*, booking_id: int, user) -> Booking:
 
     booking = _participant_booking_for_update(booking_id=booking_id, user=user)
     if booking.status != Booking.Status.IN_PROGRESS:
-        raise ServiceError(
+        raise Invalid(
             f"Only a session in progress can complete; this one is {booking.status}.",
             field="status",
             code="invalid_state",

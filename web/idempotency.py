@@ -14,7 +14,7 @@ from collections.abc import Callable
 from django.db import IntegrityError, transaction
 from rest_framework.response import Response
 
-from web.api.errors import ServiceError
+from web.api.errors import ApiError
 from web.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -31,7 +31,7 @@ def run_idempotent(
     if not key:
         return handler()
     if len(key) > 255:
-        raise ServiceError("Idempotency-Key is longer than 255 characters.", field=HEADER)
+        raise ApiError("Idempotency-Key is longer than 255 characters.", field=HEADER, status_code=400)
     fingerprint = _fingerprint(request.data)
     try:
         with transaction.atomic():
@@ -41,14 +41,14 @@ def run_idempotent(
     except IntegrityError:
         record = IdempotencyRecord.objects.get(user=request.user, key=key, endpoint=endpoint)
         if record.request_fingerprint != fingerprint:
-            raise ServiceError(
+            raise ApiError(
                 "This Idempotency-Key was used with a different request body.",
                 field=HEADER,
                 code="idempotency_key_reused",
                 status_code=422,
             ) from None
         if record.response_status is None:
-            raise ServiceError(
+            raise ApiError(
                 "A request with this Idempotency-Key is still being processed; retry shortly.",
                 field=HEADER,
                 code="idempotency_key_in_use",

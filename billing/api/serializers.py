@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from billing.models import Payment
-from booking.api.serializers import CentsField
+from web.api.fields import CentsField
 
 
 class PaymentSerializer(serializers.ModelSerializer):

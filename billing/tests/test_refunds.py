@@ -30,8 +30,8 @@ from billing.tests.refund_support import (
     split_balances,
 )
 from booking.models import Booking
+from common.errors import DomainError
 from payouts.models import ListenerPayout
-from web.api.errors import ServiceError
 from web.tests.factories import UserFactory
 
 
@@ -100,7 +100,7 @@ def test_no_refund_can_exceed_what_remains_even_while_another_is_in_flight(event
     payment = payment_of(paid_booking(events))
     refund_create_for_admin(payment_id=payment.pk, amount=2000, reason="first", admin=UserFactory())
 
-    with pytest.raises(ServiceError) as refused:
+    with pytest.raises(DomainError) as refused:
         refund_create_for_admin(payment_id=payment.pk, amount=1001, reason="second", admin=UserFactory())
 
     assert refused.value.field == "amount"
@@ -111,12 +111,12 @@ def test_no_refund_can_exceed_what_remains_even_while_another_is_in_flight(event
 @pytest.mark.django_db
 def test_an_admin_refund_needs_a_reason_and_a_paid_payment(events, db):
     payment = payment_of(paid_booking(events))
-    with pytest.raises(ServiceError) as no_reason:
+    with pytest.raises(DomainError) as no_reason:
         refund_create_for_admin(payment_id=payment.pk, amount=100, reason="  ", admin=UserFactory())
     assert no_reason.value.field == "reason"
 
     Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.REQUIRES_PAYMENT_METHOD)
-    with pytest.raises(ServiceError) as unpaid:
+    with pytest.raises(DomainError) as unpaid:
         refund_create(payment_id=payment.pk, amount=100, reason="x", policy=Policy.ADMIN)
     assert unpaid.value.code == "invalid_state"
     assert not Refund.objects.exists()

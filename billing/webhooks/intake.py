@@ -14,7 +14,7 @@ from django.db.models import F
 from billing import stripe_gateway
 from billing.models import WebhookEvent, WebhookRejection
 from billing.webhooks.processing import webhook_event_enqueue
-from web.api.errors import ServiceError
+from common.errors import Invalid
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +52,21 @@ def webhook_rejection_record(*, reason: str, remote_addr: str, signature_header:
         WebhookRejection.objects.filter(pk__lte=rejection.pk - REJECTIONS_KEPT).delete()
 
 
-def _reject(reason: str, *, remote_addr: str, signature_header: str, body: bytes) -> ServiceError:
+def _reject(reason: str, *, remote_addr: str, signature_header: str, body: bytes) -> Invalid:
     logger.warning("webhook rejected from %s: %s", remote_addr or "?", reason)
     webhook_rejection_record(reason=reason, remote_addr=remote_addr, signature_header=signature_header, body=body)
-    return ServiceError(f"Invalid webhook signature: {reason}", field=SIGNATURE_HEADER, code="invalid_signature")
+    return Invalid(f"Invalid webhook signature: {reason}", field=SIGNATURE_HEADER, code="invalid_signature")
 
 
 def _event_from_body(body: bytes) -> dict:
     try:
         event = json.loads(body)
     except ValueError as error:
-        raise ServiceError("The body is not JSON.", code="invalid_payload") from error
+        raise Invalid("The body is not JSON.", code="invalid_payload") from error
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
-        raise ServiceError("The body is not a Stripe event.", code="invalid_payload")
+        raise Invalid("The body is not a Stripe event.", code="invalid_payload")
     if not isinstance((event.get("data") or {}).get("object"), dict):
-        raise ServiceError("The event has no data.object.", code="invalid_payload")
+        raise Invalid("The event has no data.object.", code="invalid_payload")
     return event
 
 

@@ -1,17 +1,8 @@
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing import money
 from billing.models import Payment
 from booking.models import Booking, BookingPackage
-
-
-@extend_schema_field({"type": "string", "format": "decimal", "example": "30.00"})
-class CentsField(serializers.Field):
-    """Integer cents in the database, a decimal string ("30.00") in the API."""
-
-    def to_representation(self, value: int) -> str:
-        return money.format_amount(value)
+from web.api.fields import CentsField
 
 
 class PackageSerializer(serializers.ModelSerializer):

@@ -241,7 +241,7 @@ def test_both_participants_cancelling_at_once_refund_once(stripe_emulator, celer
 
     from django.db import connection
 
-    from web.api.errors import ServiceError
+    from common.errors import DomainError
 
     booking = paid_booking(StripeEvents())
     start = threading.Barrier(2)
@@ -251,7 +251,7 @@ def test_both_participants_cancelling_at_once_refund_once(stripe_emulator, celer
         try:
             start.wait()
             outcomes.append(booking_services.booking_cancel(booking_id=booking.pk, user=user, reason="race").policy)
-        except ServiceError as error:
+        except DomainError as error:
             outcomes.append(error.code)
         finally:
             connection.close()

@@ -9,7 +9,7 @@ from billing import money
 from billing.stripe_gateway import PermanentStripeError, TransientStripeError
 from payouts import selectors, services
 from payouts.models import StripeListenerAccount
-from web.api.errors import ServiceError
+from web.api.errors import ApiError
 from web.api.permissions import IsListener
 
 
@@ -45,8 +45,8 @@ class ConnectStatusSerializer(serializers.Serializer):
     disputed_amount = serializers.CharField()
 
 
-def _stripe_unavailable(error: Exception) -> ServiceError:
-    return ServiceError(
+def _stripe_unavailable(error: Exception) -> ApiError:
+    return ApiError(
         f"Stripe could not start onboarding: {getattr(error, 'message', error)}",
         code="stripe_unavailable",
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(error, TransientStripeError) else 502,

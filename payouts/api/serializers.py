@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
-from booking.api.serializers import CentsField
 from payouts.models import ListenerPayout, Payout
+from web.api.fields import CentsField
 
 
 class PayoutSummarySerializer(serializers.ModelSerializer):

@@ -13,28 +13,32 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from common import errors as domain
 
-class ServiceError(Exception):
-    """A business rule refused the request: becomes a 400 (or `status_code`) naming the field."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
-
-    def __init__(
-        self, message: str, *, field: str | None = None, code: str | None = None, status_code: int | None = None
-    ):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
-        if status_code:
-            self.status_code = status_code
+# The status of each domain error (common.errors knows nothing of HTTP).
+DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
+    domain.Invalid: status.HTTP_400_BAD_REQUEST,
+    domain.NotPermitted: status.HTTP_403_FORBIDDEN,
+    domain.NotFound: status.HTTP_404_NOT_FOUND,
+    domain.Conflict: status.HTTP_409_CONFLICT,
+}
 
 
-class Conflict(ServiceError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
+class ApiError(domain.DomainError):
+    """An error of the HTTP tier itself (a header, a replayed key, an upstream outage), with its status."""
+
+    def __init__(self, message: str, *, status_code: int, field: str | None = None, code: str | None = None):
+        super().__init__(message, field=field, code=code)
+        self.status_code = status_code
+
+
+def domain_status(error: domain.DomainError) -> int:
+    if isinstance(error, ApiError):
+        return error.status_code
+    for cls in type(error).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
 
 
 def _flatten(detail: Any) -> Any:
@@ -55,10 +59,10 @@ def _first_message(fields: dict) -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, domain.DomainError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         body = {"error": {"code": exc.code, "message": exc.message, "fields": fields}, **fields}
-        return Response(body, status=exc.status_code)
+        return Response(body, status=domain_status(exc))
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
