@@ -10,7 +10,7 @@ and the ledger.
 - Closed and won (or an inquiry closed without a chargeback): the booking and the earning go back to
   what they were. Closed and lost: the split is reversed for the disputed amount (key
   `dispute-lost-<id>`) — the app gives up its fee, the listener's earning shrinks — and what was
-  already transferred to the listener is clawed back (billing.clawback).
+  already transferred to the listener is clawed back (payouts.services.clawbacks).
 
 Every event carries the whole dispute object, so each handler brings our row up to date with it,
 whatever arrived before; the closed statuses are terminal and each effect happens once, so
@@ -28,15 +28,13 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import ledger, money
-from billing.clawback import clawback_request
-from billing.models import Dispute, Payment
-from booking.models import Booking
-from payouts.models import ListenerPayout
+from billing import ledger, money, owners
+from billing.models import Dispute, LedgerKind, Payment
+from billing.webhooks.outcomes import IGNORED, PROCESSED
+from common import locks
 
 logger = logging.getLogger(__name__)
 
-OPEN_EARNING_STATUSES = (ListenerPayout.Status.PENDING, ListenerPayout.Status.PAYABLE)
 RELEASED = (Dispute.Status.WON, Dispute.Status.WARNING_CLOSED)
 
 
@@ -72,7 +70,7 @@ def _book_balance_transactions(*, dispute: Dispute, obj: dict, payment: Payment)
             lines = [ledger.debit(ledger.PLATFORM_CASH, net), ledger.credit(ledger.DISPUTE_FEES, net)]
         _, created = ledger.ledger_post(
             key=f"dispute-bt-{txn['id']}",
-            kind="dispute_funds_withdrawn" if net < 0 else "dispute_funds_reinstated",
+            kind=LedgerKind.DISPUTE_FUNDS_WITHDRAWN if net < 0 else LedgerKind.DISPUTE_FUNDS_REINSTATED,
             lines=lines,
             currency=payment.currency,
             description=f"Dispute {dispute.stripe_dispute_id}: {txn.get('description') or txn.get('type', '')}"[:255],
@@ -90,30 +88,23 @@ def _book_balance_transactions(*, dispute: Dispute, obj: dict, payment: Payment)
     return booked
 
 
-def _freeze(*, dispute: Dispute, booking: Booking, earning: ListenerPayout | None) -> None:
+def _freeze(*, dispute: Dispute, payment: Payment) -> None:
     """Mark the booking disputed and hold the earning, remembering what they were."""
     if dispute.booking_status_before:
         return
-    dispute.booking_status_before = booking.status
-    if booking.status != Booking.Status.DISPUTED:
-        booking.status = Booking.Status.DISPUTED
-        booking.save(update_fields=["status", "updated_at"])
-    if earning is not None and earning.status in OPEN_EARNING_STATUSES:
-        dispute.earning_status_before = earning.status
-        earning.status = ListenerPayout.Status.HELD
-        earning.save(update_fields=["status", "updated_at"])
+    dispute.booking_status_before = owners.bookings().booking_dispute_freeze(booking_id=payment.booking_id)
+    dispute.earning_status_before = owners.payouts().earning_hold(payment_id=payment.pk)
 
 
-def _release(*, dispute: Dispute, booking: Booking, earning: ListenerPayout | None) -> None:
-    if dispute.booking_status_before and booking.status == Booking.Status.DISPUTED:
-        booking.status = dispute.booking_status_before
-        booking.save(update_fields=["status", "updated_at"])
-    if earning is not None and dispute.earning_status_before and earning.status == ListenerPayout.Status.HELD:
-        earning.status = dispute.earning_status_before
-        earning.save(update_fields=["status", "updated_at"])
+def _release(*, dispute: Dispute, payment: Payment) -> None:
+    if dispute.booking_status_before:
+        owners.bookings().booking_dispute_release(
+            booking_id=payment.booking_id, restore_to=dispute.booking_status_before
+        )
+    owners.payouts().earning_release(payment_id=payment.pk, restore_to=dispute.earning_status_before)
 
 
-def _reverse_lost(*, dispute: Dispute, booking: Booking, payment: Payment, earning: ListenerPayout | None) -> None:
+def _reverse_lost(*, dispute: Dispute, payment: Payment, listener_id: int) -> None:
     """The talker's bank took the money back for good: reverse the split for the disputed amount.
 
     The app's part is the disputed amount's proportion of the app fee (rounded half up by the money
@@ -127,38 +118,31 @@ def _reverse_lost(*, dispute: Dispute, booking: Booking, payment: Payment, earni
     app_part = money.proportion(refunded + amount, payment.amount, payment.app_fee) - money.proportion(
         refunded, payment.amount, payment.app_fee
     )
-    listener_part = amount - app_part
-    if earning is not None:
-        listener_part = min(listener_part, earning.net_amount)
-    else:
-        listener_part = 0
+    key = f"dispute-lost-{dispute.pk}"
+    if ledger.transaction_exists(key=key):
+        return
+    # The payouts owner takes what the earning still holds (never more) and claws back what was paid.
+    listener_part = owners.payouts().earning_reverse(
+        payment_id=payment.pk, cents=amount - app_part, cause=f"dispute-{dispute.pk}"
+    )
+    if dispute.earning_status_before:
+        # A partial chargeback: what is left of the earning is the listener's again.
+        owners.payouts().earning_release(payment_id=payment.pk, restore_to=dispute.earning_status_before)
     lines = [ledger.debit(ledger.APP_REVENUE, app_part), ledger.credit(ledger.DISPUTE_FEES, app_part + listener_part)]
     if listener_part:
-        lines.append(ledger.debit(ledger.listener_payable(booking.listener_id), listener_part))
+        lines.append(ledger.debit(ledger.listener_payable(listener_id), listener_part))
     if app_part + listener_part == 0:
         return
-    _, created = ledger.ledger_post(
-        key=f"dispute-lost-{dispute.pk}",
-        kind="dispute_lost",
+    ledger.ledger_post(
+        key=key,
+        kind=LedgerKind.DISPUTE_LOST,
         lines=lines,
         currency=payment.currency,
         description=f"Dispute {dispute.stripe_dispute_id} lost: split reversed",
-        booking_id=booking.pk,
+        booking_id=payment.booking_id,
         payment_id=payment.pk,
         metadata={"stripe_dispute_id": dispute.stripe_dispute_id, "app": app_part, "listener": listener_part},
     )
-    if not created or earning is None or listener_part == 0:
-        return
-    was_paid = earning.status == ListenerPayout.Status.PAID
-    earning.amount_reversed += listener_part
-    if was_paid:
-        clawback_request(earning=earning, amount=listener_part, key=f"dispute-{dispute.pk}")
-    elif earning.amount_reversed >= earning.amount:
-        earning.status = ListenerPayout.Status.CANCELLED
-    elif earning.status == ListenerPayout.Status.HELD and dispute.earning_status_before:
-        # A partial chargeback: what is left of the earning is the listener's again.
-        earning.status = dispute.earning_status_before
-    earning.save(update_fields=["amount_reversed", "status", "updated_at"])
 
 
 def dispute_event_apply(event: dict) -> str:
@@ -168,11 +152,12 @@ def dispute_event_apply(event: dict) -> str:
     located = _payment_for(obj)
     if located is None:
         logger.warning("dispute %s on unknown charge %s: ignored", obj.get("id"), obj.get("charge"))
-        return "ignored"
+        return IGNORED
 
-    payment = Payment.objects.select_for_update().get(pk=located.pk)
-    booking = Booking.objects.select_for_update().get(pk=located.booking_id)
-    earning = ListenerPayout.objects.select_for_update().filter(payment_id=payment.pk).first()
+    # The lock order (common.locks): payment, booking, earning, then the dispute.
+    payment = locks.lock(Payment.objects.select_related("booking").filter(pk=located.pk)).get()
+    owners.bookings().booking_lock(booking_id=payment.booking_id)
+    owners.payouts().earning_lock(payment_id=payment.pk)
     dispute, _ = Dispute.objects.select_for_update().get_or_create(
         stripe_dispute_id=obj["id"],
         defaults={
@@ -197,30 +182,16 @@ def dispute_event_apply(event: dict) -> str:
     _book_balance_transactions(dispute=dispute, obj=obj, payment=payment)
 
     if not dispute.is_closed:
-        _freeze(dispute=dispute, booking=booking, earning=earning)
+        _freeze(dispute=dispute, payment=payment)
     elif dispute.closed_at is None:
         dispute.closed_at = timezone.now()
         if dispute.status in RELEASED:
-            _release(dispute=dispute, booking=booking, earning=earning)
+            _release(dispute=dispute, payment=payment)
         else:
-            if booking.status != Booking.Status.DISPUTED:
-                # First seen already lost (events reordered): the booking was charged back all the same.
-                dispute.booking_status_before = dispute.booking_status_before or booking.status
-                booking.status = Booking.Status.DISPUTED
-                booking.save(update_fields=["status", "updated_at"])
-            _reverse_lost(dispute=dispute, booking=booking, payment=payment, earning=earning)
+            # First seen already lost (events reordered): the booking was charged back all the same.
+            frozen = owners.bookings().booking_dispute_freeze(booking_id=payment.booking_id)
+            if frozen != "disputed":
+                dispute.booking_status_before = dispute.booking_status_before or frozen
+            _reverse_lost(dispute=dispute, payment=payment, listener_id=payment.booking.listener_id)
     dispute.save()
-    return "processed"
-
-
-def handle(event: dict) -> str:
-    return dispute_event_apply(event)
-
-
-HANDLERS = {
-    "charge.dispute.created": handle,
-    "charge.dispute.updated": handle,
-    "charge.dispute.closed": handle,
-    "charge.dispute.funds_withdrawn": handle,
-    "charge.dispute.funds_reinstated": handle,
-}
+    return PROCESSED

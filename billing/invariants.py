@@ -1,7 +1,8 @@
 """Invariants of the books, checked by `manage.py ledger_check` (and by the tests after every scenario).
 
-`CHECKS` is a list of functions taking nothing and returning a list of problems (empty = OK). Other
-areas add theirs in their own `<app>.invariants.CHECKS`; `ledger_check` runs them all.
+`CHECKS` is a list of functions taking nothing and returning a list of problems (empty = OK).
+`payouts.invariants.CHECKS` holds the checks of earnings, payouts and clawbacks; `ledger_check`
+(web's management command, the layer that sees both apps) imports and runs both lists.
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from billing import ledger, money
-from billing.models import Clawback, LedgerAccount, LedgerEntry, LedgerTransaction, Payment
-from billing.webhooks.payments import LEDGER_KIND_PAYMENT
-from billing.webhooks.refunds import REFUND_KINDS
-from payouts.models import ListenerPayout
+from billing.models import LedgerEntry, LedgerKind, LedgerTransaction, Payment
 
 # Report at most this many problems per check: a broken ledger should not print a million lines.
 MAX_PROBLEMS = 50
@@ -39,11 +37,11 @@ def succeeded_payments_booked() -> list[str]:
     revenue = app fee, listener payable = listener share, and the shares add up to the total."""
     problems: list[str] = []
     payments = Payment.objects.select_related("booking").filter(
-        Q(status=Payment.Status.SUCCEEDED) | Q(ledger_transactions__kind=LEDGER_KIND_PAYMENT)
+        Q(status=Payment.Status.SUCCEEDED) | Q(ledger_transactions__kind=LedgerKind.PAYMENT_SUCCEEDED)
     )
     booked: dict[int, dict[str, int]] = {}
     for payment_id, code, total in (
-        LedgerEntry.objects.filter(transaction__kind=LEDGER_KIND_PAYMENT)
+        LedgerEntry.objects.filter(transaction__kind=LedgerKind.PAYMENT_SUCCEEDED)
         .values_list("transaction__payment_id", "account__code")
         .annotate(total=Sum("amount"))
     ):
@@ -84,7 +82,7 @@ def refunds_reversed_in_proportion() -> list[str]:
     problems: list[str] = []
     reversed_by_payment: dict[int, dict[str, int]] = {}
     for payment_id, code, total in (
-        LedgerEntry.objects.filter(transaction__kind__in=REFUND_KINDS)
+        LedgerEntry.objects.filter(transaction__kind__in=LedgerKind.refunds())
         .values_list("transaction__payment_id", "account__code")
         .annotate(total=Sum("amount"))
     ):
@@ -110,49 +108,6 @@ def refunds_reversed_in_proportion() -> list[str]:
     return problems
 
 
-# Earnings the platform still owes (or owed and took back): their net amount is the listener's balance.
-UNPAID_STATUSES = (
-    ListenerPayout.Status.PENDING,
-    ListenerPayout.Status.PAYABLE,
-    ListenerPayout.Status.HELD,
-    ListenerPayout.Status.CANCELLED,
-)
-
-
-def listener_balances_match_earnings() -> list[str]:
-    """Each listener's payable balance in the ledger equals the net amount of their unpaid earnings,
-    less what paid-out earnings lost to refunds or disputes and the listener still owes (clawbacks
-    not yet reversed on Stripe, debts not yet netted out of a payout)."""
-    balances = {
-        owner_id: -(total or 0)
-        for owner_id, total in LedgerAccount.objects.filter(code__startswith="listener:", code__endswith=":payable")
-        .annotate(total=Sum("entries__amount"))
-        .values_list("owner_id", "total")
-    }
-    owed = {
-        listener_id: total or 0
-        for listener_id, total in ListenerPayout.objects.filter(status__in=UNPAID_STATUSES)
-        .values("listener_id")
-        .annotate(total=Sum("amount") - Sum("amount_reversed"))
-        .values_list("listener_id", "total")
-    }
-    for listener_id, total in (
-        Clawback.objects.filter(status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT))
-        .values("listener_id")
-        .annotate(total=Sum("amount") - Sum("amount_recovered"))
-        .values_list("listener_id", "total")
-    ):
-        owed[listener_id] = owed.get(listener_id, 0) - (total or 0)
-    problems = []
-    for listener_id in sorted(set(balances) | set(owed), key=lambda value: value or 0):
-        if balances.get(listener_id, 0) != owed.get(listener_id, 0):
-            problems.append(
-                f"listener {listener_id}: ledger payable {balances.get(listener_id, 0)}, "
-                f"unpaid earnings {owed.get(listener_id, 0)}"
-            )
-    return problems[:MAX_PROBLEMS]
-
-
 def ledger_guards_installed() -> list[str]:
     """On PostgreSQL the database must still refuse unbalanced and edited ledger rows."""
     if connection.vendor != "postgresql":
@@ -176,6 +131,5 @@ CHECKS: list[Callable[[], list[str]]] = [
     transactions_balance,
     succeeded_payments_booked,
     refunds_reversed_in_proportion,
-    listener_balances_match_earnings,
     ledger_guards_installed,
 ]

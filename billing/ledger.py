@@ -92,6 +92,11 @@ def _accounts(codes: set[str], *, currency: str) -> dict[str, LedgerAccount]:
     return accounts
 
 
+def transaction_exists(*, key: str) -> bool:
+    """Whether the fact named `key` is booked already."""
+    return LedgerTransaction.objects.filter(key=key).exists()
+
+
 def ledger_post(
     *,
     key: str,

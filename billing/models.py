@@ -46,6 +46,9 @@ class Payment(models.Model):
     failure_message = models.TextField(blank=True, default="")
     # When the last attempt to create the PaymentIntent was enqueued; the sweeper retries old ones.
     intent_requested_at = models.DateTimeField(null=True, blank=True)
+    # Set when the booking was cancelled unpaid and its PaymentIntent must be cancelled on Stripe; cleared
+    # once done. The stamp of the sweeper that sends it again when the task was lost.
+    intent_cancel_requested_at = models.DateTimeField(null=True, blank=True)
     succeeded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -134,11 +137,33 @@ class LedgerAccount(models.Model):
         return self.code
 
 
+class LedgerKind(models.TextChoices):
+    """What a ledger transaction books: the one list every writer and reader of the ledger uses."""
+
+    PAYMENT_SUCCEEDED = "payment_succeeded", "Payment succeeded: split booked"
+    REFUND = "refund", "Refund: split reversed"
+    REFUND_FAILED = "refund_failed", "Refund failed: reversal undone"
+    DISPUTE_FUNDS_WITHDRAWN = "dispute_funds_withdrawn", "Dispute: funds withdrawn"
+    DISPUTE_FUNDS_REINSTATED = "dispute_funds_reinstated", "Dispute: funds reinstated"
+    DISPUTE_LOST = "dispute_lost", "Dispute lost: split reversed"
+    PAYOUT_TRANSFER = "payout_transfer", "Payout transfer"
+    PAYOUT_TRANSFER_REVERSAL = "payout_transfer_reversal", "Payout transfer reversed"
+
+    @classmethod
+    def refunds(cls) -> tuple[str, ...]:
+        return (cls.REFUND, cls.REFUND_FAILED)
+
+    @classmethod
+    def earnings(cls) -> tuple[str, ...]:
+        """What makes up what a listener earned: their share and its reversals (not the transfers)."""
+        return (cls.PAYMENT_SUCCEEDED, cls.REFUND, cls.REFUND_FAILED, cls.DISPUTE_LOST)
+
+
 class LedgerTransaction(models.Model):
     """An immutable, balanced set of entries. `key` names the fact, so it is booked at most once."""
 
     key = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=50, db_index=True)
+    kind = models.CharField(max_length=50, db_index=True, choices=LedgerKind.choices)
     description = models.CharField(max_length=255, blank=True, default="")
     currency = models.CharField(max_length=3, default="usd")
     booking = models.ForeignKey(
@@ -250,69 +275,3 @@ class Dispute(models.Model):
     @property
     def is_closed(self) -> bool:
         return self.status in self.CLOSED
-
-
-class Clawback(models.Model):
-    """Taking back a listener's share that was already transferred to their Connect account, because
-    the talker was refunded or won a dispute afterwards. `key` names the cause (`refund-12`,
-    `dispute-3`), so one cause claws back once.
-
-    The worker reverses the transfer on Stripe. When the connected account cannot cover it, the
-    clawback becomes a debt: the ledger already carries it (the listener's payable is negative by that
-    much) and the next payouts net it out through `ClawbackRecovery` rows, never paying a negative.
-    """
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending (reversal not yet attempted)"
-        REVERSED = "reversed", "Reversed on Stripe"
-        DEBT = "debt", "Debt (reversal refused; netted in the next payouts)"
-        RECOVERED = "recovered", "Recovered from later payouts"
-
-    key = models.CharField(max_length=100, unique=True)
-    listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clawbacks")
-    earning = models.ForeignKey("payouts.ListenerPayout", on_delete=models.PROTECT, related_name="clawbacks")
-    payout = models.ForeignKey("payouts.Payout", on_delete=models.PROTECT, related_name="clawbacks")
-    amount = models.BigIntegerField()
-    currency = models.CharField(max_length=3, default="usd")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
-    stripe_transfer_reversal_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
-    amount_recovered = models.BigIntegerField(default=0)
-    failure_reason = models.CharField(max_length=255, blank=True, default="")
-    attempts = models.PositiveIntegerField(default=0)
-    enqueued_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ("-created_at", "-id")
-        constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0), name="clawback_amount_positive"),
-            models.CheckConstraint(
-                condition=Q(amount_recovered__gte=0) & Q(amount_recovered__lte=models.F("amount")),
-                name="clawback_recovered_within_amount",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Clawback {self.key} {self.status} {self.amount}"
-
-    @property
-    def outstanding(self) -> int:
-        """What the listener still owes on this clawback (only a debt owes anything)."""
-        return self.amount - self.amount_recovered if self.status == self.Status.DEBT else 0
-
-
-class ClawbackRecovery(models.Model):
-    """The part of a debt netted out of one payout: one row per debt and payout, so netting the same
-    payout twice recovers nothing more."""
-
-    clawback = models.ForeignKey(Clawback, on_delete=models.PROTECT, related_name="recoveries")
-    payout = models.ForeignKey("payouts.Payout", on_delete=models.PROTECT, related_name="debt_recoveries")
-    amount = models.BigIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=("clawback", "payout"), name="clawback_recovery_once_per_payout"),
-            models.CheckConstraint(condition=Q(amount__gt=0), name="clawback_recovery_amount_positive"),
-        ]

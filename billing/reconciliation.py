@@ -4,8 +4,9 @@ Payments that have waited longer than `PAYMENT_RECONCILE_AFTER_SECONDS` in a non
 read from Stripe and moved through `payment_intent_apply`, the same transitions the webhook handlers
 make, under the same row lock, so a webhook and the reconciliation racing each other book once.
 A payment Stripe says has not moved is touched (`updated_at`), so an abandoned checkout is asked
-about once per period, not on every run. The same job enqueues again webhook events left pending
-(`webhook_events_sweep`), the other way work could be lost.
+about once per period, not on every run. The same beat job (`billing.payment_reconcile`) also
+enqueues again webhook events left pending (`billing.webhooks.processing.webhook_events_sweep`), the
+other way work could be lost.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from django.utils import timezone
 
 from billing import stripe_gateway
 from billing.models import Payment
-from billing.webhooks.payments import NON_FINAL, payment_intent_apply
-from billing.webhooks.processing import webhook_events_sweep
+from billing.payments import NON_FINAL, payment_intent_apply
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,4 @@ def payments_reconcile(*, older_than_seconds: int | None = None, limit: int = BA
             logger.warning("reconciling payment %s failed: %s", payment_id, error)
     if counts["changed"] or counts["errors"]:
         logger.info("payment reconciliation: %s", counts)
-    return counts
-
-
-def reconcile_run() -> dict[str, int]:
-    counts = payments_reconcile()
-    counts["webhook_events_enqueued"] = webhook_events_sweep()
     return counts

@@ -9,6 +9,19 @@ refund's metadata carries `refund_id`, which is how that handler finds our row.
 
 Until it is confirmed, a refund in flight still counts against what remains refundable, so two
 quick requests can never refund more than was paid.
+
+Applying Stripe's refunds
+-------------------------
+charge.refunded / charge.refund.updated: record the refund and reverse the split, exact to the cent.
+
+The reversal is computed from the cumulative refunded amount, never refund by refund: the app's
+part of everything refunded so far is `proportion(refunded, total, app_fee)`, the listener's part is
+the rest, and what is booked for one refund is that target minus what earlier reversals already
+booked. Rounding therefore never drifts, the reversals of a payment never exceed its original
+shares, and a full refund reverses exactly the original split. Each booking is keyed by Stripe's
+refund id (`refund-re_…`), so it happens once.
+
+`refund_apply` is the service the refund-creating worker, disputes and clawbacks can call too.
 """
 
 from __future__ import annotations
@@ -17,18 +30,19 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing import money, stripe_gateway
-from billing.models import Payment, Refund
+from billing import ledger, money, owners, stripe_gateway
+from billing.models import LedgerEntry, LedgerKind, Payment, Refund
+from billing.payments import object_id, payment_succeed
 from billing.stripe_gateway import refunds as stripe_refunds
+from billing.stripe_gateway import webhook_reads
+from common import locks
 from common.errors import Conflict, Invalid
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
-from workers.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +150,7 @@ def refund_create_for_admin(*, payment_id: int, amount: int, reason: str, admin)
 
 def refund_enqueue(*, refund_id: int) -> bool:
     """Ask a worker to send the refund. A broker outage is logged: the sweeper sends it later."""
-    return enqueue_or_leave_to_sweeper(refund_create_task, refund_id, what="refund")
+    return enqueue_or_leave_to_sweeper("billing.refund_create", refund_id, what="refund")
 
 
 def refund_send(*, refund_id: int) -> Refund:
@@ -202,23 +216,34 @@ def payment_cancel_unpaid(*, payment: Payment) -> None:
         payment.status = Payment.Status.CANCELED
         payment.save(update_fields=["status", "updated_at"])
         return
+    # Recorded with the cancellation, so a broker outage delays the Stripe call but never loses it
+    # (a talker paying meanwhile would otherwise keep a cancelled booking's money).
+    payment.intent_cancel_requested_at = timezone.now()
+    payment.save(update_fields=["intent_cancel_requested_at", "updated_at"])
     payment_id = payment.pk
-    transaction.on_commit(lambda: _payment_intent_cancel_enqueue(payment_id=payment_id))
+    transaction.on_commit(lambda: payment_intent_cancel_enqueue(payment_id=payment_id))
 
 
-def _payment_intent_cancel_enqueue(*, payment_id: int) -> None:
-    try:
-        payment_intent_cancel_task.apply_async(args=[payment_id], retry=False)
-    except Exception:
-        logger.warning("could not enqueue the cancellation of payment %s's PaymentIntent", payment_id)
+def payment_intent_cancel_enqueue(*, payment_id: int) -> bool:
+    return enqueue_or_leave_to_sweeper("billing.payment_intent_cancel", payment_id, what="PaymentIntent cancel")
+
+
+def payment_intent_cancels_sweep() -> int:
+    """Send again PaymentIntent cancellations whose task was lost."""
+    return enqueue_stale(
+        Payment.objects.filter(intent_cancel_requested_at__isnull=False),
+        stamp_field="intent_cancel_requested_at",
+        enqueue=lambda pk: payment_intent_cancel_enqueue(payment_id=pk),
+    )
 
 
 def payment_intent_cancel(*, payment_id: int) -> Payment:
     """Cancel the PaymentIntent of a cancelled, unpaid booking. If the talker paid in the meantime
     (Stripe refuses: the intent already succeeded), refund the whole payment instead, once."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = locks.lock(Payment.objects.filter(pk=payment_id)).get()
         if payment.status in (Payment.Status.CANCELED, Payment.Status.FAILED) or not payment.stripe_payment_intent_id:
+            _cancel_request_done(payment)
             return payment
         try:
             intent = stripe_refunds.payment_intent_cancel(
@@ -238,34 +263,178 @@ def payment_intent_cancel(*, payment_id: int) -> Payment:
                     policy=Policy.PAID_AFTER_CANCEL,
                     require_succeeded=False,
                 )
+            _cancel_request_done(payment)
             return payment
         if intent["status"] == Payment.Status.CANCELED and payment.status != Payment.Status.CANCELED:
             payment.status = Payment.Status.CANCELED
             payment.save(update_fields=["status", "updated_at"])
+        _cancel_request_done(payment)
         return payment
 
 
-# --- Tasks ------------------------------------------------------------------------------------------
+def _cancel_request_done(payment: Payment) -> None:
+    if payment.intent_cancel_requested_at is not None:
+        payment.intent_cancel_requested_at = None
+        payment.save(update_fields=["intent_cancel_requested_at", "updated_at"])
 
 
-@shared_task(name="billing.refund_create", bind=True, acks_late=True, max_retries=8)
-def refund_create_task(self, refund_id: int) -> str:
-    try:
-        refund = refund_send(refund_id=refund_id)
-    except stripe_gateway.TransientStripeError as error:
-        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
-    return refund.status
+# --- Applying Stripe's refunds -------------------------------------------------------------------
 
 
-@shared_task(name="billing.refunds_sweep", acks_late=True)
-def refunds_sweep_task() -> int:
-    return refunds_sweep_pending()
+R = Refund.Status
+_FROM_STRIPE = {
+    "pending": R.REQUESTED,
+    "requires_action": R.REQUESTED,
+    "succeeded": R.SUCCEEDED,
+    "failed": R.FAILED,
+    "canceled": R.CANCELED,
+}
+# A refund moves only up; a succeeded card refund can still fail later (Stripe sends it back).
+REFUND_RANK = {R.PENDING: 0, R.REQUESTED: 1, R.SUCCEEDED: 2, R.FAILED: 3, R.CANCELED: 3}
 
 
-@shared_task(name="billing.payment_intent_cancel", bind=True, acks_late=True, max_retries=8)
-def payment_intent_cancel_task(self, payment_id: int) -> str:
-    try:
-        payment = payment_intent_cancel(payment_id=payment_id)
-    except stripe_gateway.TransientStripeError as error:
-        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
-    return payment.status
+class RefundMismatch(Exception):
+    """Stripe and our books disagree in a way no retry will fix (the event stays failed, visibly)."""
+
+
+def refund_reversal_key(*, stripe_refund_id: str, status: str) -> str:
+    return f"refund-{stripe_refund_id}" if status == R.SUCCEEDED else f"refund-{stripe_refund_id}-{status}"
+
+
+def _refund_row_locked(*, payment: Payment, stripe_refund: dict) -> tuple[Refund, bool]:
+    """Our Refund row for Stripe's refund, created when Stripe made it (the dashboard); moved forward."""
+    stripe_id = stripe_refund["id"]
+    status = _FROM_STRIPE.get(stripe_refund.get("status") or "", R.REQUESTED)
+    rows = Refund.objects.select_for_update()
+    refund = rows.filter(stripe_refund_id=stripe_id).first()
+    if refund is None:
+        refund_id = str((stripe_refund.get("metadata") or {}).get("refund_id") or "")
+        if refund_id.isdigit():
+            refund = rows.filter(
+                Q(stripe_refund_id__isnull=True) | Q(stripe_refund_id=stripe_id), pk=int(refund_id), payment=payment
+            ).first()
+    if refund is None:
+        refund = Refund.objects.create(
+            payment=payment,
+            amount=stripe_refund["amount"],
+            currency=stripe_refund.get("currency") or payment.currency,
+            reason=(stripe_refund.get("reason") or "refunded on Stripe")[:255],
+            status=status,
+            stripe_refund_id=stripe_id,
+            failure_reason=(stripe_refund.get("failure_reason") or "")[:255],
+        )
+        return refund, True
+    if refund.payment_id != payment.pk:
+        raise RefundMismatch(f"refund {stripe_id} belongs to payment {refund.payment_id}, not {payment.pk}")
+    fields = []
+    if refund.stripe_refund_id != stripe_id:
+        refund.stripe_refund_id = stripe_id
+        fields.append("stripe_refund_id")
+    if REFUND_RANK[status] > REFUND_RANK[refund.status]:
+        refund.status = status
+        fields.append("status")
+        if stripe_refund.get("failure_reason"):
+            refund.failure_reason = stripe_refund["failure_reason"][:255]
+            fields.append("failure_reason")
+    if refund.amount != stripe_refund["amount"]:
+        # Stripe's amount is what moved, whatever we asked for.
+        refund.amount = stripe_refund["amount"]
+        fields.append("amount")
+    if fields:
+        refund.save(update_fields=[*fields, "updated_at"])
+    return refund, bool(fields)
+
+
+def _reversals_booked(*, payment_id: int) -> dict[str, int]:
+    rows = (
+        LedgerEntry.objects.filter(transaction__payment_id=payment_id, transaction__kind__in=LedgerKind.refunds())
+        .values("account__code")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["account__code"]: row["total"] for row in rows}
+
+
+def _reversal_sync(*, payment: Payment, refund: Refund) -> bool:
+    """Book what the refunds succeeded so far still need reversed, and bring the payment, the
+    earning and the booking in line. Called under the payment's lock."""
+    refunded = Refund.objects.filter(payment=payment, status=R.SUCCEEDED).aggregate(total=Sum("amount"))["total"] or 0
+    if refunded > payment.amount:
+        raise RefundMismatch(f"payment {payment.pk}: refunds total {refunded}, more than the {payment.amount} paid")
+    booking_id = payment.booking_id
+    owners.bookings().booking_lock(booking_id=booking_id)
+    listener_code = ledger.listener_payable(payment.booking.listener_id)
+    target_app = money.proportion(refunded, payment.amount, payment.app_fee)
+    target_listener = refunded - target_app
+    booked = _reversals_booked(payment_id=payment.pk)
+    # Reversals debit revenue and the listener's payable (positive entries).
+    delta_app = target_app - booked.get(ledger.APP_REVENUE, 0)
+    delta_listener = target_listener - booked.get(listener_code, 0)
+    changed = False
+    if delta_app or delta_listener:
+        key = refund_reversal_key(stripe_refund_id=refund.stripe_refund_id, status=refund.status)
+        _, created = ledger.ledger_post(
+            key=key,
+            kind=LedgerKind.REFUND if refund.status == R.SUCCEEDED else LedgerKind.REFUND_FAILED,
+            lines=[
+                ledger.debit(ledger.APP_REVENUE, delta_app),
+                ledger.debit(listener_code, delta_listener),
+                ledger.credit(ledger.PLATFORM_CASH, delta_app + delta_listener),
+            ],
+            currency=payment.currency,
+            description=f"Booking #{booking_id}: refund {refund.stripe_refund_id} ({refund.status})",
+            booking_id=booking_id,
+            payment_id=payment.pk,
+            metadata={"refund_id": refund.pk, "refunded_total": refunded},
+        )
+        if not created:
+            raise RefundMismatch(
+                f"{key} is booked already, yet payment {payment.pk} still needs {delta_app + delta_listener}"
+            )
+        changed = True
+    if payment.amount_refunded != refunded:
+        payment.amount_refunded = refunded
+        payment.save(update_fields=["amount_refunded", "updated_at"])
+        changed = True
+    fully_refunded = refunded == payment.amount
+    if fully_refunded and owners.bookings().booking_mark_refunded(booking_id=booking_id):
+        changed = True
+    owners.payouts().earning_reverse(
+        payment_id=payment.pk,
+        cents=delta_listener,
+        cause=f"refund-{refund.pk}" if refund.status == R.SUCCEEDED else f"refund-{refund.pk}-{refund.status}",
+    )
+    return changed
+
+
+def refund_apply(*, payment_id: int, stripe_refund: dict) -> bool:
+    """Apply Stripe's refund object (as the gateway returns it) to a payment: record or move our
+    Refund row, then reverse the split for everything refunded so far. Idempotent; returns whether
+    anything changed. Locks the payment, so call it before locking the refund, booking or earning."""
+    with transaction.atomic(savepoint=False):
+        payment = Payment.objects.select_for_update(of=("self",)).select_related("booking").get(pk=payment_id)
+        if payment.status != Payment.Status.SUCCEEDED and stripe_refund.get("status") in ("succeeded", "pending"):
+            # A refund exists, so the charge was paid, whatever order the events came in.
+            payment_succeed(payment=payment, charge_id=object_id(stripe_refund.get("charge")))
+        refund, row_changed = _refund_row_locked(payment=payment, stripe_refund=stripe_refund)
+        return _reversal_sync(payment=payment, refund=refund) or row_changed
+
+
+def payment_lock_for_charge(*, charge_id: str, payment_intent_id: str) -> Payment | None:
+    match = Q(pk__in=[])
+    if payment_intent_id:
+        match |= Q(stripe_payment_intent_id=payment_intent_id)
+    if charge_id:
+        match |= Q(stripe_charge_id=charge_id)
+    return Payment.objects.select_for_update(of=("self",)).filter(match).order_by("pk").first()
+
+
+def listed_refunds(charge: dict) -> list[dict]:
+    """The charge's refunds: from the payload when it lists them all (older API versions do),
+    otherwise read from Stripe."""
+    listed = charge.get("refunds")
+    if isinstance(listed, dict) and not listed.get("has_more") and isinstance(listed.get("data"), list):
+        data = listed["data"]
+        succeeded = sum(refund["amount"] for refund in data if refund.get("status") == "succeeded")
+        if succeeded >= (charge.get("amount_refunded") or 0):
+            return sorted(data, key=lambda refund: (refund.get("created") or 0, refund["id"]))
+    return webhook_reads.refunds_list_for_charge(charge["id"])

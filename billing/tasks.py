@@ -1,13 +1,16 @@
+"""Celery tasks of billing: explicit stable names, ids as arguments, each calls one service.
+Services enqueue them by name through `workers.outbox`, never by importing this module."""
+
 from celery import shared_task
 
-from billing import services, stripe_gateway
+from billing import payments, refunds, stripe_gateway
 from workers.retry import backoff_seconds
 
 
 @shared_task(name="billing.payment_intent_create", bind=True, acks_late=True, max_retries=8)
 def payment_intent_create_task(self, payment_id: int) -> str:
     try:
-        payment = services.payment_intent_create(payment_id=payment_id)
+        payment = payments.payment_intent_create(payment_id=payment_id)
     except stripe_gateway.TransientStripeError as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
     return payment.status
@@ -15,7 +18,35 @@ def payment_intent_create_task(self, payment_id: int) -> str:
 
 @shared_task(name="billing.payment_intents_sweep", acks_late=True)
 def payment_intents_sweep_task() -> int:
-    return services.payments_sweep_awaiting_intent()
+    return payments.payments_sweep_awaiting_intent()
+
+
+@shared_task(name="billing.payment_intent_cancel", bind=True, acks_late=True, max_retries=8)
+def payment_intent_cancel_task(self, payment_id: int) -> str:
+    try:
+        payment = refunds.payment_intent_cancel(payment_id=payment_id)
+    except stripe_gateway.TransientStripeError as error:
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+    return payment.status
+
+
+@shared_task(name="billing.payment_intent_cancels_sweep", acks_late=True)
+def payment_intent_cancels_sweep_task() -> int:
+    return refunds.payment_intent_cancels_sweep()
+
+
+@shared_task(name="billing.refund_create", bind=True, acks_late=True, max_retries=8)
+def refund_create_task(self, refund_id: int) -> str:
+    try:
+        refund = refunds.refund_send(refund_id=refund_id)
+    except stripe_gateway.TransientStripeError as error:
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+    return refund.status
+
+
+@shared_task(name="billing.refunds_sweep", acks_late=True)
+def refunds_sweep_task() -> int:
+    return refunds.refunds_sweep_pending()
 
 
 # --- Webhooks and reconciliation -------------------------------------------------------------------
@@ -44,11 +75,9 @@ def webhook_process_task(self, webhook_event_id: int) -> str:
 
 @shared_task(name="billing.payment_reconcile", acks_late=True)
 def payment_reconcile_task() -> dict:
-    from billing.reconciliation import reconcile_run
+    from billing.reconciliation import payments_reconcile
+    from billing.webhooks.processing import webhook_events_sweep
 
-    return reconcile_run()
-
-
-# Refund, PaymentIntent-cancel and clawback tasks live next to their services (billing.refunds,
-# billing.clawback); imported here so a worker registers them at start-up (autodiscovery reads tasks.py).
-from billing import clawback, refunds  # noqa: E402, F401
+    counts = payments_reconcile()
+    counts["webhook_events_enqueued"] = webhook_events_sweep()
+    return counts

@@ -12,10 +12,20 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import money
-from billing.services import payment_create_for_booking
+from billing.models import Payment
+from billing.payments import payment_create_for_booking
+from billing.refunds import (
+    Policy,
+    cancellation_refund_quote,
+    payment_cancel_unpaid,
+    payment_refundable_amount,
+    refund_create,
+)
 from booking.models import Booking, BookingPackage
 from booking.selectors import booking_list_for_user, listener_has_overlap
+from common import locks
 from common.errors import Conflict, Invalid, NotPermitted
+from payouts.services import earning_session_completed
 
 if TYPE_CHECKING:
     from billing.models import Refund
@@ -88,8 +98,6 @@ def booking_start(*, booking_id: int, user) -> Booking:
 
 @transaction.atomic
 def booking_complete(*, booking_id: int, user) -> Booking:
-    from payouts.services import earning_session_completed
-
     booking = _participant_booking_for_update(booking_id=booking_id, user=user)
     if booking.status != Booking.Status.IN_PROGRESS:
         raise Invalid(
@@ -129,19 +137,9 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
     Stripe by a worker once this commits. What the listener keeps of a partial refund becomes
     payable like a completed session's earning.
     """
-    from billing.models import Payment
-    from billing.refunds import (
-        Policy,
-        cancellation_refund_quote,
-        payment_cancel_unpaid,
-        payment_refundable_amount,
-        refund_create,
-    )
-    from payouts.services import earning_session_completed
-
     # The payment's lock first, then the booking's: the order the webhook handlers lock them in.
     visible = booking_list_for_user(user=user).values_list("pk", flat=True).get(pk=booking_id)
-    payment = Payment.objects.select_for_update().filter(booking_id=visible).first()
+    payment = locks.lock(Payment.objects.filter(booking_id=visible)).first()
     booking = _participant_booking_for_update(booking_id=visible, user=user)
     if booking.status not in CANCELLABLE:
         raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
@@ -185,9 +183,6 @@ def bookings_expire_unpaid(*, limit: int = 200) -> int:
     """Cancel pending bookings left unpaid for settings.BOOKING_PENDING_EXPIRY_MINUTES, so an abandoned
     checkout does not hold the listener's slot forever. Their PaymentIntents are cancelled by a worker;
     one paid in the meantime is refunded in full by the same path as a talker's cancellation."""
-    from billing.models import Payment
-    from billing.refunds import payment_cancel_unpaid
-
     paid_or_paying = (Payment.Status.SUCCEEDED, Payment.Status.PROCESSING)
     cutoff = timezone.now() - timedelta(minutes=settings.BOOKING_PENDING_EXPIRY_MINUTES)
     candidates = list(
@@ -200,8 +195,8 @@ def bookings_expire_unpaid(*, limit: int = 200) -> int:
     for booking_id in candidates:
         with transaction.atomic():
             # The payment's lock first, then the booking's: the order the webhook handlers lock them in.
-            payment = Payment.objects.select_for_update().filter(booking_id=booking_id).first()
-            booking = Booking.objects.select_for_update().get(pk=booking_id)
+            payment = locks.lock(Payment.objects.filter(booking_id=booking_id)).first()
+            booking = booking_lock(booking_id=booking_id)
             if booking.status != Booking.Status.PENDING or (payment and payment.status in paid_or_paying):
                 continue
             if payment is not None:
@@ -209,3 +204,60 @@ def bookings_expire_unpaid(*, limit: int = 200) -> int:
             _booking_mark_cancelled(booking, by=None, reason="Expired: not paid in time.", at=timezone.now())
             expired += 1
     return expired
+
+
+# --- What billing asks of bookings (billing.owners.BookingOwner) ------------------------------------
+# Called inside billing's transaction, under the payment's lock (common.locks: payment → booking).
+
+
+def booking_lock(*, booking_id: int) -> Booking:
+    return locks.lock(Booking.objects.filter(pk=booking_id)).get()
+
+
+def booking_confirm_paid(*, booking_id: int) -> bool:
+    """The payment succeeded: a booking still waiting for it is confirmed. One conditional UPDATE; a
+    cancelled booking stays cancelled (its payment is refunded by policy)."""
+    return bool(
+        Booking.objects.filter(pk=booking_id, status=Booking.Status.PENDING).update(
+            status=Booking.Status.CONFIRMED, updated_at=timezone.now()
+        )
+    )
+
+
+def booking_mark_refunded(*, booking_id: int) -> bool:
+    """Everything paid was refunded. A disputed booking stays disputed: the bank decides."""
+    booking = booking_lock(booking_id=booking_id)
+    if booking.status in (Booking.Status.REFUNDED, Booking.Status.DISPUTED):
+        return False
+    booking.status = Booking.Status.REFUNDED
+    booking.save(update_fields=["status", "updated_at"])
+    return True
+
+
+def booking_dispute_freeze(*, booking_id: int) -> str:
+    """The payment is disputed: freeze the booking. Returns the status it had, to restore later."""
+    booking = booking_lock(booking_id=booking_id)
+    before = booking.status
+    if booking.status != Booking.Status.DISPUTED:
+        booking.status = Booking.Status.DISPUTED
+        booking.save(update_fields=["status", "updated_at"])
+    return before
+
+
+def booking_dispute_release(*, booking_id: int, restore_to: str) -> bool:
+    """The dispute closed in our favour: a disputed booking goes back to `restore_to`."""
+    booking = booking_lock(booking_id=booking_id)
+    if booking.status != Booking.Status.DISPUTED or not restore_to:
+        return False
+    booking.status = restore_to
+    booking.save(update_fields=["status", "updated_at"])
+    return True
+
+
+def booking_cancel_by_system(*, booking_id: int, reason: str) -> bool:
+    """Cancel a booking nobody paid for (the payment was canceled on Stripe). Only a pending one."""
+    booking = booking_lock(booking_id=booking_id)
+    if booking.status != Booking.Status.PENDING:
+        return False
+    _booking_mark_cancelled(booking, by=None, reason=reason, at=timezone.now())
+    return True

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from django.db.models import F, Sum
 
-from billing.models import Clawback
+from billing.invariants import MAX_PROBLEMS
+from billing.models import LedgerAccount
 from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import connect as gateway
-from payouts.models import ListenerPayout, Payout
+from payouts.models import Clawback, ListenerPayout, Payout
 
 SENT = (Payout.Status.PAID, Payout.Status.REVERSED)
 
@@ -85,4 +86,51 @@ def check_transfers_match_stripe() -> list[str]:
     return problems
 
 
-CHECKS: list[Callable[[], list[str]]] = [check_transferred_within_earned, check_transfers_match_stripe]
+# Earnings the platform still owes (or owed and took back): their net amount is the listener's balance.
+UNPAID_STATUSES = (
+    ListenerPayout.Status.PENDING,
+    ListenerPayout.Status.PAYABLE,
+    ListenerPayout.Status.HELD,
+    ListenerPayout.Status.CANCELLED,
+)
+
+
+def listener_balances_match_earnings() -> list[str]:
+    """Each listener's payable balance in the ledger equals the net amount of their unpaid earnings,
+    less what paid-out earnings lost to refunds or disputes and the listener still owes (clawbacks
+    not yet reversed on Stripe, debts not yet netted out of a payout)."""
+    balances = {
+        owner_id: -(total or 0)
+        for owner_id, total in LedgerAccount.objects.filter(code__startswith="listener:", code__endswith=":payable")
+        .annotate(total=Sum("entries__amount"))
+        .values_list("owner_id", "total")
+    }
+    owed = {
+        listener_id: total or 0
+        for listener_id, total in ListenerPayout.objects.filter(status__in=UNPAID_STATUSES)
+        .values("listener_id")
+        .annotate(total=Sum("amount") - Sum("amount_reversed"))
+        .values_list("listener_id", "total")
+    }
+    for listener_id, total in (
+        Clawback.objects.filter(status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT))
+        .values("listener_id")
+        .annotate(total=Sum("amount") - Sum("amount_recovered"))
+        .values_list("listener_id", "total")
+    ):
+        owed[listener_id] = owed.get(listener_id, 0) - (total or 0)
+    problems = []
+    for listener_id in sorted(set(balances) | set(owed), key=lambda value: value or 0):
+        if balances.get(listener_id, 0) != owed.get(listener_id, 0):
+            problems.append(
+                f"listener {listener_id}: ledger payable {balances.get(listener_id, 0)}, "
+                f"unpaid earnings {owed.get(listener_id, 0)}"
+            )
+    return problems[:MAX_PROBLEMS]
+
+
+CHECKS: list[Callable[[], list[str]]] = [
+    listener_balances_match_earnings,
+    check_transferred_within_earned,
+    check_transfers_match_stripe,
+]

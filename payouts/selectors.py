@@ -6,6 +6,8 @@ from datetime import datetime
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 
+from billing import ledger
+from billing.models import LedgerEntry, LedgerKind
 from booking.models import Booking
 from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, Schedule, StripeListenerAccount
 
@@ -102,3 +104,24 @@ def earnings_held_for_listener(*, listener_id: int) -> dict:
         "held_amount": (unpaid or 0) if reasons else 0,
         "disputed_amount": disputed or 0,
     }
+
+
+def earning_list_for_listener(*, listener_id: int) -> QuerySet[ListenerPayout]:
+    return (
+        ListenerPayout.objects.filter(listener_id=listener_id)
+        .select_related("booking", "payment", "payout")
+        .order_by("-created_at", "-id")
+    )
+
+
+def listener_earnings_summary(*, listener_id: int) -> dict[str, int]:
+    """From the ledger, in cents: `pending_earnings` is what the platform owes the listener now (their
+    payable balance), `total_earned` everything ever credited to them minus refund reversals."""
+    code = ledger.listener_payable(listener_id)
+    earned = (
+        LedgerEntry.objects.filter(account__code=code, transaction__kind__in=LedgerKind.earnings()).aggregate(
+            total=Sum("amount")
+        )["total"]
+        or 0
+    )
+    return {"pending_earnings": ledger.balance(code), "total_earned": -earned}

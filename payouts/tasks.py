@@ -1,8 +1,10 @@
 from celery import shared_task
 from django.utils import timezone
 
+from billing import stripe_gateway
 from payouts import services
 from payouts.periods import period_last_closed, period_parse
+from workers.retry import backoff_seconds
 
 
 @shared_task(name="payouts.run_due", acks_late=True)
@@ -22,3 +24,19 @@ def payout_execute_task(payout_id: int) -> str | None:
 @shared_task(name="payouts.sweep_stuck", acks_late=True)
 def payouts_sweep_stuck_task() -> int:
     return services.payouts_sweep_stuck()
+
+
+# Clawbacks moved here from billing; their task names stay as they were, so messages already queued
+# and the beat rows already written keep working.
+@shared_task(name="billing.clawback_execute", bind=True, acks_late=True, max_retries=8)
+def clawback_execute_task(self, clawback_id: int) -> str:
+    try:
+        clawback = services.clawback_execute(clawback_id=clawback_id)
+    except stripe_gateway.TransientStripeError as error:
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+    return clawback.status
+
+
+@shared_task(name="billing.clawbacks_sweep", acks_late=True)
+def clawbacks_sweep_task() -> int:
+    return services.clawbacks_sweep_pending()

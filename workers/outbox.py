@@ -16,10 +16,13 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 
-def enqueue_or_leave_to_sweeper(task, object_id: int, *, what: str) -> bool:
-    """Publish `task(object_id)`. Returns False (and logs) when the broker cannot be reached."""
+def enqueue_or_leave_to_sweeper(task_name: str, object_id: int, *, what: str) -> bool:
+    """Publish the task named `task_name` with `object_id`, by its stable name (services never import
+    tasks; the routing table picks the queue). Returns False (and logs) when the broker cannot be reached."""
+    from workers.celery import app
+
     try:
-        task.apply_async(args=[object_id], retry=False)
+        app.send_task(task_name, args=[object_id], retry=False)
     except Exception:
         logger.warning("could not enqueue %s %s; the sweeper will retry", what, object_id)
         return False

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from billing import ledger, services, stripe_gateway
+from billing import ledger, payments, stripe_gateway
 from billing.models import Payment, WebhookEvent
 from booking import services as booking_services
 from booking.models import Booking
@@ -75,7 +75,7 @@ def paid_booking(
         package_id=PackageFactory(price=price).pk,
         scheduled_at=timezone.now() + timedelta(hours=hours_ahead),
     )
-    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+    payment = payments.payment_intent_create(payment_id=booking.payment.pk)
     stripe_gateway.call(
         stripe_gateway.client().v1.payment_intents.confirm,
         payment.stripe_payment_intent_id,

@@ -241,7 +241,8 @@ def test_the_admin_lists_open_disputes_by_evidence_deadline_linked_to_booking_an
 def test_a_dispute_lost_after_a_partial_refund_reverses_exactly_what_remains(stripe_emulator, events):
     """10.00 split 1.00 / 9.00. A 0.05 refund takes back 0.01 (0.005 rounded up) from the app; the
     chargeback of the other 9.95 then takes the app's remaining 0.99, not 1.00 (9.95 × 10 % = 0.995)."""
-    from billing.refunds import Policy, refund_create, refund_create_task
+    from billing.refunds import Policy, refund_create
+    from billing.tasks import refund_create_task
 
     booking = complete_session(paid_booking(events, price="10.00"))
     payment = payment_of(booking)

@@ -6,7 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing import services, stripe_gateway
+from billing import payments as services
+from billing import stripe_gateway
 from billing.models import Payment, StripeCustomer
 from billing.tasks import payment_intent_create_task
 from booking import services as booking_services

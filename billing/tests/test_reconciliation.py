@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing import ledger, services
+from billing import ledger, payments
 from billing.models import LedgerTransaction, Payment
 from billing.reconciliation import payments_reconcile
 from billing.tasks import payment_reconcile_task
@@ -38,7 +38,7 @@ def checkout(stripe_emulator):
             package_id=package.pk,
             scheduled_at=timezone.now() + timedelta(hours=next(hours)),
         )
-        payment = services.payment_intent_create(payment_id=booking.payment.pk)
+        payment = payments.payment_intent_create(payment_id=booking.payment.pk)
         try:
             browser.v1.payment_intents.confirm(
                 payment.stripe_payment_intent_id,

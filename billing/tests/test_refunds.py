@@ -15,12 +15,12 @@ from billing.refunds import (
     payment_refundable_amount,
     refund_create,
     refund_create_for_admin,
-    refund_create_task,
     refund_send,
     refunds_sweep_pending,
 )
 from billing.stripe_gateway import TransientStripeError
 from billing.stripe_gateway import refunds as stripe_refunds
+from billing.tasks import refund_create_task
 from billing.tests.refund_support import (
     StripeEvents,
     assert_ledger_clean,

@@ -29,9 +29,7 @@ class WebhookHandlerFailed(Exception):
 def webhook_event_enqueue(*, webhook_event_id: int) -> bool:
     """Hand the event to a worker. A broker outage is logged, not raised: the event is stored, and the
     sweeper (run by the reconciliation job) enqueues it again."""
-    from billing.tasks import webhook_process_task
-
-    return enqueue_or_leave_to_sweeper(webhook_process_task, webhook_event_id, what="webhook event")
+    return enqueue_or_leave_to_sweeper("billing.webhook_process", webhook_event_id, what="webhook event")
 
 
 def _event_locked(webhook_event_id: int) -> WebhookEvent | None:

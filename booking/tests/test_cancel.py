@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Payment, Refund
-from billing.refunds import refund_create_task
+from billing.tasks import refund_create_task
 from billing.tests.refund_support import (
     StripeEvents,
     assert_ledger_clean,
@@ -123,8 +123,9 @@ def test_listener_cancelling_refunds_in_full_even_at_the_last_minute(events):
 
 
 def test_cancelling_an_unpaid_booking_cancels_its_payment_intent_and_refunds_nothing(stripe_emulator):
-    from billing import services, stripe_gateway
-    from billing.refunds import payment_intent_cancel_task
+    from billing import payments as services
+    from billing import stripe_gateway
+    from billing.tasks import payment_intent_cancel_task
 
     booking = booking_services.booking_create(
         talker=TalkerFactory(),
@@ -201,8 +202,9 @@ def test_what_a_late_cancellation_leaves_the_listener_is_paid_out(stripe_emulato
 def test_a_booking_cancelled_while_its_payment_went_through_is_refunded_in_full(stripe_emulator, events):
     """The talker paid, then cancelled before Stripe's event reached us: Stripe refuses to cancel
     the PaymentIntent, so the whole payment is refunded instead."""
-    from billing import services, stripe_gateway
-    from billing.refunds import payment_intent_cancel_task
+    from billing import payments as services
+    from billing import stripe_gateway
+    from billing.tasks import payment_intent_cancel_task
 
     booking = booking_services.booking_create(
         talker=TalkerFactory(),

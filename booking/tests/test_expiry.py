@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from billing import services as billing_services
+from billing import payments as billing_services
 from billing import stripe_gateway
 from billing.models import Payment
 from booking import services

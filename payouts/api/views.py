@@ -5,7 +5,7 @@ from rest_framework.views import APIView
 
 from billing import money
 from payouts.api.serializers import EarningSerializer, PendingEarningsSerializer
-from payouts.earnings import earning_list_for_listener, listener_earnings_summary
+from payouts.selectors import earning_list_for_listener, listener_earnings_summary
 from web.api.permissions import IsListener
 
 

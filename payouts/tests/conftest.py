@@ -35,7 +35,7 @@ def stripe_event(event_type: str, obj: dict, *, account: str | None = None, prev
 
 def account_updated_from_stripe(account_id: str) -> str:
     """Deliver `account.updated` with the account as Stripe holds it now."""
-    from payouts.webhook_handlers import HANDLERS
+    from billing.webhooks.connect import HANDLERS
 
     account = gateway.account_retrieve(account_id)
     return HANDLERS["account.updated"](stripe_event("account.updated", account, account=account_id))

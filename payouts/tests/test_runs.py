@@ -189,13 +189,15 @@ def test_a_crash_between_stripes_answer_and_our_save_makes_no_second_transfer(
     fund_platform()
     listener = connected_listener()
     earnings(listener, "2026-11-04 10:00", count=2)
-    record = services.payouts_transfer_record
+    from payouts.services import transfers
+
+    record = transfers.payouts_transfer_record
 
     def crash_once(**kwargs):
-        monkeypatch.setattr(services, "payouts_transfer_record", record)
+        monkeypatch.setattr(transfers, "payouts_transfer_record", record)
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr(services, "payouts_transfer_record", crash_once)
+    monkeypatch.setattr(transfers, "payouts_transfer_record", crash_once)
     summary = services.payout_run(period=W45)
     assert summary.errors == 1
     payout = Payout.objects.get(listener=listener)
@@ -281,7 +283,7 @@ def test_a_restricted_account_fails_the_payout_with_stripes_reason(connected_lis
 
 def test_a_clawback_debt_is_netted_out_of_the_next_transfer(connected_listener, fund_platform):
     # given a listener who owes 10.00 from a clawback Stripe could not reverse, and earned 27.00 in week 45
-    from billing.models import Clawback
+    from payouts.models import Clawback
     from payouts.tests.factories import PayoutFactory
 
     fund_platform()

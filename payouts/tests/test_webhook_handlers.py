@@ -4,12 +4,12 @@ import pytest
 
 from billing import ledger
 from billing.stripe_gateway import connect as gateway
+from billing.webhooks.connect import HANDLERS
 from payouts import services
 from payouts.models import Payout, StripeListenerAccount
 from payouts.periods import period_parse
 from payouts.tests.conftest import at, stripe_event
 from payouts.tests.factories import ListenerPayoutFactory
-from payouts.webhook_handlers import HANDLERS
 
 pytestmark = pytest.mark.django_db
 

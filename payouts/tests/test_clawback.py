@@ -4,9 +4,9 @@ when the connected account cannot cover it, the debt is netted out of the next p
 import pytest
 
 from billing import ledger, stripe_gateway
-from billing.clawback import clawback_execute_task, debt_outstanding
-from billing.models import Clawback, Payment
-from billing.refunds import refund_create_for_admin, refund_create_task
+from billing.models import Payment
+from billing.refunds import refund_create_for_admin
+from billing.tasks import refund_create_task
 from billing.tests.refund_support import (
     StripeEvents,
     assert_ledger_clean,
@@ -17,7 +17,9 @@ from billing.tests.refund_support import (
     pay_out,
     payment_of,
 )
-from payouts.models import ListenerPayout, Payout
+from payouts.models import Clawback, ListenerPayout, Payout
+from payouts.services import debt_outstanding
+from payouts.tasks import clawback_execute_task
 from web.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import logging
 
-from celery import shared_task
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from billing import stripe_gateway
-from billing.models import Clawback, ClawbackRecovery
 from billing.stripe_gateway import reversals
-from payouts.models import ListenerPayout, Payout
-from payouts.services import payout_transfer_reversed
+from payouts.models import Clawback, ClawbackRecovery, ListenerPayout, Payout
+from payouts.services.reversals import payout_transfer_reversed
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
-from workers.retry import backoff_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +52,7 @@ def clawback_request(*, earning: ListenerPayout, amount: int, key: str) -> Clawb
 
 
 def clawback_enqueue(*, clawback_id: int) -> bool:
-    return enqueue_or_leave_to_sweeper(clawback_execute_task, clawback_id, what="clawback")
+    return enqueue_or_leave_to_sweeper("billing.clawback_execute", clawback_id, what="clawback")
 
 
 def clawback_execute(*, clawback_id: int) -> Clawback:
@@ -84,7 +81,7 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
                 )
         except stripe_gateway.PermanentStripeError as error:
             return _become_debt(clawback, reason=f"{error.code or 'stripe_error'}: {error.message}")
-        # Booked the way the `transfer.reversed` webhook books it (payouts.services), from the
+        # Booked the way the `transfer.reversed` webhook books it (payouts.services.reversals), from the
         # transfer's reversed total, so whichever of the two comes first books it and the other finds
         # nothing left to book.
         payout_transfer_reversed(transfer=reversals.transfer_retrieve(payout.stripe_transfer_id))
@@ -154,15 +151,11 @@ def clawbacks_sweep_pending() -> int:
     )
 
 
-@shared_task(name="billing.clawback_execute", bind=True, acks_late=True, max_retries=8)
-def clawback_execute_task(self, clawback_id: int) -> str:
-    try:
-        clawback = clawback_execute(clawback_id=clawback_id)
-    except stripe_gateway.TransientStripeError as error:
-        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
-    return clawback.status
-
-
-@shared_task(name="billing.clawbacks_sweep", acks_late=True)
-def clawbacks_sweep_task() -> int:
-    return clawbacks_sweep_pending()
+def debt_recoveries_undo(*, payout: Payout) -> None:
+    """A payout that sent nothing recovered no debt: the debts are owed again by the next payout."""
+    for recovery in ClawbackRecovery.objects.filter(payout=payout):
+        clawback = Clawback.objects.select_for_update().get(pk=recovery.clawback_id)
+        clawback.amount_recovered -= recovery.amount
+        clawback.status = Clawback.Status.DEBT
+        clawback.save(update_fields=["amount_recovered", "status", "updated_at"])
+        recovery.delete()

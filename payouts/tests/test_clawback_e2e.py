@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing import ledger, stripe_gateway
-from billing.models import Clawback, Payment, WebhookEvent
+from billing.models import Payment, WebhookEvent
 from billing.refunds import refund_create_for_admin
 from billing.tests.refund_support import (
     assert_ledger_clean,
@@ -21,7 +21,7 @@ from billing.tests.refund_support import (
 from booking import services as booking_services
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
-from payouts.models import ListenerPayout, Payout
+from payouts.models import Clawback, ListenerPayout, Payout
 from web.testing import WEBHOOK_PATH
 from web.tests.factories import TalkerFactory, UserFactory
 

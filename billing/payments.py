@@ -1,0 +1,274 @@
+"""Payments: recording a booking's payment, creating its PaymentIntent, and applying what Stripe says
+of it (success, decline, cancellation). Billing's rows and the ledger are written here; the booking
+and the earning are changed only through their owners' services (`billing.owners`).
+
+payment_intent.* events: the payment follows its PaymentIntent, only forward.
+
+`succeeded` and `canceled` are final on Stripe, so their payload is applied as it stands. The other
+states cycle (a declined card sends the intent back to `requires_payment_method`, the talker tries
+again), so an event carrying one of them cannot tell whether it is older than what we know: the
+handler then reads the intent's current state from Stripe, under the payment's row lock, and applies
+that. The reconciliation applies what it reads through the same `payment_intent_apply`.
+
+A decline leaves the payment in `requires_payment_method` (as Stripe leaves the intent) with the
+decline reason in `failure_code` / `failure_message`, so the talker can retry the same booking with
+another card. `failed` stays reserved for an intent that could not be created at all.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import ledger, owners, stripe_gateway
+from billing.models import LedgerKind, Payment, StripeCustomer
+from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
+
+logger = logging.getLogger(__name__)
+
+PROCESSED = "processed"
+IGNORED = "ignored"
+
+S = Payment.Status
+# Forward means up this table. The final states are ranked above everything and succeeded above
+# canceled, so no event moves a payment out of succeeded, and only Stripe taking the money moves it
+# out of canceled. Non-final states cycle on Stripe (a decline returns to requires_payment_method),
+# so their ranks alone cannot order them: a non-final payment moves to whatever state was just read
+# from Stripe (`fresh`), never to the state an event merely carries.
+STATUS_RANK: dict[str, int] = {
+    S.AWAITING_INTENT: 0,
+    S.REQUIRES_PAYMENT_METHOD: 1,
+    S.REQUIRES_CONFIRMATION: 1,
+    S.REQUIRES_ACTION: 1,
+    S.PROCESSING: 2,
+    S.REQUIRES_CAPTURE: 3,
+    S.FAILED: 4,
+    S.CANCELED: 5,
+    # Above canceled: money Stripe says it took is booked whatever we believed before.
+    S.SUCCEEDED: 6,
+}
+# Stripe states nothing comes after.
+STRIPE_FINAL = (S.SUCCEEDED, S.CANCELED)
+# Payment states the reconciliation asks Stripe about.
+NON_FINAL = (S.REQUIRES_PAYMENT_METHOD, S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.PROCESSING, S.REQUIRES_CAPTURE)
+
+
+def payment_succeeded_key(payment_id: int) -> str:
+    return f"payment-succeeded-{payment_id}"
+
+
+def object_id(value) -> str:
+    """A field that is an id or, when expanded, an object with one."""
+    if isinstance(value, dict):
+        return value.get("id") or ""
+    return value or ""
+
+
+def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = None) -> Payment | None:
+    """Our payment for a PaymentIntent, row-locked. Matched by the intent id, or by the `payment_id`
+    our worker put in its metadata when the worker's save of the id is not visible yet."""
+    match = Q(stripe_payment_intent_id=payment_intent_id)
+    payment_id = str((metadata or {}).get("payment_id") or "")
+    if payment_id.isdigit():
+        match |= Q(pk=int(payment_id), stripe_payment_intent_id__isnull=True)
+    # PostgreSQL re-checks the whole condition after waiting for a lock, so a worker saving the id
+    # meanwhile still matches through the first branch.
+    return (
+        Payment.objects.select_for_update(of=("self",)).select_related("booking").filter(match).order_by("pk").first()
+    )
+
+
+def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
+    """The money is taken: confirm the booking, book the split, create the listener's earning.
+    Called under the payment's lock; every effect is keyed, so a second call changes nothing."""
+    changed = False
+    if payment.status != S.SUCCEEDED:
+        if payment.status == S.CANCELED:
+            logger.warning("payment %s succeeded on Stripe after we saw it canceled", payment.pk)
+        payment.status = S.SUCCEEDED
+        payment.succeeded_at = payment.succeeded_at or timezone.now()
+        payment.failure_code = ""
+        payment.failure_message = ""
+        changed = True
+    if charge_id and payment.stripe_charge_id != charge_id:
+        payment.stripe_charge_id = charge_id
+        changed = True
+    if changed:
+        payment.save(
+            update_fields=[
+                "status",
+                "succeeded_at",
+                "failure_code",
+                "failure_message",
+                "stripe_charge_id",
+                "updated_at",
+            ]
+        )
+
+    # Only a booking still waiting for its payment is confirmed (its owner takes the booking's lock,
+    # after the payment's); a cancelled one stays cancelled (refunded by policy).
+    listener_id = payment.booking.listener_id
+    confirmed = owners.bookings().booking_confirm_paid(booking_id=payment.booking_id)
+    changed = changed or confirmed
+    _, booked = ledger.ledger_post(
+        key=payment_succeeded_key(payment.pk),
+        kind=LedgerKind.PAYMENT_SUCCEEDED,
+        lines=[
+            ledger.debit(ledger.PLATFORM_CASH, payment.amount),
+            ledger.credit(ledger.APP_REVENUE, payment.app_fee),
+            ledger.credit(ledger.listener_payable(listener_id), payment.listener_amount),
+        ],
+        currency=payment.currency,
+        description=f"Booking #{payment.booking_id} paid: app fee and listener share",
+        booking_id=payment.booking_id,
+        payment_id=payment.pk,
+        metadata={"charge_id": payment.stripe_charge_id},
+    )
+    _, created = owners.payouts().earning_create_for_payment(payment=payment, listener_id=listener_id, known_new=booked)
+    return changed or booked or created
+
+
+def _payment_canceled(*, payment: Payment, intent: dict) -> bool:
+    if payment.status in (S.SUCCEEDED, S.CANCELED):
+        return False
+    payment.status = S.CANCELED
+    payment.save(update_fields=["status", "updated_at"])
+    # The intent can never be paid now: free the listener's slot (only a booking still pending).
+    owners.bookings().booking_cancel_by_system(
+        booking_id=payment.booking_id,
+        reason=f"Payment canceled ({intent.get('cancellation_reason') or 'by Stripe'}).",
+    )
+    return True
+
+
+def _payment_pending_state(*, payment: Payment, intent: dict) -> bool:
+    """A non-final state read from Stripe: mirror it, with the last decline if there is one."""
+    status = intent["status"]
+    error = intent.get("last_payment_error") or {}
+    failure_code = (error.get("decline_code") or error.get("code") or "")[:64] if error else ""
+    failure_message = (error.get("message") or "") if error else ""
+    update = {}
+    if payment.status != status and status in STATUS_RANK:
+        update["status"] = status
+    if error and (failure_code, failure_message) != (payment.failure_code, payment.failure_message):
+        update["failure_code"] = failure_code
+        update["failure_message"] = failure_message
+    if not update:
+        return False
+    for field, value in update.items():
+        setattr(payment, field, value)
+    payment.save(update_fields=[*update, "updated_at"])
+    return True
+
+
+def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool:
+    """Move a row-locked payment to what `intent` says, only forward. `fresh` means the intent was
+    just read from Stripe; otherwise a non-final state is first re-read. Returns whether anything changed."""
+    if payment.status == S.SUCCEEDED:
+        # An older event, or a duplicate: the success and its effects were applied together, once.
+        return False
+    if payment.status == S.CANCELED and intent.get("status") != S.SUCCEEDED:
+        # Only Stripe taking the money (ranked above canceled) moves a canceled payment.
+        return False
+    if intent.get("status") not in STRIPE_FINAL and not fresh:
+        intent = stripe_gateway.payment_intent_retrieve(intent["id"])
+    if payment.stripe_payment_intent_id != intent["id"]:
+        payment.stripe_payment_intent_id = intent["id"]
+        payment.save(update_fields=["stripe_payment_intent_id", "updated_at"])
+    status = intent.get("status")
+    if status == S.SUCCEEDED:
+        if intent.get("amount_received") not in (None, payment.amount):
+            logger.error(
+                "payment %s: Stripe received %s, we expected %s", payment.pk, intent["amount_received"], payment.amount
+            )
+        return payment_succeed(payment=payment, charge_id=object_id(intent.get("latest_charge")))
+    if status == S.CANCELED:
+        return _payment_canceled(payment=payment, intent=intent)
+    if STATUS_RANK.get(status, -1) < STATUS_RANK[S.REQUIRES_PAYMENT_METHOD]:
+        logger.warning("payment %s: unknown PaymentIntent status %r", payment.pk, status)
+        return False
+    return _payment_pending_state(payment=payment, intent=intent)
+
+
+# --- Recording a payment and creating its PaymentIntent ------------------------------------------
+
+
+def payment_create_for_booking(*, booking) -> Payment:
+    """Record the booking's payment, to be created on Stripe by a worker once this transaction commits."""
+    payment = Payment.objects.create(
+        booking=booking,
+        talker_id=booking.talker_id,
+        currency=booking.currency,
+        amount=booking.total_amount,
+        app_fee=booking.app_fee,
+        listener_amount=booking.listener_amount,
+        intent_requested_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: payment_intent_enqueue(payment_id=payment.pk))
+    return payment
+
+
+def payment_intent_enqueue(*, payment_id: int) -> bool:
+    """Ask a worker to create the PaymentIntent. A broker outage is logged, not raised: the payment
+    row is already committed and the sweeper enqueues it again once the broker is back."""
+    return enqueue_or_leave_to_sweeper("billing.payment_intent_create", payment_id, what="PaymentIntent for payment")
+
+
+def stripe_customer_get_or_create(*, user) -> str:
+    existing = StripeCustomer.objects.filter(user=user).values_list("stripe_customer_id", flat=True).first()
+    if existing:
+        return existing
+    # The idempotency key is derived from the user, so two workers racing here get the same customer.
+    customer_id = stripe_gateway.customer_create(
+        user_id=user.pk, email=user.email, name=user.get_full_name() or user.username
+    )
+    try:
+        with transaction.atomic():
+            StripeCustomer.objects.create(user=user, stripe_customer_id=customer_id)
+    except IntegrityError:
+        pass
+    return StripeCustomer.objects.get(user=user).stripe_customer_id
+
+
+def payment_intent_create(*, payment_id: int) -> Payment:
+    """Create the PaymentIntent for a payment, once. Safe to run twice or concurrently: the row lock
+    serialises workers, an existing intent is kept, and Stripe's idempotency key covers a crash
+    between Stripe's answer and our save."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().select_related("talker", "booking__package").get(pk=payment_id)
+        if payment.stripe_payment_intent_id or payment.status != Payment.Status.AWAITING_INTENT:
+            return payment
+        customer_id = stripe_customer_get_or_create(user=payment.talker)
+        try:
+            intent = stripe_gateway.payment_intent_create(
+                payment_id=payment.pk,
+                booking_id=payment.booking_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                customer_id=customer_id,
+                application_fee=payment.app_fee,
+                description=f"Talkpay booking #{payment.booking_id}: {payment.booking.package.name}",
+            )
+        except stripe_gateway.PermanentStripeError as error:
+            payment.status = Payment.Status.FAILED
+            payment.failure_code = error.code or "stripe_error"
+            payment.failure_message = error.message
+            payment.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
+            return payment
+        payment.stripe_payment_intent_id = intent["id"]
+        payment.client_secret = intent["client_secret"]
+        payment.status = intent["status"]
+        payment.save(update_fields=["stripe_payment_intent_id", "client_secret", "status", "updated_at"])
+        return payment
+
+
+def payments_sweep_awaiting_intent() -> int:
+    """Re-enqueue payments still waiting for a PaymentIntent (the broker was down, or a task was lost)."""
+    return enqueue_stale(
+        Payment.objects.filter(status=Payment.Status.AWAITING_INTENT, stripe_payment_intent_id__isnull=True),
+        stamp_field="intent_requested_at",
+        enqueue=lambda pk: payment_intent_enqueue(payment_id=pk),
+    )

@@ -1,0 +1,33 @@
+"""Connect events: a listener's account changed, a payout's transfer was reversed, a connected
+account's bank payout failed. Each is applied by the payouts owner (`billing.owners`)."""
+
+from __future__ import annotations
+
+from billing import owners
+from billing.webhooks.outcomes import IGNORED, PROCESSED
+
+
+def handle_account_updated(event: dict) -> str:
+    account = event["data"]["object"]
+    applied = owners.payouts().connect_account_sync(account=account, event_created=int(event.get("created") or 0))
+    return PROCESSED if applied else IGNORED
+
+
+def handle_transfer_reversed(event: dict) -> str:
+    return PROCESSED if owners.payouts().payout_transfer_reversed(transfer=event["data"]["object"]) else IGNORED
+
+
+def handle_payout_failed(event: dict) -> str:
+    """A payout of a connected account (its Stripe balance → the listener's bank) failed."""
+    account_id = event.get("account") or ""
+    if not account_id:
+        return IGNORED  # a payout of the platform's own balance: not a listener's
+    recorded = owners.payouts().connect_account_payout_failed(account_id=account_id, payout=event["data"]["object"])
+    return PROCESSED if recorded else IGNORED
+
+
+HANDLERS = {
+    "account.updated": handle_account_updated,
+    "transfer.reversed": handle_transfer_reversed,
+    "payout.failed": handle_payout_failed,
+}

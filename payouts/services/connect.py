@@ -1,0 +1,93 @@
+"""Connect accounts: the listener's Express account, onboarding links, and what Stripe says of the account."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.stripe_gateway import connect as gateway
+from payouts.models import StripeListenerAccount
+from web.models import User
+
+logger = logging.getLogger(__name__)
+
+
+def connect_account_get_or_create(*, listener: User) -> StripeListenerAccount:
+    """The listener's Express account, created on Stripe once. The idempotency key is the listener's,
+    so racing requests get the same account; a crash before our save is repaired by `account.updated`,
+    which carries the listener id in the account's metadata."""
+    existing = StripeListenerAccount.objects.filter(listener=listener).first()
+    if existing is not None:
+        return existing
+    account = gateway.account_create(listener_id=listener.pk, email=listener.email)
+    try:
+        with transaction.atomic():
+            return StripeListenerAccount.objects.create(
+                listener=listener, stripe_account_id=account["id"], **_account_fields(account)
+            )
+    except IntegrityError:
+        return StripeListenerAccount.objects.get(listener=listener)
+
+
+def connect_onboarding_link_create(*, listener: User) -> dict:
+    """A fresh, single-use Account Link for the listener's onboarding (creating the account first)."""
+    account = connect_account_get_or_create(listener=listener)
+    link = gateway.account_link_create(
+        account_id=account.stripe_account_id,
+        refresh_url=settings.CONNECT_REFRESH_URL,
+        return_url=settings.CONNECT_RETURN_URL,
+    )
+    return {"account": account, "url": link["url"], "expires_at": link.get("expires_at")}
+
+
+def _account_fields(account: dict) -> dict:
+    requirements = account.get("requirements") or {}
+    return {
+        "charges_enabled": bool(account.get("charges_enabled")),
+        "payouts_enabled": bool(account.get("payouts_enabled")),
+        "details_submitted": bool(account.get("details_submitted")),
+        "requirements": {
+            key: requirements.get(key) or []
+            for key in ("currently_due", "eventually_due", "past_due", "pending_verification", "errors")
+        },
+        "disabled_reason": requirements.get("disabled_reason") or "",
+    }
+
+
+@transaction.atomic
+def connect_account_sync(*, account: dict, event_created: int) -> bool:
+    """Apply Stripe's view of a connected account. Events older than the last one applied change
+    nothing (Stripe does not keep order). Returns whether anything was applied."""
+    row = StripeListenerAccount.objects.select_for_update().filter(stripe_account_id=account["id"]).first()
+    if row is None:
+        listener_id = (account.get("metadata") or {}).get("listener_id")
+        listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER).first() if listener_id else None
+        if listener is None:
+            return False
+        row, _ = StripeListenerAccount.objects.get_or_create(
+            listener=listener, defaults={"stripe_account_id": account["id"]}
+        )
+        if row.stripe_account_id != account["id"]:
+            logger.warning("listener %s has account %s; ignoring %s", listener.pk, row.stripe_account_id, account["id"])
+            return False
+    if event_created < row.last_event_created:
+        return False
+    for name, value in _account_fields(account).items():
+        setattr(row, name, value)
+    row.last_event_created = event_created
+    row.save()
+    return True
+
+
+def connect_account_payout_failed(*, account_id: str, payout: dict) -> bool:
+    """The connected account's bank payout failed: the money is back on the listener's Stripe balance,
+    our transfer stands. Recorded so the listener and ops see it."""
+    updated = StripeListenerAccount.objects.filter(stripe_account_id=account_id).update(
+        payout_failure_code=payout.get("failure_code") or "",
+        payout_failure_message=payout.get("failure_message") or "",
+        payout_failed_at=timezone.now(),
+    )
+    return bool(updated)

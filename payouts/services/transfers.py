@@ -1,0 +1,275 @@
+"""Transfers: claim payouts, send their Connect transfers, record what Stripe accepted or refused."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing import ledger
+from billing.models import LedgerKind
+from billing.stripe_gateway import PermanentStripeError, StripeGatewayError, TransientStripeError
+from billing.stripe_gateway import connect as gateway
+from payouts.models import Clawback, ListenerPayout, Payout
+from payouts.services.clawbacks import debt_net_into_payout, debt_recoveries_undo
+from payouts.services.sql import payouts_mark_paid
+
+logger = logging.getLogger(__name__)
+
+
+EXECUTE_BATCH = 100
+
+
+def resend_after() -> timedelta:
+    # How long a PROCESSING payout is left to the worker that sent it before another one looks it up.
+    return timedelta(seconds=settings.PAYOUT_RESEND_AFTER_SECONDS)
+
+
+def transfer_idempotency_key(*, payout_id: int, attempt: int) -> str:
+    """`transfer-payout-<id>` for the first attempt. Stripe stores a refused request's answer under its
+    key for 24 hours, so an attempt after a refusal needs its own key (`transfer-payout-<id>-<n>`);
+    the transfer_group lookup before it keeps that from ever paying twice."""
+    return f"transfer-payout-{payout_id}" if attempt <= 1 else f"transfer-payout-{payout_id}-{attempt}"
+
+
+def payout_execute(*, payout_id: int, resend_before: datetime | None = None) -> Payout | None:
+    """Send one payout's transfer and record it (see `payouts_execute`)."""
+    done = payouts_execute(payout_ids=[payout_id], resend_before=resend_before)
+    return done[0] if done else None
+
+
+def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = None) -> list[Payout]:
+    """Send these payouts' transfers and record them: claim (one transaction), Stripe (outside any
+    transaction, a few calls at a time), record (one transaction). Payouts another worker holds, or
+    that need nothing, are skipped. Raises nothing from Stripe: refusals fail the payout, timeouts
+    leave it PROCESSING for the sweeper."""
+    resend_before = resend_before or (timezone.now() - resend_after())
+    claimed, finished = _payouts_claim(payout_ids=payout_ids, resend_before=resend_before)
+    if not claimed:
+        return finished
+    with ThreadPoolExecutor(max_workers=min(_transfer_concurrency(), len(claimed))) as pool:
+        outcomes = list(pool.map(_transfer_send, claimed))
+    sent = [
+        (payout, outcome) for (payout, _), outcome in zip(claimed, outcomes, strict=True) if isinstance(outcome, dict)
+    ]
+    for (payout, _), outcome in zip(claimed, outcomes, strict=True):
+        if isinstance(outcome, PermanentStripeError):
+            finished.append(
+                payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
+            )
+        elif isinstance(outcome, TransientStripeError):
+            logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, outcome)
+            Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
+                failure_reason=f"Waiting to resend: {_reason(outcome)}"[:1000]
+            )
+            payout.failure_reason = f"Waiting to resend: {_reason(outcome)}"
+            finished.append(payout)
+    if sent:
+        finished.extend(payouts_transfer_record(sent=sent))
+    return finished
+
+
+def _transfer_concurrency() -> int:
+    return max(1, settings.PAYOUT_TRANSFER_CONCURRENCY)
+
+
+def chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[list[tuple[Payout, bool]], list[Payout]]:
+    """Lock the payouts (skipping those another worker holds) and move the PENDING ones to PROCESSING,
+    committed before any of them reaches Stripe. Returns (payout, resending) pairs to send, and the
+    payouts settled without a transfer."""
+    to_send: list[tuple[Payout, bool]] = []
+    finished: list[Payout] = []
+    with transaction.atomic():
+        payouts = list(
+            Payout.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("listener__stripe_listener_account")
+            .filter(pk__in=payout_ids, status__in=(Payout.Status.PENDING, Payout.Status.PROCESSING))
+            .order_by("pk")
+        )
+        in_debt = set(
+            Clawback.objects.filter(
+                listener_id__in=[p.listener_id for p in payouts], status=Clawback.Status.DEBT
+            ).values_list("listener_id", flat=True)
+        )
+        now = timezone.now()
+        starting: list[Payout] = []
+        resending: list[int] = []
+        for payout in payouts:
+            account = getattr(payout.listener, "stripe_listener_account", None)
+            if payout.status == Payout.Status.PROCESSING:
+                # It may have reached Stripe: resend only after its worker had time to record it.
+                if payout.transfer_sent_at is None or payout.transfer_sent_at < resend_before:
+                    to_send.append((payout, True))
+                    resending.append(payout.pk)
+                continue
+            problem = "Nothing to transfer." if payout.amount <= 0 else ""
+            if account is None:
+                problem = "The listener has no Connect account."
+            if problem:
+                _payout_mark_failed(payout, problem)
+                finished.append(payout)
+                continue
+            if payout.listener_id in in_debt:
+                # Debts from clawbacks Stripe could not reverse are netted out when the amount becomes
+                # final; the listener's payable already carries them, so the net is what we owe.
+                net = debt_net_into_payout(payout_id=payout.pk, listener_id=payout.listener_id, gross=payout.amount)
+                if net <= 0:
+                    finished.append(_payout_settled_by_debt(payout))
+                    continue
+                payout.amount = net
+                Payout.objects.filter(pk=payout.pk).update(amount=net)
+            payout.status = Payout.Status.PROCESSING
+            payout.attempts += 1
+            payout.transfer_sent_at = now
+            payout.failure_reason = ""
+            payout.updated_at = now
+            starting.append(payout)
+            to_send.append((payout, False))
+        if starting:
+            # One UPDATE for the batch (bulk_update's CASE expressions cost more CPU than the transfers).
+            Payout.objects.filter(pk__in=[p.pk for p in starting]).update(
+                status=Payout.Status.PROCESSING,
+                attempts=F("attempts") + 1,
+                transfer_sent_at=now,
+                failure_reason="",
+                updated_at=now,
+            )
+        if resending:
+            # Restart the clock, so a second sweeper leaves these to us.
+            Payout.objects.filter(pk__in=resending).update(transfer_sent_at=now, updated_at=now)
+    return to_send, finished
+
+
+def _transfer_send(claim: tuple[Payout, bool]) -> dict | StripeGatewayError:
+    """Stripe's transfer for this payout: the one it already has, or a new one. Runs in a thread and
+    touches no database."""
+    payout, resending = claim
+    try:
+        # A payout claimed from PENDING never reached Stripe (it is sent only after PROCESSING is
+        # committed), so the lookup is needed only when resending or after a refused attempt.
+        if resending or payout.attempts > 1:
+            found = gateway.transfer_find_for_payout(payout_id=payout.pk)
+            if found is not None:
+                return found
+        account = getattr(payout.listener, "stripe_listener_account", None)
+        if account is None:
+            return PermanentStripeError("The listener has no Connect account.")
+        return gateway.transfer_create(
+            payout_id=payout.pk,
+            amount=payout.amount,
+            currency=payout.currency,
+            destination=account.stripe_account_id,
+            listener_id=payout.listener_id,
+            idempotency_key=transfer_idempotency_key(payout_id=payout.pk, attempt=payout.attempts),
+        )
+    except StripeGatewayError as error:
+        return error
+
+
+def _reason(error: Exception) -> str:
+    code = getattr(error, "code", "")
+    message = getattr(error, "message", str(error))
+    return f"{code}: {message}" if code else message
+
+
+def _payout_settled_by_debt(payout: Payout) -> Payout:
+    """The listener's debts took the whole payout: nothing to transfer, the earnings are settled."""
+    payout.amount = 0
+    payout.status = Payout.Status.PAID
+    payout.paid_at = timezone.now()
+    payout.failure_reason = "Nothing transferred: the listener's clawback debt took all of it."
+    payout.save(update_fields=["amount", "status", "paid_at", "failure_reason", "updated_at"])
+    ListenerPayout.objects.filter(payout=payout).update(status=ListenerPayout.Status.PAID, updated_at=timezone.now())
+    return payout
+
+
+def _payout_mark_failed(payout: Payout, reason: str) -> None:
+    payout.status = Payout.Status.FAILED
+    payout.failure_reason = reason
+    payout.save(update_fields=["status", "failure_reason", "updated_at"])
+    debt_recoveries_undo(payout=payout)
+    # Back to the pool: the next run collects them again.
+    ListenerPayout.objects.filter(payout=payout, status=ListenerPayout.Status.PAYABLE).update(
+        payout=None, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def payout_transfer_failed(*, payout_id: int, attempt: int, reason: str) -> Payout:
+    payout = Payout.objects.select_for_update().get(pk=payout_id)
+    if payout.status == Payout.Status.PROCESSING and payout.attempts == attempt:
+        _payout_mark_failed(payout, reason)
+    return payout
+
+
+@transaction.atomic
+def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
+    """Stripe accepted these transfers: the payouts are paid, their earnings too, and the ledger moves
+    each amount from what we owe the listener to money that left our balance (`transfer-payout-<id>`).
+
+    Done for a batch at once (a constant number of queries per batch, not per payout). Only payouts
+    still PROCESSING with the same attempt are recorded, under their row locks, so a late or
+    concurrent recorder changes nothing."""
+    attempts = {payout.pk: payout.attempts for payout, _ in sent}
+    transfers = {payout.pk: transfer for payout, transfer in sent}
+    payouts = list(
+        Payout.objects.select_for_update()
+        .filter(pk__in=list(transfers), status=Payout.Status.PROCESSING)
+        .order_by("pk")
+    )
+    now = timezone.now()
+    recorded = []
+    for payout in payouts:
+        transfer = transfers[payout.pk]
+        if payout.attempts != attempts[payout.pk]:
+            continue
+        if transfer["amount"] != payout.amount:
+            logger.error(
+                "payout %s: transfer %s is %s, not %s", payout.pk, transfer["id"], transfer["amount"], payout.amount
+            )
+        payout.status = Payout.Status.PAID
+        payout.stripe_transfer_id = transfer["id"]
+        payout.amount = transfer["amount"]
+        payout.paid_at = now
+        payout.updated_at = now
+        payout.failure_reason = ""
+        recorded.append(payout)
+    if not recorded:
+        return list(Payout.objects.filter(pk__in=list(transfers)))
+    payouts_mark_paid(recorded, now=now)
+    ListenerPayout.objects.filter(payout__in=recorded).update(status=ListenerPayout.Status.PAID, updated_at=now)
+    _ledger_book_transfers(recorded)
+    return recorded
+
+
+def _ledger_book_transfers(payouts: list[Payout]) -> None:
+    """Book the batch's transfers (listener payable → platform cash) under `transfer-payout-<id>`. The
+    payouts are locked and PROCESSING, so no other worker books them."""
+    ledger.ledger_post_many(
+        [
+            ledger.Posting(
+                key=f"transfer-payout-{p.pk}",
+                kind=LedgerKind.PAYOUT_TRANSFER,
+                currency=p.currency,
+                description=f"Payout #{p.pk} to listener {p.listener_id} ({p.period_start})",
+                metadata={"payout_id": p.pk, "transfer_id": p.stripe_transfer_id, "attempt": p.attempts},
+                lines=[
+                    ledger.debit(ledger.listener_payable(p.listener_id), p.amount),
+                    ledger.credit(ledger.PLATFORM_CASH, p.amount),
+                ],
+            )
+            for p in payouts
+            if p.amount > 0
+        ]
+    )
