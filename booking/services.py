@@ -108,7 +108,8 @@ def booking_complete(*, booking_id: int, user) -> Booking:
     now = timezone.now()
     booking.status = Booking.Status.COMPLETED
     booking.completed_at = now
-    booking.actual_duration_minutes = max(0, round((now - booking.started_at).total_seconds() / 60))
+    started_at = booking.started_at or now  # set by booking_start, which every in-progress booking passed
+    booking.actual_duration_minutes = max(0, round((now - started_at).total_seconds() / 60))
     booking.save(update_fields=["status", "completed_at", "actual_duration_minutes", "updated_at"])
     earning_session_completed(booking_id=booking.pk, completed_at=now)
     return booking
@@ -150,6 +151,8 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
         if payment is not None:
             payment_cancel_unpaid(payment=payment)
     else:
+        if payment is None:
+            raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")
         quote = cancellation_refund_quote(
             total=payment_refundable_amount(payment=payment),
             scheduled_at=booking.scheduled_at,

@@ -3,14 +3,14 @@ missing module is an import error at start-up, never an event type silently "ign
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from billing.webhooks import connect, disputes, payments, refunds
 
 Handler = Callable[[dict], str]
 
 
-def _merge(*tables: dict[str, Handler]) -> dict[str, Handler]:
+def _merge(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
     merged: dict[str, Handler] = {}
     for table in tables:
         for event_type, handler in table.items():
