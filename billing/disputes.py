@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.utils import timezone
 
-from billing import ledger, money, owners
+from billing import ledger, money, owners, stripe_gateway
 from billing.models import Dispute, LedgerKind, Payment
+from billing.payments import payment_intent_apply
 from billing.webhooks.outcomes import IGNORED, PROCESSED
 from common import locks
 
@@ -158,6 +159,12 @@ def dispute_event_apply(event: dict) -> str:
     payment = locks.lock(Payment.objects.select_related("booking").filter(pk=located.pk)).get()
     owners.bookings().booking_lock(booking_id=payment.booking_id)
     owners.payouts().earning_lock(payment_id=payment.pk)
+    if payment.status != Payment.Status.SUCCEEDED and payment.stripe_payment_intent_id:
+        # A dispute means the charge was paid, whatever order the events came in: apply the payment's
+        # success (read from Stripe) first, so the state a won dispute restores is the paid one.
+        intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+        payment_intent_apply(payment=payment, intent=intent, fresh=True)
+        payment.booking.refresh_from_db()
     dispute, _ = Dispute.objects.select_for_update().get_or_create(
         stripe_dispute_id=obj["id"],
         defaults={
@@ -193,5 +200,11 @@ def dispute_event_apply(event: dict) -> str:
             if frozen != "disputed":
                 dispute.booking_status_before = dispute.booking_status_before or frozen
             _reverse_lost(dispute=dispute, payment=payment, listener_id=payment.booking.listener_id)
+            if payment.amount - payment.amount_refunded > dispute.amount and dispute.booking_status_before:
+                # A partial chargeback: the rest of the payment stands, and so does the booking (the
+                # listener's remaining earning is paid out like any other).
+                owners.bookings().booking_dispute_release(
+                    booking_id=payment.booking_id, restore_to=dispute.booking_status_before
+                )
     dispute.save()
     return PROCESSED

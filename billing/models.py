@@ -49,6 +49,9 @@ class Payment(models.Model):
     # Set when the booking was cancelled unpaid and its PaymentIntent must be cancelled on Stripe; cleared
     # once done. The stamp of the sweeper that sends it again when the task was lost.
     intent_cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # Why an operator must look at this payment (Stripe took another amount or currency than ours):
+    # such a payment is not booked until someone settles it.
+    review_reason = models.CharField(max_length=255, blank=True, default="")
     succeeded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

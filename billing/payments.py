@@ -20,11 +20,11 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
 from billing.models import LedgerKind, Payment, StripeCustomer
+from common import locks
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 logger = logging.getLogger(__name__)
@@ -67,24 +67,49 @@ def object_id(value) -> str:
     return value or ""
 
 
+class IntentNotRecordedYet(Exception):
+    """An event names one of our payments (metadata) whose PaymentIntent id we have not stored yet: the
+    creating worker has not committed. The event is retried; it never pays a payment by metadata."""
+
+
 def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = None) -> Payment | None:
-    """Our payment for a PaymentIntent, row-locked. Matched by the intent id, or by the `payment_id`
-    our worker put in its metadata when the worker's save of the id is not visible yet."""
-    match = Q(stripe_payment_intent_id=payment_intent_id)
+    """Our payment for a PaymentIntent, row-locked, matched by the intent id we stored, and only by it:
+    anyone can create an intent carrying our `payment_id` in its metadata. When the metadata names a
+    payment still waiting for its intent id, the event came before our worker's commit and is retried."""
+    payment = locks.lock(
+        Payment.objects.select_related("booking").filter(stripe_payment_intent_id=payment_intent_id)
+    ).first()
+    if payment is not None:
+        return payment
     payment_id = str((metadata or {}).get("payment_id") or "")
     if payment_id.isdigit():
-        match |= Q(pk=int(payment_id), stripe_payment_intent_id__isnull=True)
-    # PostgreSQL re-checks the whole condition after waiting for a lock, so a worker saving the id
-    # meanwhile still matches through the first branch.
-    return (
-        Payment.objects.select_for_update(of=("self",)).select_related("booking").filter(match).order_by("pk").first()
-    )
+        named = Payment.objects.filter(pk=int(payment_id)).values_list("stripe_payment_intent_id", flat=True).first()
+        if named is None and Payment.objects.filter(pk=int(payment_id)).exists():
+            raise IntentNotRecordedYet(f"payment {payment_id} has no PaymentIntent id yet; {payment_intent_id} waits")
+        if named:
+            logger.error(
+                "PaymentIntent %s claims payment %s, whose intent is %s: not ours, flagged and ignored",
+                payment_intent_id,
+                payment_id,
+                named,
+            )
+    return None
+
+
+def _mismatch(*, payment: Payment, intent: dict) -> str:
+    """What Stripe took that differs from what we asked for (an intent updated before it was confirmed)."""
+    received = intent.get("amount_received")
+    currency = (intent.get("currency") or payment.currency).lower()
+    if received is not None and received != payment.amount or currency != payment.currency.lower():
+        return f"Stripe received {received} {currency}; the booking is {payment.amount} {payment.currency}"
+    return ""
 
 
 def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
     """The money is taken: confirm the booking, book the split, create the listener's earning.
     Called under the payment's lock; every effect is keyed, so a second call changes nothing."""
     changed = False
+    newly_succeeded = payment.status != S.SUCCEEDED
     if payment.status != S.SUCCEEDED:
         if payment.status == S.CANCELED:
             logger.warning("payment %s succeeded on Stripe after we saw it canceled", payment.pk)
@@ -128,6 +153,12 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         metadata={"charge_id": payment.stripe_charge_id},
     )
     _, created = owners.payouts().earning_create_for_payment(payment=payment, listener_id=listener_id, known_new=booked)
+    if newly_succeeded and not confirmed and payment.booking.status == "cancelled":
+        # The talker paid a booking that was cancelled before the money came in (a broker outage can
+        # delay the PaymentIntent's cancellation): give it all back, once.
+        from billing.refunds import refund_paid_after_cancel  # billing.refunds imports this module
+
+        refund_paid_after_cancel(payment=payment)
     return changed or booked or created
 
 
@@ -180,10 +211,15 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
         payment.save(update_fields=["stripe_payment_intent_id", "updated_at"])
     status = intent.get("status")
     if status == S.SUCCEEDED:
-        if intent.get("amount_received") not in (None, payment.amount):
-            logger.error(
-                "payment %s: Stripe received %s, we expected %s", payment.pk, intent["amount_received"], payment.amount
-            )
+        mismatch = _mismatch(payment=payment, intent=intent)
+        if mismatch:
+            # Not booked as ours: an operator decides (refund what was taken, or settle by hand).
+            if payment.review_reason != mismatch:
+                logger.error("payment %s flagged for review: %s", payment.pk, mismatch)
+                payment.review_reason = mismatch
+                payment.save(update_fields=["review_reason", "updated_at"])
+                return True
+            return False
         return payment_succeed(payment=payment, charge_id=object_id(intent.get("latest_charge")))
     if status == S.CANCELED:
         return _payment_canceled(payment=payment, intent=intent)
@@ -233,12 +269,19 @@ def stripe_customer_get_or_create(*, user) -> str:
     return StripeCustomer.objects.get(user=user).stripe_customer_id
 
 
+def _intent_description(booking) -> str:
+    """From the booking's own snapshot, never the package (an admin may rename it): the parameters
+    sent under one idempotency key must be the same on every retry."""
+    minutes = round((booking.ends_at - booking.scheduled_at).total_seconds() / 60)
+    return f"Talkpay booking #{booking.pk}: {minutes}-minute session"
+
+
 def payment_intent_create(*, payment_id: int) -> Payment:
     """Create the PaymentIntent for a payment, once. Safe to run twice or concurrently: the row lock
     serialises workers, an existing intent is kept, and Stripe's idempotency key covers a crash
     between Stripe's answer and our save."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("talker", "booking__package").get(pk=payment_id)
+        payment = locks.lock(Payment.objects.select_related("talker", "booking").filter(pk=payment_id)).get()
         if payment.stripe_payment_intent_id or payment.status != Payment.Status.AWAITING_INTENT:
             return payment
         customer_id = stripe_customer_get_or_create(user=payment.talker)
@@ -250,7 +293,7 @@ def payment_intent_create(*, payment_id: int) -> Payment:
                 currency=payment.currency,
                 customer_id=customer_id,
                 application_fee=payment.app_fee,
-                description=f"Talkpay booking #{payment.booking_id}: {payment.booking.package.name}",
+                description=_intent_description(payment.booking),
             )
         except stripe_gateway.PermanentStripeError as error:
             payment.status = Payment.Status.FAILED

@@ -157,7 +157,7 @@ def refund_send(*, refund_id: int) -> Refund:
     """Create the refund on Stripe, once. The row lock serialises workers; the idempotency key
     covers a crash between Stripe's answer and our save, and the same parameters are sent every time."""
     with transaction.atomic():
-        refund = Refund.objects.select_for_update().select_related("payment").get(pk=refund_id)
+        refund = locks.lock(Refund.objects.select_related("payment").filter(pk=refund_id)).get()
         if refund.status != Refund.Status.PENDING or refund.stripe_refund_id:
             return refund
         payment = refund.payment
@@ -254,15 +254,7 @@ def payment_intent_cancel(*, payment_id: int) -> Payment:
                 raise
             intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
         if intent["status"] == Payment.Status.SUCCEEDED:
-            already = Refund.objects.filter(payment=payment, policy=Policy.PAID_AFTER_CANCEL).exists()
-            if not already:
-                refund_create(
-                    payment_id=payment.pk,
-                    amount=payment.amount,
-                    reason="The booking was cancelled before the payment went through.",
-                    policy=Policy.PAID_AFTER_CANCEL,
-                    require_succeeded=False,
-                )
+            refund_paid_after_cancel(payment=payment)
             _cancel_request_done(payment)
             return payment
         if intent["status"] == Payment.Status.CANCELED and payment.status != Payment.Status.CANCELED:
@@ -270,6 +262,20 @@ def payment_intent_cancel(*, payment_id: int) -> Payment:
             payment.save(update_fields=["status", "updated_at"])
         _cancel_request_done(payment)
         return payment
+
+
+def refund_paid_after_cancel(*, payment: Payment) -> Refund | None:
+    """The whole payment back to the talker, once: the booking was cancelled before it was paid.
+    Called under the payment's lock (by the PaymentIntent cancel, or by the success that beat it)."""
+    if Refund.objects.filter(payment=payment, policy=Policy.PAID_AFTER_CANCEL).exists():
+        return None
+    return refund_create(
+        payment_id=payment.pk,
+        amount=payment.amount,
+        reason="The booking was cancelled before the payment went through.",
+        policy=Policy.PAID_AFTER_CANCEL,
+        require_succeeded=False,
+    )
 
 
 def _cancel_request_done(payment: Payment) -> None:

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import money
-from billing.models import Payment
+from billing.models import Dispute, Payment
 from billing.payments import payment_create_for_booking
 from billing.refunds import (
     Policy,
@@ -153,8 +153,16 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
     else:
         if payment is None:
             raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")
+        if Dispute.objects.filter(payment=payment).exists():
+            # Stripe refuses refunds on a charge that was disputed: the bank settled it, not a policy.
+            raise Conflict(
+                "This payment was disputed with the card issuer; an operator settles it.",
+                field="status",
+                code="disputed",
+            )
+        remaining = payment_refundable_amount(payment=payment)
         quote = cancellation_refund_quote(
-            total=payment_refundable_amount(payment=payment),
+            total=remaining,
             scheduled_at=booking.scheduled_at,
             cancelled_by_listener=user.pk == booking.listener_id,
             now=now,
@@ -168,7 +176,8 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
                 policy=policy,
                 requested_by=user,
             )
-        if amount < payment.amount:
+        if amount < remaining:
+            # The listener keeps part of what is left: it becomes payable like a completed session's.
             earning_session_completed(booking_id=booking.pk, completed_at=now)
     _booking_mark_cancelled(booking, by=user, reason=reason, at=now)
     return Cancellation(booking=booking, refund_amount=amount, policy=policy, refund=refund)

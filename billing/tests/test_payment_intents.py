@@ -58,7 +58,7 @@ def test_a_crash_after_stripe_answered_is_covered_by_the_idempotency_key(stripe_
         currency="usd",
         customer_id=services.stripe_customer_get_or_create(user=booking.talker),
         application_fee=payment.app_fee,
-        description=f"Talkpay booking #{booking.pk}: {booking.package.name}",
+        description=services._intent_description(booking),
     )
 
     services.payment_intent_create(payment_id=payment.pk)

@@ -260,15 +260,58 @@ def test_events_we_do_not_handle_or_for_intents_not_ours_are_recorded_and_ignore
     assert not LedgerTransaction.objects.exists()
 
 
-def test_a_payment_whose_intent_id_was_not_saved_yet_is_found_by_its_metadata():
+def test_an_event_for_a_payment_whose_intent_id_is_not_saved_yet_waits_for_it_instead_of_trusting_metadata():
+    from billing.webhooks.intake import webhook_receive
+    from billing.webhooks.processing import WebhookHandlerFailed, webhook_event_process
+    from billing.webhooks.testing import signed_body
+
+    # given an event naming our payment only through metadata (our worker has not saved the intent id yet)
     payment = _awaiting_payment()
     intent = payment_intent_object(payment=payment, status="succeeded")
     Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=None)
+    body, signature = signed_body(stripe_event("payment_intent.succeeded", intent))
+    receipt = webhook_receive(body=body, signature_header=signature, headers={})
+
+    # when it is processed, it is retried rather than applied by metadata
+    with pytest.raises(WebhookHandlerFailed):
+        webhook_event_process(webhook_event_id=receipt.webhook_event_id, last_try=False)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
+    assert WebhookEvent.objects.get(pk=receipt.webhook_event_id).status == WebhookEvent.Status.PENDING
+
+    # then once our worker has recorded the intent, the retry applies it
+    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=intent["id"])
+    webhook_event_process(webhook_event_id=receipt.webhook_event_id)
+    payment.refresh_from_db()
+    assert payment.status == Payment.Status.SUCCEEDED
+
+
+def test_item14_a_foreign_intent_carrying_our_payment_id_pays_nothing():
+    # given an intent we never created, whose metadata names one of our payments (which has its own intent)
+    payment = _awaiting_payment()
+    foreign = payment_intent_object(payment=payment, status="succeeded")
+    foreign["id"] = stripe_id("pi")
+
+    assert deliver(stripe_event("payment_intent.succeeded", foreign)) == WebhookEvent.Status.IGNORED
+
+    payment.refresh_from_db()
+    assert payment.status != Payment.Status.SUCCEEDED
+    assert not LedgerTransaction.objects.filter(payment=payment).exists()
+
+
+def test_item14_an_intent_that_took_another_amount_is_flagged_not_booked():
+    # given our intent, updated on Stripe to take another amount before it was confirmed
+    payment = _awaiting_payment()
+    intent = payment_intent_object(payment=payment, status="succeeded")
+    intent["amount"] = intent["amount_received"] = payment.amount + 500
 
     deliver(stripe_event("payment_intent.succeeded", intent))
 
     payment.refresh_from_db()
-    assert (payment.status, payment.stripe_payment_intent_id) == (Payment.Status.SUCCEEDED, intent["id"])
+    assert payment.status != Payment.Status.SUCCEEDED
+    assert "received" in payment.review_reason
+    assert not LedgerTransaction.objects.filter(payment=payment).exists()
+    assert payment.booking.status == Booking.Status.PENDING
 
 
 def test_money_taken_after_we_saw_the_payment_canceled_is_still_booked():
