@@ -185,8 +185,9 @@
   }
 
   function home() {
-    location.hash = state.me.role === "talker" ? "#/listeners" : "#/account";
-    route();
+    var target = state.me.role === "talker" ? "#/listeners" : "#/account";
+    if (location.hash === target) route();
+    else location.hash = target; // hashchange routes
   }
 
   // ------------------------------------------------------------------ talker: listeners and booking
@@ -274,7 +275,7 @@
   function viewPay(id) {
     show(h("h1", {}, "Pay booking #" + id), h("p", {}, "Preparing the payment…"));
     return waitForPayment(id).then(function (booking) {
-      var status = h("p", { id: "booking-status", class: "status", role: "status" }, booking.status);
+      var status = h("strong", { id: "booking-status", class: "status", role: "status" }, booking.status);
       if (booking.status !== "pending") {
         return show(h("h1", {}, "Booking #" + id), h("p", {}, "Status: ", status), h("a", { href: "#/bookings" }, "My bookings"));
       }
@@ -554,7 +555,10 @@
     flash("");
     var hash = location.hash.replace(/^#\/?/, "");
     if (!state.me) {
-      if (hash !== "signin") location.hash = "#/signin";
+      if (hash !== "signin") {
+        location.hash = "#/signin"; // hashchange routes
+        return;
+      }
       return viewSignIn();
     }
     var parts = hash.split("/");
