@@ -48,9 +48,12 @@ def app(driver, live_server, celery_worker, stripe_emulator):
 
 
 def wait_for(driver, predicate, timeout=WAIT, message=""):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(predicate, message)
+    # A view re-renders when its data arrives: an element found a moment before may be gone.
+    ignored = (StaleElementReferenceException,)
+    return WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=ignored).until(predicate, message)
 
 
 def css(driver, selector):
@@ -259,3 +262,91 @@ def test_the_old_guides_create_booking_and_confirm_payment_run_as_written(driver
     booking = Booking.objects.get(pk=result["booking"])
     wait_for(driver, lambda _: Booking.objects.get(pk=booking.pk).status == Booking.Status.CONFIRMED)
     assert booking.total_amount == 5000
+
+
+def test_listener_starts_and_completes_a_paid_session_and_sees_the_earning(driver, app, people):
+    talker, listener = people
+    sign_in(driver, app, talker)
+    booking_id = book(driver, listener, in_days(1, hour=9))
+    type_card(driver, "4242 4242 4242 4242")
+    pay(driver)
+    text_of(driver, "#booking-status", "confirmed")
+    css(driver, "#who button").click()  # sign out
+
+    sign_in(driver, app, listener)
+    driver.execute_script("location.hash = '#/bookings'")
+    row = f"tr[data-booking='{booking_id}']"
+    for label in ("Start session", "Complete session"):
+        text_of(driver, f"{row} .actions", label).find_element("xpath", f".//button[.='{label}']").click()
+    text_of(driver, f"{row} .status", "completed")
+
+    driver.execute_script("location.hash = '#/account'")
+    text_of(driver, "#total-earned", "$27.00")
+
+
+def test_stand_in_card_element_events_and_validation(driver, app):
+    driver.get(app.url + "/")
+    css(driver, "#signin-form")
+    driver.execute_script(
+        "document.getElementById('main').insertAdjacentHTML('beforeend', '<div id=\"probe\"></div>');"
+        "window.events = []; window.probeStripe = Stripe(arguments[0]);"
+        "window.probe = probeStripe.elements().create('card', {hidePostalCode: true});"
+        "['change', 'focus', 'blur', 'ready'].forEach((t) => probe.on(t, (e) => events.push([t, e])));"
+        "probe.mount('#probe');",
+        settings.STRIPE_PUBLISHABLE_KEY,
+    )
+    number = css(driver, "#probe input[name=cardnumber]")
+    number.send_keys("4242 4242 4242 4241")
+    last_change = "return events.filter((e) => e[0] === 'change').pop()[1]"
+    invalid = driver.execute_script(last_change)
+    assert invalid["complete"] is False
+    invalid_number = {"type": "validation_error", "code": "invalid_number", "message": "Your card number is invalid."}
+    assert invalid["error"] == invalid_number
+    incomplete = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "probeStripe.confirmCardPayment('pi_123_secret_456', {payment_method: {card: probe}}).then(done);"
+    )
+    assert incomplete == {"error": invalid_number}
+
+    number.clear()
+    number.send_keys("4242424242424242")
+    css(driver, "#probe input[name=exp-date]").send_keys("1234")
+    css(driver, "#probe input[name=cvc]").send_keys("123")
+    complete = driver.execute_script(last_change)
+    assert complete["complete"] is True and "error" not in complete and complete["brand"] == "visa"
+    assert {e[0] for e in driver.execute_script("return events")} == {"ready", "focus", "blur", "change"}
+    assert "StripeElement--complete" in css(driver, "#probe").get_attribute("class")
+
+
+def test_stand_in_handle_card_action_and_retrieve_payment_intent(driver, app, stripe_emulator):
+    client = stripe_emulator.stripe_client()
+    intent = client.v1.payment_intents.create(
+        params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_threeDSecure2Required", "confirm": True}
+    )
+    assert intent.status == "requires_action"
+    driver.get(app.url + "/")
+    css(driver, "#signin-form")
+    driver.execute_script(
+        "window.probeStripe = Stripe(arguments[0]);"
+        "window.actionResult = null; probeStripe.handleCardAction(arguments[1]).then((r) => { actionResult = r; });",
+        settings.STRIPE_PUBLISHABLE_KEY,
+        intent.client_secret,
+    )
+    driver.switch_to.frame(css(driver, "iframe[name='__privateStripeFrame3ds']"))
+    css(driver, "#test-source-authorize-3ds").click()
+    driver.switch_to.default_content()
+    handled = wait_for(driver, lambda d: d.execute_script("return actionResult"), message="handleCardAction")
+
+    retrieved = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];probeStripe.retrievePaymentIntent(arguments[0]).then(done);",
+        intent.client_secret,
+    )
+    unknown = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];probeStripe.retrievePaymentIntent(arguments[0]).then(done);",
+        intent.id + "_secret_wrong",
+    )
+
+    assert handled["paymentIntent"]["status"] == "succeeded"
+    assert retrieved["paymentIntent"]["id"] == intent.id and retrieved["paymentIntent"]["status"] == "succeeded"
+    assert "client_secret" in retrieved["paymentIntent"] and "customer" not in retrieved["paymentIntent"]
+    assert unknown["error"]["code"] == "resource_missing"

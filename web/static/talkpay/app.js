@@ -61,7 +61,10 @@
     this.fields = error.fields || {};
   }
 
+  var routeSeq = 0; // bumped on every navigation
+
   function api(method, path, body, headers, retried) {
+    var seq = routeSeq;
     var init = { method: method, headers: Object.assign({ Accept: "application/json" }, headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
@@ -73,6 +76,8 @@
         return refreshToken().then(function () { return api(method, path, body, headers, true); });
       }
       return response.text().then(function (text) {
+        // A read for a page the user has left never settles, so the old view cannot paint over the new one.
+        if (method === "GET" && seq !== routeSeq) return new Promise(function () {});
         var data = text ? JSON.parse(text) : null;
         if (!response.ok) throw new ApiError(response.status, data);
         return data;
@@ -549,6 +554,7 @@
   // ------------------------------------------------------------------ routing
 
   function route() {
+    routeSeq++;
     var path = location.pathname.replace(/\/$/, "");
     if (path === "/connect/return") return viewConnectReturn("return");
     if (path === "/connect/refresh") return viewConnectReturn("refresh");
