@@ -475,6 +475,7 @@
       var onboardError = h("p", { class: "error", role: "alert" });
       var accountBox;
       if (account && account.payouts_enabled) {
+        flash("");
         accountBox = h("p", { id: "connect-state", class: "ok" }, "Payouts enabled");
       } else {
         accountBox = h("div", {},
