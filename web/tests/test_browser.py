@@ -118,6 +118,9 @@ def in_days(days, hour=10):
 
 def test_talker_books_pays_with_4242_and_sees_confirmed(driver, app, people):
     talker, listener = people
+    driver.get(app.url + "/")
+    css(driver, "#register-form")
+    screenshot(driver, "signin")
     sign_in(driver, app, talker)
     driver.execute_script("location.hash = '#/listeners'")
     css(driver, f"form.book[data-listener='{listener.username}']")
@@ -189,6 +192,7 @@ def test_listener_onboards_with_stripe_and_sees_payouts_enabled(driver, app, peo
     driver.switch_to.window(stripe_tab)
     text_of(driver, "#connect-return", "You can close this tab")
     assert driver.current_url == app.url + "/connect/return"
+    screenshot(driver, "connect-return")
     driver.close()
     driver.switch_to.window(app_tab)
 
@@ -213,9 +217,16 @@ def test_cancel_shows_the_refund_first_then_refunds_it(driver, app, people):
     css(driver, "#confirm-cancel").click()
 
     text_of(driver, "#refund-status", f"Booking #{booking_id} is refunded: $30.00")
+    screenshot(driver, "refunded")
     refund = Refund.objects.get(payment__booking_id=booking_id)
     assert (refund.amount, refund.status) == (3000, Refund.Status.SUCCEEDED)
     assert Payment.objects.get(booking_id=booking_id).amount_refunded == 3000
+
+    driver.execute_script("location.hash = '#/payments'")
+    text_of(driver, "#payments tbody", "$30.00")
+    cells = [td.text for td in css(driver, "#payments tbody tr").find_elements("css selector", "td")]
+    assert cells[:3] == [f"#{booking_id}", "$30.00", "$30.00"]  # booking, amount, refunded
+    screenshot(driver, "payments")
 
 
 def test_the_old_guides_create_booking_and_confirm_payment_run_as_written(driver, app, people):
@@ -279,6 +290,7 @@ def test_listener_starts_and_completes_a_paid_session_and_sees_the_earning(drive
     for label in ("Start session", "Complete session"):
         text_of(driver, f"{row} .actions", label).find_element("xpath", f".//button[.='{label}']").click()
     text_of(driver, f"{row} .status", "completed")
+    screenshot(driver, "sessions")
 
     driver.execute_script("location.hash = '#/account'")
     text_of(driver, "#total-earned", "$27.00")

@@ -595,7 +595,4 @@
   }, function () {
     show(h("p", { class: "error", role: "alert" }, "The Talkpay API does not answer."));
   });
-
-  // For the browser tests and the console: the app's state, read-only by convention.
-  window.talkpay = { state: state, api: api };
 })();
