@@ -416,6 +416,7 @@
       }
       window.addEventListener("message", onMessage);
       document.body.appendChild(overlay);
+      frame.focus(); // keyboard and screen-reader users land in the challenge
     });
   }
 

@@ -362,3 +362,23 @@ def test_stand_in_handle_card_action_and_retrieve_payment_intent(driver, app, st
     assert retrieved["paymentIntent"]["id"] == intent.id and retrieved["paymentIntent"]["status"] == "succeeded"
     assert "client_secret" in retrieved["paymentIntent"] and "customer" not in retrieved["paymentIntent"]
     assert unknown["error"]["code"] == "resource_missing"
+
+
+def test_stand_in_follows_a_redirect_to_url_when_a_return_url_is_given(driver, app, stripe_emulator):
+    client = stripe_emulator.stripe_client()
+    intent = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd"})
+    driver.get(app.url + "/")
+    css(driver, "#signin-form")
+    driver.execute_script(
+        "Stripe(arguments[0]).confirmCardPayment(arguments[1],"
+        " {payment_method: 'pm_card_threeDSecure2Required', return_url: arguments[2]});",
+        settings.STRIPE_PUBLISHABLE_KEY,
+        intent.client_secret,
+        app.url + "/?back=1",
+    )
+
+    # The emulator's 3-D Secure page completes the challenge and sends the browser back, as Stripe does.
+    wait_for(driver, lambda d: "back=1" in d.current_url, message="back on the return_url")
+    assert f"payment_intent={intent.id}" in driver.current_url
+    assert "payment_intent_client_secret=" in driver.current_url
+    assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
