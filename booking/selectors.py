@@ -1,4 +1,6 @@
-from django.db.models import Q, QuerySet
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
 
 from booking.models import Booking, BookingPackage
 
@@ -23,3 +25,43 @@ def listener_has_overlap(*, listener_id: int, starts_at, ends_at) -> bool:
         scheduled_at__lt=ends_at,
         ends_at__gt=starts_at,
     ).exists()
+
+
+def listener_list_taking_bookings(*, busy_from: datetime) -> QuerySet:
+    """Active listeners who take bookings, each with `busy_bookings`: the bookings holding their time
+    from `busy_from` on, in start order (only the times; who booked is not shown)."""
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    busy = (
+        Booking.objects.filter(status__in=Booking.SLOT_HOLDING, ends_at__gt=busy_from)
+        .only("id", "listener_id", "scheduled_at", "ends_at")
+        .order_by("scheduled_at", "id")
+    )
+    return (
+        user_model.objects.filter(role=user_model.Role.LISTENER, is_active=True, accepts_bookings=True)
+        .prefetch_related(Prefetch("bookings_as_listener", queryset=busy, to_attr="busy_bookings"))
+        .order_by("username", "id")
+    )
+
+
+def booking_cancel_quote(*, booking_id: int, user, now: datetime) -> tuple[int, str]:
+    """What cancelling the booking now would refund (cents) and under which policy, by the same rule
+    `booking_cancel` applies; Conflict when the booking can no longer be cancelled."""
+    from billing.refunds import Policy, cancellation_refund_quote, payment_refundable_amount
+    from common.errors import Conflict, NotFound
+
+    booking = booking_list_for_user(user=user).filter(pk=booking_id).first()
+    if booking is None:
+        raise NotFound("No booking of yours has this id.", field="id")
+    if booking.status == Booking.Status.PENDING:
+        return 0, Policy.UNPAID
+    if booking.status != Booking.Status.CONFIRMED:
+        raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
+    quote = cancellation_refund_quote(
+        total=payment_refundable_amount(payment=booking.payment),
+        scheduled_at=booking.scheduled_at,
+        cancelled_by_listener=user.pk == booking.listener_id,
+        now=now,
+    )
+    return quote.amount, quote.policy

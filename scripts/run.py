@@ -112,6 +112,7 @@ def announce_when_ready(env: dict[str, str]) -> None:
     lines = [
         "",
         "Talkpay is running (Ctrl-C stops everything):",
+        f"  Web app        http://127.0.0.1:{port}/",
         f"  API            http://127.0.0.1:{port}/api/",
         f"  OpenAPI docs   http://127.0.0.1:{port}/api/docs/   (schema: /api/schema/)",
         f"  Admin          http://127.0.0.1:{port}/admin/      (admin / talkpay-demo-123)",

@@ -9,6 +9,7 @@ import threading
 
 from .core import DEFAULT_CONFIG, Emulator
 from .httpserver import HTTPServer
+from .stripejs import BrowserFront
 
 
 def _prob(v):
@@ -149,7 +150,7 @@ def main(argv=None):
             secret = "whsec_" + rand(32)
         emu.preregistered.append((args.webhook_url, secret))
         emu.reset(keep_webhooks=False, reset_config=False)
-    server = HTTPServer(args.host, args.port, emu, quiet=args.quiet)
+    server = HTTPServer(args.host, args.port, BrowserFront(emu), quiet=args.quiet)
     sys.stderr.write(
         "stripe_emulator listening on http://%s:%d (api version %s)\n"
         % (server.host, server.port, __import__("stripe_emulator").API_VERSION)

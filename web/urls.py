@@ -5,6 +5,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from web.api.auth import MeView, RegisterView
 from web.api.health import HealthView
+from web.frontend import AppView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -19,4 +20,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # The web app: one shell; its script routes by hash, and by path for Connect's return and refresh links.
+    path("", AppView.as_view(), name="app"),
+    path("connect/return", AppView.as_view(), name="connect-return"),
+    path("connect/refresh", AppView.as_view(), name="connect-refresh"),
 ]
