@@ -1,40 +1,64 @@
 """The one module that turns decimal strings into minor units and back, and splits money.
 
-Below the API every amount is an integer number of cents with a currency. The split rounds the
-app fee half up and gives the listener the rest, so the two shares always add up to the total.
+Below the API every amount is an integer number of minor units ("cents") with a currency. Talkpay
+runs in one currency end to end, `settings.STRIPE_CURRENCY`: bookings are priced, charged, refunded
+and paid out in it. A currency's minor unit follows its exponent as Stripe counts it: two decimals
+for most, none for the zero-decimal currencies (JPY: 500 is ¥500), so nothing multiplies by 100
+blindly. The split rounds the app fee half up and gives the listener the rest, so the two shares
+always add up to the total.
 """
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
+# Stripe's zero-decimal currencies: amounts are whole units.
+ZERO_DECIMAL = frozenset(
+    {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
+)
+
+
+def default_currency() -> str:
+    from django.conf import settings
+
+    return settings.STRIPE_CURRENCY.lower()
+
+
+def exponent(currency: str | None = None) -> int:
+    """How many decimals the currency's minor unit has (2 for usd and eur, 0 for jpy)."""
+    return 0 if (currency or default_currency()).lower() in ZERO_DECIMAL else 2
+
+
+def _quantum(currency: str | None) -> Decimal:
+    return Decimal(1).scaleb(-exponent(currency))
 
 
 class MoneyError(ValueError):
     pass
 
 
-def to_cents(amount: Decimal | str | int | float) -> int:
-    """`"30.00"` → 3000. Refuses fractions of a cent rather than rounding money silently."""
+def to_cents(amount: Decimal | str | int | float, currency: str | None = None) -> int:
+    """`"30.00"` → 3000 (usd), `"500"` → 500 (jpy). Refuses fractions of a minor unit rather than
+    rounding money silently."""
     try:
         value = Decimal(str(amount))
     except InvalidOperation as error:
         raise MoneyError(f"{amount!r} is not an amount.") from error
     if not value.is_finite():
         raise MoneyError(f"{amount!r} is not an amount.")
-    if value != value.quantize(CENT):
+    if value != value.quantize(_quantum(currency)):
         raise MoneyError(f"{amount!r} has fractions of a cent.")
-    return int(value * 100)
+    return int(value.scaleb(exponent(currency)))
 
 
-def to_decimal(cents: int) -> Decimal:
-    """3000 → Decimal("30.00")."""
-    return (Decimal(int(cents)) / 100).quantize(CENT)
+def to_decimal(cents: int, currency: str | None = None) -> Decimal:
+    """3000 → Decimal("30.00") (usd); 500 → Decimal("500") (jpy)."""
+    return Decimal(int(cents)).scaleb(-exponent(currency)).quantize(_quantum(currency))
 
 
-def format_amount(cents: int) -> str:
+def format_amount(cents: int, currency: str | None = None) -> str:
     """3000 → "30.00", the API's money format."""
-    return str(to_decimal(cents))
+    return str(to_decimal(cents, currency))
 
 
 @dataclass(frozen=True)

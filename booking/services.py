@@ -52,7 +52,8 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
         raise Invalid("The session must be scheduled in the future.", field="scheduled_at")
 
     ends_at = Booking.end_for(scheduled_at, package.duration_minutes)
-    shares = money.split(money.to_cents(package.price), package.app_fee_percentage)
+    currency = money.default_currency()  # one currency end to end: charged, refunded and paid out in it
+    shares = money.split(money.to_cents(package.price, currency), package.app_fee_percentage)
     slot_taken = Conflict("The listener already has a booking at this time.", field="scheduled_at", code="slot_taken")
     try:
         with transaction.atomic():
@@ -65,6 +66,7 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
                 scheduled_at=scheduled_at,
                 ends_at=ends_at,
                 notes=notes,
+                currency=currency,
                 total_amount=shares.total,
                 app_fee=shares.app_fee,
                 listener_amount=shares.listener,

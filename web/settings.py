@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -190,7 +191,9 @@ STRIPE_WEBHOOK_SECRETS_OLD = env.list("STRIPE_WEBHOOK_SECRETS_OLD", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 # Base URL of the Stripe emulator. Empty means the real Stripe API.
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
-STRIPE_CURRENCY = env("STRIPE_CURRENCY", default="usd")
+STRIPE_CURRENCY = env("STRIPE_CURRENCY", default="usd").lower()
+if not (len(STRIPE_CURRENCY) == 3 and STRIPE_CURRENCY.isalpha()):
+    raise ImproperlyConfigured(f"STRIPE_CURRENCY must be a three-letter ISO code, not {STRIPE_CURRENCY!r}")
 STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 

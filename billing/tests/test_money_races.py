@@ -210,3 +210,28 @@ def test_item17_a_disputed_payment_cannot_be_cancelled_for_a_refund_stripe_would
     assert refused.value.code == "disputed"
     assert not Refund.objects.filter(payment__booking=booking).exists()
     assert_ledger_clean()
+
+
+def test_item15_one_currency_end_to_end_with_minor_units_from_its_exponent(stripe_emulator, settings):
+    from billing import money
+
+    # a zero-decimal currency has no cents; a two-decimal one has
+    assert money.to_cents("500", "jpy") == 500
+    assert money.format_amount(500, "jpy") == "500"
+    assert money.to_cents("30.00", "eur") == 3000
+    with pytest.raises(money.MoneyError):
+        money.to_cents("500.50", "jpy")
+
+    # given the platform runs in eur, a booking is charged in eur, not usd
+    settings.STRIPE_CURRENCY = "eur"
+    booking = booking_services.booking_create(
+        talker=TalkerFactory(),
+        listener_id=ListenerFactory().pk,
+        package_id=PackageFactory(price="50.00").pk,
+        scheduled_at=timezone.now() + timedelta(days=3),
+    )
+    payment = payments.payment_intent_create(payment_id=booking.payment.pk)
+    assert (booking.currency, payment.currency) == ("eur", "eur")
+    assert (payment.amount, payment.app_fee, payment.listener_amount) == (5000, 500, 4500)
+    intent = _stripe_intent(payment)
+    assert (intent["amount"], intent["currency"]) == (5000, "eur")
