@@ -90,7 +90,7 @@ def seed_payments(count: int) -> list[dict]:
 
     from billing import money
     from billing.models import Payment
-    from billing.webhooks.testing import payment_intent_object
+    from billing.tests.stripe_events import payment_intent_object
     from booking.models import Booking, BookingPackage
     from web.models import User
 
@@ -131,7 +131,7 @@ def seed_payments(count: int) -> list[dict]:
 
 def signed_requests(intents: list[dict], path: str) -> list[bytes]:
     """Whole HTTP/1.1 requests, one distinct signed event each, built before the clock starts."""
-    from billing.webhooks.testing import sign, stripe_event
+    from billing.tests.stripe_events import sign, stripe_event
 
     requests = []
     for intent in intents:
@@ -146,7 +146,7 @@ def signed_requests(intents: list[dict], path: str) -> list[bytes]:
 
 
 def random_intents(count: int) -> list[dict]:
-    from billing.webhooks.testing import payment_intent_object
+    from billing.tests.stripe_events import payment_intent_object
 
     return [payment_intent_object(status="succeeded", amount=random.choice([3000, 5000, 7000])) for _ in range(count)]
 

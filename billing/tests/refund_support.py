@@ -3,45 +3,20 @@ Stripe's own events delivered signed to our webhook intake, and the ledger's inv
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import io
-import json
 import time
 from datetime import timedelta
 
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from billing import ledger, payments, stripe_gateway
-from billing.models import Payment, WebhookEvent
+from billing.models import Payment
+from billing.tests.stripe_events import deliver
 from booking import services as booking_services
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from web.tests.factories import ListenerFactory, TalkerFactory
-
-
-def sign(body: str, *, secret: str | None = None, timestamp: int | None = None) -> str:
-    """A `Stripe-Signature` header, computed the way Stripe computes it."""
-    timestamp = timestamp or int(time.time())
-    secret = secret or settings.STRIPE_WEBHOOK_SECRET
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def deliver(event: dict) -> str:
-    """Deliver one event as Stripe would (signed raw body) to the intake, then process it the way the
-    webhook worker does. Returns the stored event's status."""
-    from billing.webhooks.intake import webhook_receive
-    from billing.webhooks.processing import webhook_event_process
-
-    body = json.dumps(event)
-    receipt = webhook_receive(
-        body=body.encode(), signature_header=sign(body), headers={"Content-Type": "application/json"}
-    )
-    webhook_event_process(webhook_event_id=receipt.webhook_event_id)
-    return WebhookEvent.objects.get(pk=receipt.webhook_event_id).status
 
 
 class StripeEvents:

@@ -11,7 +11,7 @@ from django.db import IntegrityError, InternalError, connection, transaction
 from billing import ledger
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, Payment
 from billing.tests.factories import PaymentFactory
-from billing.webhooks.testing import (
+from billing.tests.stripe_events import (
     charge_object,
     deliver,
     payment_intent_object,

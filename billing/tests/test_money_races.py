@@ -96,7 +96,7 @@ def test_item10_a_payment_that_succeeds_on_a_cancelled_booking_is_refunded_in_fu
     )
     delivered = events.deliver_new()
     for event in delivered:
-        from billing.tests.refund_support import deliver
+        from billing.tests.stripe_events import deliver
 
         deliver({**event, "id": event["id"] + "_dup"})
 
@@ -135,7 +135,7 @@ def test_item12_a_dispute_seen_before_the_success_restores_the_paid_state_when_w
     stripe_emulator.post(f"/_emulator/disputes/{dispute_id}/close", {"outcome": "won"})
     events.deliver_new()
     for event in held_back:
-        from billing.tests.refund_support import deliver
+        from billing.tests.stripe_events import deliver
 
         deliver(event)
 

@@ -11,24 +11,17 @@ from django.db import connection
 
 from billing.models import LedgerTransaction, Payment, WebhookEvent
 from billing.tests.factories import PaymentFactory
+from billing.tests.stripe_events import payment_intent_object, signed_body, stripe_event, stripe_id
 from billing.webhooks.processing import webhook_event_process
-from billing.webhooks.testing import payment_intent_object, signed_body, stripe_event, stripe_id
 from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
+from web.tests.support import eventually
 
 COPIES = 50
 
 
 def _payment() -> Payment:
     return PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
-
-
-def _wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
 
 
 def _at_once(count: int, fn) -> list:
@@ -68,7 +61,7 @@ def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_wor
     codes = _at_once(COPIES, stripe_delivers)
 
     assert codes == [200] * COPIES
-    _wait_for(lambda: WebhookEvent.objects.get(stripe_event_id=event["id"]).status == WebhookEvent.Status.PROCESSED)
+    eventually(lambda: WebhookEvent.objects.get(stripe_event_id=event["id"]).status == WebhookEvent.Status.PROCESSED)
     assert WebhookEvent.objects.filter(stripe_event_id=event["id"]).count() == 1
     assert LedgerTransaction.objects.filter(payment=payment).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).count() == 1

@@ -26,6 +26,7 @@ from booking.tests.factories import PackageFactory
 from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
 from web.tests.factories import ListenerFactory, TalkerFactory
+from web.tests.support import eventually
 
 BOOKINGS = 200
 CLIENTS = 4
@@ -50,14 +51,6 @@ PARTIAL = 1001
 class Outcome:
     booking_id: int
     plan: str
-
-
-def _wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -154,7 +147,7 @@ def test_200_bookings_paid_under_webhook_chaos_end_in_the_right_state(live_serve
     # A delivery may time out on a loaded machine; Stripe (the emulator) retries it until it lands.
     never_delivered = {d["event_id"] for d in deliveries} - {d["event_id"] for d in deliveries if d["success"]}
     assert not never_delivered
-    _wait_for(
+    eventually(
         lambda: not WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING).exists(),
         timeout=60,
         what="the worker to process every event",

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import ScopedRateThrottle
 
 from billing.models import WebhookEvent, WebhookRejection
+from billing.tests.stripe_events import payment_intent_object, sign, signed_body, stripe_event
 from billing.webhooks import intake
-from billing.webhooks.testing import payment_intent_object, sign, signed_body, stripe_event
 from web.testing import WEBHOOK_PATH
 from web.tests.factories import TalkerFactory
 

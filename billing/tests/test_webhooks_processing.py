@@ -11,7 +11,7 @@ from django.core.management import call_command
 from billing import ledger
 from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
 from billing.tests.factories import PaymentFactory
-from billing.webhooks.testing import (
+from billing.tests.stripe_events import (
     card_declined_error,
     charge_object,
     deliver,
@@ -261,9 +261,9 @@ def test_events_we_do_not_handle_or_for_intents_not_ours_are_recorded_and_ignore
 
 
 def test_an_event_for_a_payment_whose_intent_id_is_not_saved_yet_waits_for_it_instead_of_trusting_metadata():
+    from billing.tests.stripe_events import signed_body
     from billing.webhooks.intake import webhook_receive
     from billing.webhooks.processing import WebhookHandlerFailed, webhook_event_process
-    from billing.webhooks.testing import signed_body
 
     # given an event naming our payment only through metadata (our worker has not saved the intent id yet)
     payment = _awaiting_payment()

@@ -1,7 +1,6 @@
 """A handler that crashes is retried by the worker with backoff, left visibly failed after its last
 try, and replayable by id (command or admin) once the cause is fixed; replaying changes nothing more."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -12,11 +11,12 @@ from django.utils import timezone
 from billing import tasks
 from billing.models import LedgerTransaction, Payment, WebhookEvent
 from billing.tests.factories import PaymentFactory
+from billing.tests.stripe_events import deliver, payment_intent_object, signed_body, stripe_event, stripe_id
 from billing.webhooks import processing
 from billing.webhooks.dispatch import webhook_handlers
-from billing.webhooks.testing import deliver, payment_intent_object, signed_body, stripe_event, stripe_id
 from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
+from web.tests.support import eventually
 
 
 class Crashing:
@@ -54,14 +54,6 @@ def _succeeded_event() -> tuple[Payment, dict]:
     return payment, stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
 
 
-def _wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.05)
-
-
 def _post(client, event: dict):
     body, signature = signed_body(event)
     return client.post(WEBHOOK_PATH, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
@@ -80,7 +72,7 @@ def test_a_crashing_handler_is_retried_by_the_worker_until_it_succeeds(
 
     assert _post(api_client, event).status_code == 200
 
-    _wait_for(lambda: _stored(event).status == WebhookEvent.Status.PROCESSED)
+    eventually(lambda: _stored(event).status == WebhookEvent.Status.PROCESSED)
     assert (_stored(event).attempts, crashing.calls) == (3, 3)
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
     assert LedgerTransaction.objects.filter(payment=payment).count() == 1
@@ -96,7 +88,7 @@ def test_after_the_last_try_the_event_stays_failed_and_a_replay_processes_it_onc
     _post(api_client, event)
 
     tries = tasks.WEBHOOK_MAX_RETRIES + 1
-    _wait_for(lambda: _stored(event).status == WebhookEvent.Status.FAILED)
+    eventually(lambda: _stored(event).status == WebhookEvent.Status.FAILED)
     stored = _stored(event)
     assert stored.attempts == tries
     assert "server closed the connection unexpectedly" in stored.last_error

@@ -2,7 +2,6 @@
 (duplicated and reordered on purpose), a real Celery worker processes them and runs the refund and
 clawback tasks, and the books end exact."""
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -24,19 +23,9 @@ from booking.tests.factories import PackageFactory
 from payouts.models import Clawback, ListenerPayout, Payout
 from web.testing import WEBHOOK_PATH
 from web.tests.factories import TalkerFactory, UserFactory
+from web.tests.support import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def _eventually(condition, *, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _settled(stripe_emulator) -> bool:
@@ -62,13 +51,13 @@ def _paid_out_booking(emulator) -> Booking:
         package_id=PackageFactory(price="33.33").pk,
         scheduled_at=timezone.now() + timedelta(days=2),
     )
-    intent_id = _eventually(
+    intent_id = eventually(
         lambda: Payment.objects.get(booking=booking).stripe_payment_intent_id, what="the PaymentIntent worker"
     )
     stripe_gateway.call(
         stripe_gateway.client().v1.payment_intents.confirm, intent_id, params={"payment_method": "pm_card_visa"}
     )
-    _eventually(
+    eventually(
         lambda: Booking.objects.get(pk=booking.pk).status == Booking.Status.CONFIRMED, what="payment_intent.succeeded"
     )
     complete_session(booking)
@@ -87,13 +76,13 @@ def test_taking_money_back_after_payout_reverses_the_transfer_once_through_the_r
         refund_create_for_admin(payment_id=payment.pk, amount=3333, reason="never happened", admin=UserFactory())
     else:
         dispute = wired.post(f"/_emulator/charges/{payment.stripe_charge_id}/dispute")
-        _eventually(lambda: _settled(wired), what="the dispute's events")
+        eventually(lambda: _settled(wired), what="the dispute's events")
         wired.post(f"/_emulator/disputes/{dispute['id']}/close", {"outcome": "lost"})
 
-    clawback = _eventually(
+    clawback = eventually(
         lambda: Clawback.objects.filter(status=Clawback.Status.REVERSED).first(), what="the clawback worker"
     )
-    _eventually(lambda: _settled(wired), what="every webhook processed")
+    eventually(lambda: _settled(wired), what="every webhook processed")
 
     payout = Payout.objects.get(listener=booking.listener)
     transfer = stripe_gateway.as_dict(

@@ -6,7 +6,7 @@ import pytest
 from billing import ledger
 from billing.models import Payment
 from billing.tests.factories import PaymentFactory
-from billing.webhooks.testing import (
+from billing.tests.stripe_events import (
     charge_object,
     deliver,
     payment_intent_object,

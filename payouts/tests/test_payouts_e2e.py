@@ -2,8 +2,6 @@
 transfer.reversed to our endpoint (live server), a real Celery worker dispatches them to the payouts
 handlers, and payout runs act on the result."""
 
-import time
-
 import pytest
 from django.conf import settings
 
@@ -15,17 +13,9 @@ from payouts.periods import period_parse
 from payouts.tests.conftest import at, stripe_transfers
 from payouts.tests.factories import ListenerPayoutFactory
 from web.testing import WEBHOOK_PATH
+from web.tests.support import eventually
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(condition, *, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"not true within {timeout} s: {condition.__doc__ or condition}")
 
 
 @pytest.fixture
@@ -54,7 +44,7 @@ def test_onboarding_on_stripe_releases_held_earnings_and_a_reversal_comes_back_t
         """account.updated applied"""
         return StripeListenerAccount.objects.filter(stripe_account_id=account_id, payouts_enabled=True).exists()
 
-    wait_for(account_ready)
+    eventually(account_ready)
 
     # then the next run pays what accrued
     services.payout_run(period=week)
@@ -68,7 +58,7 @@ def test_onboarding_on_stripe_releases_held_earnings_and_a_reversal_comes_back_t
         """transfer.reversed applied"""
         return Payout.objects.filter(pk=payout.pk, amount_reversed=1000).exists()
 
-    wait_for(reversal_booked)
+    eventually(reversal_booked)
 
     # then the ledger owes the listener the reversed 10.00 again
     assert ledger.balance(ledger.listener_payable(listener.pk)) == 1000
