@@ -409,6 +409,14 @@ def _reversal_sync(*, payment: Payment, refund: Refund) -> bool:
         cents=delta_listener,
         cause=f"refund-{refund.pk}" if refund.status == R.SUCCEEDED else f"refund-{refund.pk}-{refund.status}",
     )
+    if refund.status == R.FAILED and not fully_refunded:
+        # The money stayed with us: the booking is no longer refunded, and the listener's share of a
+        # cancelled booking waits, held, for an operator (the refund is listed as failed in the admin).
+        changed = owners.bookings().booking_refund_failed(booking_id=booking_id) or changed
+        payment.booking.refresh_from_db(fields=["status"])
+        if payment.booking.status == "cancelled":
+            changed = bool(owners.payouts().earning_hold(payment_id=payment.pk)) or changed
+        logger.error("refund %s of payment %s failed on Stripe: %s", refund.pk, payment.pk, refund.failure_reason)
     return changed
 
 

@@ -248,6 +248,17 @@ def booking_mark_refunded(*, booking_id: int) -> bool:
     return True
 
 
+def booking_refund_failed(*, booking_id: int) -> bool:
+    """A refund that had refunded everything failed on Stripe: the money is ours again, so the booking
+    is no longer refunded: cancelled if it was, otherwise paid (confirmed)."""
+    booking = booking_lock(booking_id=booking_id)
+    if booking.status != Booking.Status.REFUNDED:
+        return False
+    booking.status = Booking.Status.CANCELLED if booking.cancelled_at else Booking.Status.CONFIRMED
+    booking.save(update_fields=["status", "updated_at"])
+    return True
+
+
 def booking_dispute_freeze(*, booking_id: int) -> str:
     """The payment is disputed: freeze the booking. Returns the status it had, to restore later."""
     booking = booking_lock(booking_id=booking_id)

@@ -235,3 +235,30 @@ def test_item15_one_currency_end_to_end_with_minor_units_from_its_exponent(strip
     assert (payment.amount, payment.app_fee, payment.listener_amount) == (5000, 500, 4500)
     intent = _stripe_intent(payment)
     assert (intent["amount"], intent["currency"]) == (5000, "eur")
+
+
+def test_item11_a_refund_that_fails_gives_back_a_state_that_matches_where_the_money_is(stripe_emulator, events):
+    # given a booking cancelled early and refunded in full, confirmed by Stripe
+    booking = paid_booking(events, hours_ahead=72)
+    booking_services.booking_cancel(booking_id=booking.pk, user=booking.talker)
+    _send_refunds(events)
+    booking.refresh_from_db()
+    assert booking.status == Booking.Status.REFUNDED
+    refund = Refund.objects.get(payment__booking=booking)
+
+    # when the refund fails on Stripe afterwards (the card was closed)
+    stripe_emulator.post(
+        f"/_emulator/refunds/{refund.stripe_refund_id}/fail", {"failure_reason": "expired_or_canceled_card"}
+    )
+    events.deliver_new()
+
+    # then the money is ours again: the booking is cancelled (not refunded), the refund failed, and the
+    # listener's share is held for an operator instead of lying pending with no payable date
+    booking.refresh_from_db()
+    refund.refresh_from_db()
+    earning = ListenerPayout.objects.get(booking=booking)
+    assert booking.status == Booking.Status.CANCELLED
+    assert refund.status == Refund.Status.FAILED
+    assert (earning.status, earning.net_amount) == (ListenerPayout.Status.HELD, 2700)
+    assert_ledger_clean()
+    _assert_totals_equal_stripe(booking.payment)
