@@ -1,19 +1,28 @@
-"""Print the import graph between Talkpay's apps (tests and migrations aside): `python -m scripts.import_graph`."""
+"""Print the import graph between Talkpay's apps (tests and migrations aside):
+`PYTHONPATH=. .venv/bin/python scripts/import_graph.py`."""
 
-import sys, grimp, collections
+import collections
+import os
 
-apps = ["web", "booking", "billing", "payouts", "workers", "common"]
-present = [a for a in apps if __import__("os").path.isdir(a)]
-g = grimp.build_graph(*present)
-edges = collections.Counter()
-for m in g.modules:
-    if ".tests" in m or ".migrations" in m:
-        continue
-    for imp in g.find_modules_directly_imported_by(m):
-        if ".tests" in imp:
+import grimp
+
+APPS = ["web", "booking", "billing", "payouts", "workers", "common"]
+
+
+def main() -> None:
+    present = [app for app in APPS if os.path.isdir(app)]
+    graph = grimp.build_graph(*present)
+    edges: collections.Counter = collections.Counter()
+    for module in graph.modules:
+        if ".tests" in module or ".migrations" in module:
             continue
-        a, b = m.split(".")[0], imp.split(".")[0]
-        if a != b and b in present:
-            edges[(a, b)] += 1
-for (a, b), n in sorted(edges.items()):
-    print(f"{a} -> {b}: {n} module imports")
+        for imported in graph.find_modules_directly_imported_by(module):
+            source, target = module.split(".")[0], imported.split(".")[0]
+            if ".tests" not in imported and source != target and target in present:
+                edges[(source, target)] += 1
+    for (source, target), count in sorted(edges.items()):
+        print(f"{source} -> {target}: {count} module imports")
+
+
+if __name__ == "__main__":
+    main()
