@@ -25,8 +25,8 @@ lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m mypy
-	$(PY) manage.py makemigrations --check --dry-run
+	DJANGO_DEBUG=true $(PY) -m mypy
+	DJANGO_DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
 format: install
 	$(PY) -m ruff check --fix .
@@ -38,13 +38,13 @@ bench: install
 	@for script in bench/*_bench.py; do [ "$$script" = bench/emulator_bench.py ] || $(PY) $$script || exit 1; done
 
 migrate: install
-	$(PY) manage.py migrate
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py migrate
 
 schedules: install
-	$(PY) manage.py setup_schedules
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py setup_schedules
 
 shell: install
-	$(PY) manage.py shell
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py shell
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .ruff_cache

@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class User(AbstractUser):
@@ -12,6 +13,15 @@ class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.TALKER)
     # A listener can pause new bookings without leaving the marketplace.
     accepts_bookings = models.BooleanField(default=True)
+    # Bumped to revoke every token issued so far (web.tokens); a password change revokes them too.
+    token_generation = models.PositiveIntegerField(default=0)
+
+    class Meta(AbstractUser.Meta):
+        constraints = [
+            # "raceuser" and "RACEUSER" are the same person to sign-in and to a reader; two concurrent
+            # registrations cannot both pass the service's check.
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+        ]
 
     @property
     def is_talker(self) -> bool:

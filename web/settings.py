@@ -16,8 +16,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-insecure-talkpay-secret-key-change-me-in-production")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# The secrets (SECRET_KEY, the JWT signing key, Stripe's) are read in the "Security" block at the end.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -44,11 +45,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "web.middleware.ApiResponseMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -229,3 +232,102 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Security: secrets, transport, brute force (issue 11) ------------------------------------------
+# Development (DEBUG on) may fall back to the values below; with DEBUG off none of them is accepted and
+# the process refuses to start, naming every missing or committed secret (see README, "Security").
+
+DEV_SECRET_KEY = "dev-insecure-talkpay-secret-key"
+DEV_JWT_SIGNING_KEY = "dev-insecure-talkpay-jwt-signing-key"
+# Every secret value ever committed to this repository: refused in production even when set explicitly.
+COMMITTED_SECRETS = frozenset(
+    {
+        DEV_SECRET_KEY,
+        DEV_JWT_SIGNING_KEY,
+        "dev-insecure-talkpay-secret-key-change-me-in-production",
+        "change-me",
+        "build",
+        "sk_test_talkpay_emulator",
+        "pk_test_talkpay_emulator",
+        "whsec_talkpay_emulator_dev_secret",
+        "whsec_compose_emulator_secret",
+        "whsec_talkpay_test_secret",
+    }
+)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default=DEV_SECRET_KEY if DEBUG else "")
+# Signs the API's JWTs. Its own key, so rotating it logs API clients out without touching Django's signing.
+JWT_SIGNING_KEY = env("JWT_SIGNING_KEY", default=DEV_JWT_SIGNING_KEY if DEBUG else "")
+SIMPLE_JWT["SIGNING_KEY"] = JWT_SIGNING_KEY
+
+if not DEBUG:
+    from web.secrets import insecure_settings
+
+    _insecure = insecure_settings(
+        {
+            "DJANGO_SECRET_KEY": SECRET_KEY,
+            "JWT_SIGNING_KEY": JWT_SIGNING_KEY,
+            "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
+            "STRIPE_PUBLISHABLE_KEY": STRIPE_PUBLISHABLE_KEY,
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+        },
+        committed=COMMITTED_SECRETS,
+    )
+    if _insecure:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "Refusing to start with DJANGO_DEBUG off: " + "; ".join(_insecure) + ". See README, Security."
+        )
+
+# Reverse proxies in front of the web (load balancer, ingress) that append to X-Forwarded-For. The client
+# address is the one the outermost trusted proxy saw; 0 means REMOTE_ADDR, and the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+if TRUSTED_PROXY_COUNT:
+    # The proxy terminates TLS and says so; without a trusted proxy the header could be forged.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# HTTPS everywhere in production. Each can be turned off (e.g. the test suite speaks plain HTTP).
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come from inside the network, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Request bodies above this many bytes answer 413 (JSON under /api/); nothing legitimate is near it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=1024 * 1024)
+
+# Brute force: django-axes locks a username, and separately a client address, after AXES_FAILURE_LIMIT
+# failed sign-ins (admin and the token endpoint) for AXES_COOLOFF_MINUTES.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "web.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "web.api.auth.lockout_response"
+AXES_USERNAME_CALLABLE = "web.api.auth.lockout_username"
+AXES_VERBOSE = False
+
+# Throttles count in Redis, shared by every web process; when Redis is down they count per process
+# instead of failing the request (web.cache.FallbackRedisCache).
+CACHES["throttle"] = {
+    "BACKEND": "web.cache.FallbackRedisCache",
+    "LOCATION": env("THROTTLE_REDIS_URL", default=REDIS_URL),
+    "KEY_PREFIX": "talkpay-throttle",
+    "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+}
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["web.api.throttling.UserThrottle", "web.api.throttling.AnonThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"] = env("API_THROTTLE_AUTH", default="20/min")
+REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = ["web.tokens.StampedJWTAuthentication"]
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["web.api.parsers.SafeJSONParser"]
+SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
+    "drf_spectacular.hooks.postprocess_schema_enums",
+    "web.api.schema.add_error_responses",
+]

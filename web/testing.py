@@ -9,7 +9,6 @@ import time
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 WEBHOOK_PATH = "/api/payment/stripe/webhook/"
 
@@ -100,8 +99,10 @@ def celery_worker(celery_worker_session, transactional_db):
 
 
 def auth_client(user) -> APIClient:
+    from web.tokens import UserRefreshToken
+
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {UserRefreshToken.for_user(user).access_token}")
     return client
 
 

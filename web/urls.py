@@ -1,17 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from web.api.auth import MeView, RegisterView
+from web.api.auth import LogoutView, MeView, PasswordChangeView, RegisterView, TokenObtainView, TokenRefreshView
 from web.api.health import HealthView
 from web.frontend import AppView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
+    path("api/auth/token/", TokenObtainView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
+    path("api/auth/logout/", LogoutView.as_view(), name="logout"),
+    path("api/auth/password/", PasswordChangeView.as_view(), name="password_change"),
     path("api/auth/register/", RegisterView.as_view(), name="register"),
     path("api/auth/me/", MeView.as_view(), name="me"),
     path("api/payment/", include("booking.api.urls")),

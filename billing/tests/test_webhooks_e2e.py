@@ -17,7 +17,6 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from billing import ledger, money
 from billing.models import Payment, WebhookEvent
@@ -27,6 +26,7 @@ from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
 from web.tests.factories import ListenerFactory, TalkerFactory
 from web.tests.support import eventually
+from web.tokens import UserRefreshToken
 
 BOOKINGS = 200
 CLIENTS = 4
@@ -77,7 +77,7 @@ def test_200_bookings_paid_under_webhook_chaos_end_in_the_right_state(live_serve
     def talker_session(client_number: int) -> None:
         talker = talkers[client_number]
         api = requests.Session()
-        api.headers["Authorization"] = f"Bearer {RefreshToken.for_user(talker).access_token}"
+        api.headers["Authorization"] = f"Bearer {UserRefreshToken.for_user(talker).access_token}"
         browser = stripe_emulator.stripe_client(api_key=settings.STRIPE_PUBLISHABLE_KEY)
         try:
             for n in range(client_number, BOOKINGS, CLIENTS):

@@ -1,0 +1,91 @@
+"""The error side of the OpenAPI schema: one Error shape, and the statuses every operation can answer."""
+
+from __future__ import annotations
+
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable machine-readable code (invalid, not_authenticated, locked_out…).")
+    message = serializers.CharField(help_text="A sentence for people; names the first offending field.")
+    fields = serializers.DictField(help_text="Messages per input field (empty when the error is not about a field).")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """`{"error": {...}}`; DRF's per-field messages (or `detail`) are repeated at the top level."""
+
+    error = ErrorBodySerializer()
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input; `error.fields` names the fields.",
+    401: "Missing, invalid, expired or revoked credentials.",
+    403: "Authenticated but not allowed.",
+    404: "No such object (or not yours).",
+    405: "Method not allowed.",
+    406: "Only application/json is served.",
+    409: "The object's state does not allow this now.",
+    413: "Request body too large.",
+    415: "Only application/json bodies are accepted.",
+    429: "Throttled or locked out; retry later.",
+    500: "Unexpected server error (always JSON; the incident is logged).",
+    503: "A dependency (Stripe, the broker) is unavailable; retry later.",
+}
+
+# Answers any operation can give, whatever the view declares: parsing, content negotiation, throttling and
+# the middleware's body limit run before the view.
+COMMON_ERRORS = (400, 405, 406, 413, 415, 429)
+
+
+def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in statuses}
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": '`{"error": {...}}`; DRF\'s per-field messages (or `detail`) are repeated at the top level.',
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": True},
+            },
+            "required": ["code", "message", "fields"],
+        }
+    },
+    "required": ["error"],
+}
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: every operation documents the common error answers (and
+    authenticated ones 401 and 403, those with an id in the path 404), in the one Error shape."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"$ref": "#/components/schemas/Error"}
+    for path, path_item in result.get("paths", {}).items():
+        for method, operation in path_item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            statuses = list(COMMON_ERRORS)
+            if operation.get("security") and {} not in operation["security"]:
+                statuses += [401, 403]
+            if "{" in path:
+                statuses.append(404)
+            responses = operation.setdefault("responses", {})
+            for code in statuses:
+                responses.setdefault(
+                    str(code),
+                    {"content": {"application/json": {"schema": ref}}, "description": ERROR_DESCRIPTIONS[code]},
+                )
+    return result
+
+
+class StampedJWTScheme(SimpleJWTScheme):
+    """The API's Bearer JWT, documented as simplejwt's (the stamp check changes nothing on the wire)."""
+
+    target_class = "web.tokens.StampedJWTAuthentication"
+    name = "jwtAuth"

@@ -1,0 +1,33 @@
+"""Throttles keyed on the trusted client address (web.client_ip) and counted in the shared Redis cache."""
+
+from django.core.cache import caches
+from rest_framework import throttling
+
+from web.client_ip import client_ip
+
+
+class _SharedCounting:
+    @property
+    def cache(self):
+        return caches["throttle"]
+
+    def get_ident(self, request) -> str:
+        return client_ip(request)
+
+
+class UserThrottle(_SharedCounting, throttling.UserRateThrottle):
+    pass
+
+
+class AnonThrottle(_SharedCounting, throttling.AnonRateThrottle):
+    pass
+
+
+class AuthThrottle(_SharedCounting, throttling.SimpleRateThrottle):
+    """Sign-in, refresh and registration, per client address whoever is signed in (django-axes adds the
+    per-username lockout on top)."""
+
+    scope = "auth"
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

@@ -1,0 +1,52 @@
+"""A Redis cache that degrades to per-process memory while Redis is unreachable.
+
+The throttles count here: shared by every web process when Redis is up, per process (still limiting,
+never failing the request) when it is down. After a failure Redis is left alone for RETRY_AFTER seconds,
+so a dead Redis costs one connection timeout per process and pause, not one per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER = 5.0
+
+
+def _with_fallback(name: str):
+    def method(self, *args, **kwargs):
+        if time.monotonic() >= self._redis_down_until:
+            try:
+                return getattr(super(FallbackRedisCache, self), name)(*args, **kwargs)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                logger.warning("cache %s: Redis unreachable (%s); counting in this process", self._alias, error)
+                self._redis_down_until = time.monotonic() + RETRY_AFTER
+        return getattr(self._local, name)(*args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+class FallbackRedisCache(RedisCache):
+    def __init__(self, server, params):
+        super().__init__(server, params)
+        self._alias = params.get("KEY_PREFIX", "cache")
+        self._local = LocMemCache(f"fallback-{self._alias}", {"KEY_PREFIX": params.get("KEY_PREFIX", "")})
+        self._redis_down_until = 0.0
+
+    get = _with_fallback("get")
+    set = _with_fallback("set")
+    add = _with_fallback("add")
+    delete = _with_fallback("delete")
+    touch = _with_fallback("touch")
+    incr = _with_fallback("incr")
+    has_key = _with_fallback("has_key")
+    get_many = _with_fallback("get_many")
+    set_many = _with_fallback("set_many")
+    delete_many = _with_fallback("delete_many")

@@ -1,0 +1,43 @@
+"""JWTs that die with the credentials they were issued for.
+
+Each token carries an `auth` claim: an HMAC of the user's password hash and token generation. A password
+change (anywhere: API, admin, shell) or a revocation (user_tokens_revoke, e.g. on refresh-token reuse)
+changes it, so every access and refresh token issued before is refused at once, not at its expiry.
+"""
+
+from __future__ import annotations
+
+from django.utils.crypto import constant_time_compare, salted_hmac
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from web.models import User
+
+AUTH_CLAIM = "auth"
+
+
+def user_token_stamp(user: User) -> str:
+    return salted_hmac("talkpay.tokens", f"{user.password}:{user.token_generation}", algorithm="sha256").hexdigest()[
+        :32
+    ]
+
+
+def token_stamp_valid(*, user: User, token) -> bool:
+    return constant_time_compare(str(token.get(AUTH_CLAIM, "")), user_token_stamp(user))
+
+
+class UserRefreshToken(RefreshToken):
+    @classmethod
+    def for_user(cls, user: User) -> UserRefreshToken:
+        token = super().for_user(user)
+        token[AUTH_CLAIM] = user_token_stamp(user)  # copied into every access token made from it
+        return token
+
+
+class StampedJWTAuthentication(JWTAuthentication):
+    def get_user(self, validated_token):
+        user = super().get_user(validated_token)
+        if not token_stamp_valid(user=user, token=validated_token):
+            raise AuthenticationFailed("The token has been revoked; sign in again.", code="token_revoked")
+        return user
