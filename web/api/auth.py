@@ -123,8 +123,13 @@ def _revoke_on_reuse(raw: str) -> None:
         return
     if token.get("token_type") != "refresh":
         return
-    if BlacklistedToken.objects.filter(token__jti=token.get("jti")).exists() and token.get("user_id"):
-        user_tokens_revoke(user_id=token["user_id"])
+    if not BlacklistedToken.objects.filter(token__jti=token.get("jti")).exists():
+        return
+    user = User.objects.filter(pk=token.get("user_id")).first()
+    # A token of a family already revoked (password change, earlier reuse) changes nothing: replaying it
+    # must not let whoever holds it sign the user out of the session they started since.
+    if user is not None and token_stamp_valid(user=user, token=token):
+        user_tokens_revoke(user_id=user.pk)
 
 
 class TokenRefreshView(jwt_views.TokenRefreshView):
@@ -159,7 +164,7 @@ class LogoutView(APIView):
             refresh = UserRefreshToken(data.validated_data["refresh"])
         except TokenError:
             raise ApiError("The refresh token is invalid, expired or revoked.", status_code=400, field="refresh")
-        if refresh.get("user_id") != request.user.pk:
+        if str(refresh.get("user_id")) != str(request.user.pk):
             raise ApiError("The refresh token is not yours.", status_code=400, field="refresh")
         refresh.blacklist()
         if data.validated_data["everywhere"]:

@@ -81,6 +81,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         response.data = {"error": {"code": "invalid", "message": _first_message(fields), "fields": fields}, **fields}
     else:
         detail = getattr(exc, "detail", str(exc))
-        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        code = None
+        if isinstance(detail, dict):
+            # simplejwt's errors carry {"detail", "code", "messages"}: show its sentence, not a repr.
+            code = detail.get("code")
+            detail = detail.get("detail") or exc.default_detail
+        code = code or getattr(detail, "code", None) or getattr(exc, "default_code", "error")
         response.data = {"error": {"code": str(code), "message": str(detail), "fields": {}}, "detail": str(detail)}
     return response
