@@ -33,6 +33,12 @@ class PaymentSummarySerializer(serializers.ModelSerializer):
         )
 
     def get_client_secret(self, payment: Payment) -> str | None:
+        """Only the paying talker, and only while the payment can still move: the secret lets its holder
+        confirm the PaymentIntent and read its payment details, so the listener never sees it."""
+        request = self.context.get("request")
+        viewer_id = getattr(getattr(request, "user", None), "pk", None)
+        if viewer_id is None or viewer_id != payment.talker_id or payment.status in Payment.FINAL:
+            return None
         return payment.client_secret or None
 
 

@@ -66,11 +66,11 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return Booking.objects.none()
         return booking_list_for_user(user=self.request.user)
 
-    def _created_response(self, booking_id: int) -> Response:
+    def _created_response(self, request, booking_id: int) -> Response:
         booking = Booking.objects.select_related("payment").get(pk=booking_id)
         payment = _wait_for_intent(booking.payment.pk, settings.BOOKING_PAYMENT_WAIT_SECONDS)
         booking.payment = payment
-        body = BookingDetailSerializer(booking).data
+        body = BookingDetailSerializer(booking, context={"request": request}).data
         payment_data = body.pop("payment")
         payload = {"booking": body, "payment": payment_data}
         if payment.status == Payment.Status.AWAITING_INTENT:
@@ -89,26 +89,26 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             data = BookingCreateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             booking = services.booking_create(talker=request.user, **data.validated_data)
-            return self._created_response(booking.pk)
+            return self._created_response(request, booking.pk)
 
         return run_idempotent(
             request,
             endpoint="bookings.create_booking",
             handler=handler,
-            replay=lambda body: self._created_response(body["booking"]["id"]),
+            replay=lambda body: self._created_response(request, body["booking"]["id"]),
         )
 
     @extend_schema(request=None, responses=BookingDetailSerializer)
     @action(detail=True, methods=["post"])
     def start_session(self, request, pk=None):
         booking = services.booking_start(booking_id=self._booking_id(pk), user=request.user)
-        return Response(BookingDetailSerializer(booking).data)
+        return Response(BookingDetailSerializer(booking, context={"request": request}).data)
 
     @extend_schema(request=None, responses=BookingDetailSerializer)
     @action(detail=True, methods=["post"])
     def complete_session(self, request, pk=None):
         booking = services.booking_complete(booking_id=self._booking_id(pk), user=request.user)
-        return Response(BookingDetailSerializer(booking).data)
+        return Response(BookingDetailSerializer(booking, context={"request": request}).data)
 
     @extend_schema(request=BookingCancelInputSerializer, responses=BookingCancelResponseSerializer)
     @action(detail=True, methods=["post"])
@@ -118,7 +118,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         cancellation = services.booking_cancel(
             booking_id=self._booking_id(pk), user=request.user, reason=data.validated_data["reason"]
         )
-        return Response(BookingCancelResponseSerializer(cancellation).data)
+        return Response(BookingCancelResponseSerializer(cancellation, context={"request": request}).data)
 
     def _booking_id(self, pk) -> int:
         # 404 (not 403) for someone else's booking: its existence is not revealed.
