@@ -126,3 +126,24 @@ def broker_down():
         app.conf.broker_url, app.conf.broker_write_url = saved
         app._pool = None
         app.amqp._producer_pool = None
+
+
+def throttle_reset() -> None:
+    """Forget every throttle count (they live in Redis, shared by processes and kept between runs)."""
+    from django.core.cache import caches
+
+    cache = caches["throttle"]
+    try:
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(f"{cache.key_prefix}:*"))
+        if keys:
+            client.delete(*keys)
+    except Exception:
+        pass
+    cache._local.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts():
+    throttle_reset()
+    yield

@@ -1,13 +1,15 @@
 """`POST /api/payment/stripe/webhook/`: Stripe's deliveries. No user auth and no CSRF (the signature
 is the authentication), its own throttle scope, and nothing slow: verify, store, enqueue, answer."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from billing.webhooks.intake import webhook_receive
+from billing.webhooks.intake import SIGNATURE_HEADER, webhook_receive
+from web.api.schema import error_responses
+from web.api.throttling import ScopedThrottle
 
 
 def _request_headers(meta: dict) -> dict[str, str]:
@@ -20,10 +22,28 @@ def _request_headers(meta: dict) -> dict[str, str]:
 class StripeWebhookView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "stripe_webhook"
 
-    @extend_schema(request=None, responses={200: None, 400: None}, auth=[])
+    @extend_schema(
+        request={"application/json": {"type": "object", "description": "A Stripe event, exactly as Stripe sent it."}},
+        responses={
+            200: inline_serializer(
+                "WebhookReceipt", {"received": serializers.BooleanField(), "duplicate": serializers.BooleanField()}
+            ),
+            **error_responses(400),
+        },
+        parameters=[
+            OpenApiParameter(
+                SIGNATURE_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="Stripe's signature of the raw body (t=...,v1=...); a bad one is a 400.",
+            )
+        ],
+        auth=[],
+    )
     def post(self, request):
         meta = request.META
         receipt = webhook_receive(

@@ -31,3 +31,7 @@ class AuthThrottle(_SharedCounting, throttling.SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class ScopedThrottle(_SharedCounting, throttling.ScopedRateThrottle):
+    pass

@@ -55,10 +55,6 @@ def test_the_admin_login_is_locked_out_too(client, settings):
 @pytest.fixture
 def auth_rate(monkeypatch):
     monkeypatch.setattr(AuthThrottle, "rate", "3/min", raising=False)
-    yield
-    redis = caches["throttle"]._cache.get_client(write=True)
-    for key in redis.scan_iter("talkpay-throttle:*"):
-        redis.delete(key)
 
 
 @pytest.mark.usefixtures("auth_rate")
