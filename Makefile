@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint format bench migrate schedules shell clean
+.PHONY: install run test lint format bench fuzz migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ format: install
 bench: install
 	$(PY) bench/emulator_bench.py
 	@for script in bench/*_bench.py; do [ "$$script" = bench/emulator_bench.py ] || $(PY) $$script || exit 1; done
+
+## Schemathesis against a live server with the production settings: no 5xx, no undocumented status.
+fuzz: install
+	$(PY) -m scripts.fuzz
 
 migrate: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py migrate

@@ -73,7 +73,8 @@ def add_error_responses(result, generator, request, public):
             statuses = list(COMMON_ERRORS)
             if operation.get("security") and {} not in operation["security"]:
                 statuses += [401, 403]
-            if "{" in path:
+            paginated = any(parameter.get("name") == "page" for parameter in operation.get("parameters", []))
+            if "{" in path or paginated:  # DRF answers an out-of-range page with 404
                 statuses.append(404)
             responses = operation.setdefault("responses", {})
             for code in statuses:

@@ -1,4 +1,5 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from booking.models import BookingPackage
@@ -34,6 +35,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"package: {name} ${price}")
         if options["no_users"]:
             return
+        if not settings.DEBUG:
+            # Their password is published in this file: never on a production database.
+            raise CommandError("Demo users need DJANGO_DEBUG=true; use --no-users for the packages only.")
         for username, email, role in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username, defaults={"email": email, "role": role})
             if created:
