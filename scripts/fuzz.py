@@ -3,7 +3,7 @@
 Starts its own stack in `.run/fuzz/` (a fresh SQLite database, an embedded Redis, the Stripe emulator,
 gunicorn and one Celery worker), registers a talker, and lets schemathesis generate requests from the
 served OpenAPI schema, signed in as that talker. It fails on any 5xx, on any status code the schema does
-not declare, and on a non-JSON answer. Bounded: FUZZ_MAX_EXAMPLES cases per operation (default 25) and a
+not declare, and on a non-JSON answer. Bounded: FUZZ_MAX_EXAMPLES cases per operation (default 100) and a
 fixed seed (FUZZ_SEED), so a run takes minutes and is repeatable.
 """
 
@@ -54,7 +54,7 @@ def _schemathesis(base: str, access: str, role: str) -> list[str]:
         "--checks",
         CHECKS,
         "--max-examples",
-        os.environ.get("FUZZ_MAX_EXAMPLES", "25"),
+        os.environ.get("FUZZ_MAX_EXAMPLES", "100"),
         "--seed",
         os.environ.get("FUZZ_SEED", "1"),
         "--phases",

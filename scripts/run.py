@@ -45,6 +45,9 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
     env.setdefault("DJANGO_DEBUG", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    # Per-machine development secrets, kept in .run/ (production must set its own: README, Security).
+    env.setdefault("DJANGO_SECRET_KEY", _persistent_secret("django_secret_key", "dev-"))
+    env.setdefault("JWT_SIGNING_KEY", _persistent_secret("jwt_signing_key", "dev-"))
     web_port = int(env.get("WEB_PORT", "8000"))
     env["WEB_PORT"] = str(web_port)
     extra: dict[str, str] = {}
