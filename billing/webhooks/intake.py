@@ -46,7 +46,7 @@ def webhook_rejection_record(*, reason: str, remote_addr: str, signature_header:
         reason=reason[:255],
         remote_addr=remote_addr[:64],
         signature_header=signature_header[:512],
-        body_excerpt=body[:512].decode("utf-8", errors="replace")[:512],
+        body_excerpt=body[:512].decode("utf-8", errors="replace").replace("\x00", "\ufffd")[:512],
     )
     if rejection.pk % _REJECTION_PRUNE_EVERY == 0:
         WebhookRejection.objects.filter(pk__lte=rejection.pk - REJECTIONS_KEPT).delete()
@@ -58,15 +58,44 @@ def _reject(reason: str, *, remote_addr: str, signature_header: str, body: bytes
     return Invalid(f"Invalid webhook signature: {reason}", field=SIGNATURE_HEADER, code="invalid_signature")
 
 
+# stripe_created is a bigint.
+_CREATED_MAX = 2**63 - 1
+
+
+def _contains_nul(value: object) -> bool:
+    """Whether any key or string holds NUL, which PostgreSQL cannot store in text or jsonb."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _event_from_body(body: bytes) -> dict:
     try:
-        event = json.loads(body)
-    except ValueError as error:
-        raise Invalid("The body is not JSON.", code="invalid_payload") from error
+        event = json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise Invalid("The body is not UTF-8 JSON.", code="invalid_payload") from error
     if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
         raise Invalid("The body is not a Stripe event.", code="invalid_payload")
     if not isinstance((event.get("data") or {}).get("object"), dict):
         raise Invalid("The event has no data.object.", code="invalid_payload")
+    # Checked here, not left to the database: a signed but malformed event is a 400 Stripe can see.
+    if b"\\u0000" in body and _contains_nul(event):
+        raise Invalid("The event contains a NUL character.", code="invalid_payload")
+    created = event.get("created")
+    if created is not None and (type(created) is not int or not 0 <= created <= _CREATED_MAX):
+        raise Invalid("created must be a Unix timestamp.", field="created", code="invalid_payload")
+    for name in ("account", "api_version"):
+        if event.get(name) is not None and not isinstance(event[name], str):
+            raise Invalid(f"{name} must be a string.", field=name, code="invalid_payload")
     return event
 
 
