@@ -331,3 +331,5 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
     "drf_spectacular.hooks.postprocess_schema_enums",
     "web.api.schema.add_error_responses",
 ]
+# How far ahead a session can be booked (bounds every date the API accepts).
+BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=365)

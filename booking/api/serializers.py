@@ -1,3 +1,7 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from rest_framework import serializers
 
 from billing.models import Payment
@@ -81,10 +85,20 @@ class BookingDetailSerializer(BookingSerializer):
 
 
 class BookingCreateInputSerializer(serializers.Serializer):
-    listener_id = serializers.IntegerField(min_value=1)
-    package_id = serializers.IntegerField(min_value=1)
-    scheduled_at = serializers.DateTimeField()
+    listener_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    package_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    scheduled_at = serializers.DateTimeField(
+        help_text="In the future, at most BOOKING_MAX_DAYS_AHEAD days ahead (365 by default)."
+    )
     notes = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+    def validate_scheduled_at(self, value):
+        # Bounded here so that the end of the session (and every date derived from it) is representable.
+        if value > timezone.now() + timedelta(days=settings.BOOKING_MAX_DAYS_AHEAD):
+            raise serializers.ValidationError(
+                f"Sessions can be booked at most {settings.BOOKING_MAX_DAYS_AHEAD} days ahead."
+            )
+        return value
 
 
 class BookingCreateResponseSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
-"""Item 7: the PaymentIntent's client_secret goes only to the paying talker, only while the payment is open."""
+"""Item 7 and 8 (booking side): the client_secret goes only to the paying talker while the payment is open;
+booking input is bounded (dates, ids), so it answers 400, never 500."""
 
 import pytest
 
@@ -34,3 +35,25 @@ def test_a_final_payment_shows_no_client_secret_even_to_the_talker(status):
     payment = PaymentFactory(status=status, client_secret="pi_1_secret_abc")
 
     assert _detail(payment.talker, payment.booking)["client_secret"] is None
+
+
+@pytest.mark.parametrize("scheduled_at", ["9999-12-31T23:59:00Z", "3000-01-01T00:00:00Z"])
+def test_a_session_too_far_ahead_is_a_400_naming_scheduled_at(scheduled_at):
+    from booking.tests.factories import PackageFactory
+    from web.tests.factories import ListenerFactory, TalkerFactory
+
+    body = {"listener_id": ListenerFactory().pk, "package_id": PackageFactory().pk, "scheduled_at": scheduled_at}
+    response = auth_client(TalkerFactory()).post("/api/payment/bookings/create_booking/", body, format="json")
+
+    assert response.status_code == 400
+    assert "scheduled_at" in response.json()["error"]["fields"]
+
+
+def test_an_id_beyond_a_bigint_is_a_400_naming_it():
+    from web.tests.factories import TalkerFactory
+
+    body = {"listener_id": 10**30, "package_id": 1, "scheduled_at": "2030-01-01T00:00:00Z"}
+    response = auth_client(TalkerFactory()).post("/api/payment/bookings/create_booking/", body, format="json")
+
+    assert response.status_code == 400
+    assert "listener_id" in response.json()["error"]["fields"]
