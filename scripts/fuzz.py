@@ -119,6 +119,7 @@ def main() -> int:
         "API_THROTTLE_USER": "1000000/min",
         "API_THROTTLE_ANON": "1000000/min",
         "API_THROTTLE_AUTH": "1000000/min",
+        "API_THROTTLE_BOOKING_CREATE": "1000000/min",
         "AXES_FAILURE_LIMIT": "1000000",
         "LOG_LEVEL": "ERROR",
         "PYTHONUNBUFFERED": "1",

@@ -45,6 +45,7 @@ os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")
+os.environ.setdefault("API_THROTTLE_BOOKING_CREATE", "100000/min")
 
 # Production settings need real-looking secrets (web/settings.py refuses committed ones): fresh ones per run.
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))

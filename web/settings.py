@@ -333,3 +333,4 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 ]
 # How far ahead a session can be booked (bounds every date the API accepts).
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=365)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["booking_create"] = env("API_THROTTLE_BOOKING_CREATE", default="30/hour")

@@ -22,6 +22,7 @@ from booking.api.serializers import (
 from booking.models import Booking
 from booking.selectors import booking_list_for_user, package_list_active
 from web.api.permissions import IsTalker
+from web.api.throttling import BookingCreateThrottle, UserThrottle
 from web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from web.idempotency import run_idempotent
 
@@ -83,7 +84,12 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         responses={201: BookingCreateResponseSerializer, 202: BookingCreateResponseSerializer},
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
     )
-    @action(detail=False, methods=["post"], permission_classes=[IsTalker])
+    @action(
+        detail=False,
+        methods=["post"],
+        permission_classes=[IsTalker],
+        throttle_classes=[UserThrottle, BookingCreateThrottle],
+    )
     def create_booking(self, request):
         def handler() -> Response:
             data = BookingCreateInputSerializer(data=request.data)

@@ -9,6 +9,8 @@ from web.testing import auth_client
 
 pytestmark = pytest.mark.django_db
 
+CREATE = "/api/payment/bookings/create_booking/"
+
 
 def _detail(user, booking):
     response = auth_client(user).get(f"/api/payment/bookings/{booking.pk}/")
@@ -57,3 +59,18 @@ def test_an_id_beyond_a_bigint_is_a_400_naming_it():
 
     assert response.status_code == 400
     assert "listener_id" in response.json()["error"]["fields"]
+
+
+def test_booking_creation_is_throttled_per_talker(monkeypatch):
+    from booking.tests.factories import PackageFactory
+    from web.api.throttling import BookingCreateThrottle
+    from web.tests.factories import ListenerFactory, TalkerFactory
+
+    monkeypatch.setattr(BookingCreateThrottle, "rate", "2/hour", raising=False)
+    squatter, other = TalkerFactory(), TalkerFactory()
+    body = {"listener_id": ListenerFactory().pk, "package_id": PackageFactory().pk, "scheduled_at": "2000-01-01T00:00Z"}
+
+    statuses = [auth_client(squatter).post(CREATE, body, format="json").status_code for _ in range(3)]
+
+    assert statuses == [400, 400, 429]  # counted even when refused: each try costs us work
+    assert auth_client(other).post(CREATE, body, format="json").status_code == 400

@@ -35,3 +35,13 @@ class AuthThrottle(_SharedCounting, throttling.SimpleRateThrottle):
 
 class ScopedThrottle(_SharedCounting, throttling.ScopedRateThrottle):
     pass
+
+
+class BookingCreateThrottle(_SharedCounting, throttling.SimpleRateThrottle):
+    """Booking creation per talker: each booking makes a Stripe customer and PaymentIntent and holds a slot."""
+
+    scope = "booking_create"
+
+    def get_cache_key(self, request, view) -> str:
+        ident = request.user.pk if request.user and request.user.is_authenticated else self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
