@@ -29,6 +29,10 @@ BENCH_DB = "talkpay_bench"
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 os.environ["DATABASE_URL"] = f"{SERVER}/{BENCH_DB}"
 os.environ["DJANGO_DEBUG"] = "false"
+from web.secrets import throwaway_production_env  # noqa: E402 (needs ROOT on the path)
+
+for _name, _value in throwaway_production_env().items():
+    os.environ.setdefault(_name, _value)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
 
 

@@ -38,13 +38,15 @@ BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench_webhooks")
 SERVER = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 DATABASE_URL = f"{SERVER}/{BENCH_DB}"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-SECRET = "whsec_bench_webhooks"
+SECRET = "whsec_benchwebhooks0123456789"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ)
+    from web.secrets import throwaway_production_env
+
+    env = {**throwaway_production_env(), **os.environ}
     env.update(
         DATABASE_URL=DATABASE_URL,
         REDIS_URL=REDIS_URL,

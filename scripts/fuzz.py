@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from scripts.services import RUN_DIR, free_port, start_embedded_redis
+from web.secrets import throwaway_production_env
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,7 +93,8 @@ def main() -> int:
     redis, redis_url = start_embedded_redis(workdir=FUZZ_DIR / "redis")
     processes.append(redis)
     web_port = free_port()
-    webhook_secret = "whsec_" + secrets.token_hex(16)
+    production = throwaway_production_env()
+    webhook_secret = production["STRIPE_WEBHOOK_SECRET"]
     emulator = EmulatorProcess(
         quiet=True,
         webhook_url=f"http://127.0.0.1:{web_port}/api/payment/stripe/webhook/",
@@ -103,14 +105,9 @@ def main() -> int:
         "PATH": os.environ["PATH"],
         "DJANGO_SETTINGS_MODULE": "web.settings",
         "DJANGO_DEBUG": "false",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "JWT_SIGNING_KEY": secrets.token_urlsafe(32),
-        "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
-        "STRIPE_PUBLISHABLE_KEY": "pk_test_" + secrets.token_hex(16),
-        "STRIPE_WEBHOOK_SECRET": webhook_secret,
+        **production,
         "STRIPE_API_BASE": emulator.url,
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
         "DATABASE_URL": f"sqlite:///{FUZZ_DIR / 'talkpay.sqlite3'}",
         "REDIS_URL": redis_url,
         "BOOKING_PAYMENT_WAIT_SECONDS": "1",

@@ -11,9 +11,9 @@ this suite uses (each xdist worker takes one below it: 15, 14, ... by default).
 
 import atexit
 import os
-import secrets
 
 from scripts.services import RUN_DIR, reachable, start_embedded_redis
+from web.secrets import throwaway_production_env
 
 if os.environ.get("TALKPAY_TEST_DATABASE_URL"):
     os.environ["DATABASE_URL"] = os.environ["TALKPAY_TEST_DATABASE_URL"]
@@ -40,17 +40,13 @@ if "TALKPAY_TEST_REDIS_BASE" in os.environ:
     _top = int(os.environ.get("TALKPAY_TEST_REDIS_DB", "15"))
     os.environ["REDIS_URL"] = f"{os.environ['TALKPAY_TEST_REDIS_BASE']}/{_top - _worker_number}"
 
-os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_" + secrets.token_hex(16))
 os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
 os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")
 os.environ.setdefault("API_THROTTLE_BOOKING_CREATE", "100000/min")
 
-# Production settings need real-looking secrets (web/settings.py refuses committed ones): fresh ones per run.
-os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
-os.environ.setdefault("JWT_SIGNING_KEY", secrets.token_urlsafe(32))
-os.environ.setdefault("STRIPE_SECRET_KEY", "sk_test_" + secrets.token_hex(16))
-os.environ.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_" + secrets.token_hex(16))
-# The suite speaks plain HTTP to the test client and live servers.
-os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+# Production settings need real-looking secrets (web/settings.py refuses committed ones): fresh ones per run,
+# and plain HTTP for the test client and live servers.
+for _name, _value in throwaway_production_env().items():
+    os.environ.setdefault(_name, _value)

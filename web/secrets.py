@@ -27,3 +27,18 @@ def insecure_settings(values: dict[str, str], *, committed: frozenset[str]) -> l
         elif not pattern.match(value) or len(set(value)) < 5:
             problems.append(f"{name} does not look like {expected}")
     return problems
+
+
+def throwaway_production_env() -> dict[str, str]:
+    """Environment for a production-settings run on this machine (tests, `make fuzz`, benchmarks): fresh
+    random secrets that pass the checks above, and plain HTTP (no TLS proxy in front)."""
+    import secrets
+
+    return {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(32),
+        "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_" + secrets.token_hex(16),
+        "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+    }
