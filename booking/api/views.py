@@ -22,6 +22,7 @@ from booking.api.serializers import (
 from booking.models import Booking
 from booking.selectors import booking_list_for_user, package_list_active
 from web.api.permissions import IsTalker
+from web.api.schema import error_responses
 from web.api.throttling import BookingCreateThrottle, UserThrottle
 from web.idempotency import HEADER as IDEMPOTENCY_HEADER
 from web.idempotency import run_idempotent
@@ -81,7 +82,11 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         request=BookingCreateInputSerializer,
-        responses={201: BookingCreateResponseSerializer, 202: BookingCreateResponseSerializer},
+        responses={
+            201: BookingCreateResponseSerializer,
+            202: BookingCreateResponseSerializer,
+            **error_responses(409, 422),
+        },
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
     )
     @action(
@@ -104,19 +109,21 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             replay=lambda body: self._created_response(request, body["booking"]["id"]),
         )
 
-    @extend_schema(request=None, responses=BookingDetailSerializer)
+    @extend_schema(request=None, responses={200: BookingDetailSerializer, **error_responses(409)})
     @action(detail=True, methods=["post"])
     def start_session(self, request, pk=None):
         booking = services.booking_start(booking_id=self._booking_id(pk), user=request.user)
         return Response(BookingDetailSerializer(booking, context={"request": request}).data)
 
-    @extend_schema(request=None, responses=BookingDetailSerializer)
+    @extend_schema(request=None, responses={200: BookingDetailSerializer, **error_responses(409)})
     @action(detail=True, methods=["post"])
     def complete_session(self, request, pk=None):
         booking = services.booking_complete(booking_id=self._booking_id(pk), user=request.user)
         return Response(BookingDetailSerializer(booking, context={"request": request}).data)
 
-    @extend_schema(request=BookingCancelInputSerializer, responses=BookingCancelResponseSerializer)
+    @extend_schema(
+        request=BookingCancelInputSerializer, responses={200: BookingCancelResponseSerializer, **error_responses(409)}
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         data = BookingCancelInputSerializer(data=request.data)

@@ -29,6 +29,7 @@ ERROR_DESCRIPTIONS = {
     409: "The object's state does not allow this now.",
     413: "Request body too large.",
     415: "Only application/json bodies are accepted.",
+    422: "The Idempotency-Key was already used with a different request body.",
     429: "Throttled or locked out; retry later.",
     500: "Unexpected server error (always JSON; the incident is logged).",
     503: "A dependency (Stripe, the broker) is unavailable; retry later.",
@@ -77,6 +78,8 @@ def add_error_responses(result, generator, request, public):
             if "{" in path or paginated:  # DRF answers an out-of-range page with 404
                 statuses.append(404)
             responses = operation.setdefault("responses", {})
+            # Answered by the HTTP server (gunicorn) before the request reaches the API, so not in its shape.
+            responses.setdefault("414", {"description": "Request line too long (answered by the HTTP server)."})
             for code in statuses:
                 responses.setdefault(
                     str(code),
