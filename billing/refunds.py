@@ -58,6 +58,8 @@ class Policy:
     TALKER_EARLY = "talker_early"
     TALKER_LATE = "talker_late"
     TALKER_AFTER_START = "talker_after_start"
+    # The start window closed with nobody starting the session (booking.services.session_start_window).
+    NOT_STARTED = "not_started"
     PAID_AFTER_CANCEL = "paid_after_cancel"
     ADMIN = "admin"
 

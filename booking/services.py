@@ -57,6 +57,7 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
     slot_taken = Conflict("The listener already has a booking at this time.", field="scheduled_at", code="slot_taken")
     try:
         with transaction.atomic():
+            _talker_pending_cap_check(talker_id=talker.pk)
             if listener_has_overlap(listener_id=listener.pk, starts_at=scheduled_at, ends_at=ends_at):
                 raise slot_taken
             booking = Booking.objects.create(
@@ -79,6 +80,19 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
     return booking
 
 
+def _talker_pending_cap_check(*, talker_id: int) -> None:
+    """Each unpaid booking holds a listener's slot and costs a Stripe customer and PaymentIntent, so a
+    talker holds at most BOOKING_PENDING_MAX_PER_TALKER of them. The talker's row lock makes the count
+    and the insert one step for concurrent requests."""
+    User.objects.select_for_update().filter(pk=talker_id).values_list("pk", flat=True).first()
+    pending = Booking.objects.filter(talker_id=talker_id, status=Booking.Status.PENDING).count()
+    if pending >= settings.BOOKING_PENDING_MAX_PER_TALKER:
+        raise Conflict(
+            f"You already have {pending} unpaid bookings; pay or cancel one before booking another.",
+            code="too_many_pending",
+        )
+
+
 def _participant_booking_for_update(*, booking_id: int, user) -> Booking:
     return booking_list_for_user(user=user).select_for_update(of=("self",)).get(pk=booking_id)
 
@@ -92,10 +106,41 @@ def booking_start(*, booking_id: int, user) -> Booking:
             field="status",
             code="invalid_state",
         )
+    now = timezone.now()
+    opens, closes = session_start_window(booking)
+    if now < opens:
+        raise Invalid(
+            f"The session can start from {opens:%Y-%m-%d %H:%M} UTC, "
+            f"{settings.SESSION_START_EARLY_MINUTES} minutes before it is scheduled.",
+            field="scheduled_at",
+            code="too_early",
+        )
+    if now > closes:
+        raise Invalid(
+            f"The session's start window closed at {closes:%Y-%m-%d %H:%M} UTC; it can be cancelled instead.",
+            field="scheduled_at",
+            code="too_late",
+        )
     booking.status = Booking.Status.IN_PROGRESS
-    booking.started_at = timezone.now()
+    booking.started_at = now
     booking.save(update_fields=["status", "started_at", "updated_at"])
     return booking
+
+
+def session_start_window(booking: Booking) -> tuple[datetime, datetime]:
+    """When a confirmed session may start: around its scheduled time, never a year early (a listener
+    completing a far-future session at once would make the earning payable and block the talker's refund)."""
+    return (
+        booking.scheduled_at - timedelta(minutes=settings.SESSION_START_EARLY_MINUTES),
+        booking.scheduled_at + timedelta(minutes=settings.SESSION_START_LATE_MINUTES),
+    )
+
+
+def session_completable_at(booking: Booking) -> datetime:
+    """A session has run once it lasted SESSION_MIN_RUN_PERCENT of the booked time, or its scheduled end
+    has come (a late start does not extend the talker's booked time)."""
+    minimum = timedelta(minutes=booking.package.duration_minutes * settings.SESSION_MIN_RUN_PERCENT / 100)
+    return min(booking.started_at + minimum, booking.ends_at)
 
 
 @transaction.atomic
@@ -108,6 +153,13 @@ def booking_complete(*, booking_id: int, user) -> Booking:
             code="invalid_state",
         )
     now = timezone.now()
+    completable_at = session_completable_at(booking)
+    if now < completable_at:
+        raise Invalid(
+            f"The session can be completed from {completable_at:%Y-%m-%d %H:%M:%S} UTC, once it has run.",
+            field="status",
+            code="too_early",
+        )
     booking.status = Booking.Status.COMPLETED
     booking.completed_at = now
     started_at = booking.started_at or now  # set by booking_start, which every in-progress booking passed
@@ -152,6 +204,18 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
         amount, policy = 0, Policy.UNPAID
         if payment is not None:
             payment_cancel_unpaid(payment=payment)
+    elif now > session_start_window(booking)[1]:
+        # Never started, and now it cannot: either participant could have started it, so the listener
+        # did not show up (or neither did). The talker gets everything back; nothing becomes payable.
+        amount, policy = payment_refundable_amount(payment=payment), Policy.NOT_STARTED
+        if amount > 0:
+            refund = refund_create(
+                payment_id=payment.pk,
+                amount=amount,
+                reason=reason or f"Booking #{booking.pk} never started",
+                policy=policy,
+                requested_by=user,
+            )
     else:
         if payment is None:
             raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")

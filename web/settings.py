@@ -210,8 +210,9 @@ BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", defau
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=30)
 # Payments in a non-final Stripe state longer than this are reconciled against Stripe.
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=900)
-# Earnings become payable this long after the session is completed.
-PAYOUT_HOLD_HOURS = env.int("PAYOUT_HOLD_HOURS", default=0)
+# Earnings become payable this long after the session is completed: time for the talker to report a
+# session that did not happen before the money leaves (a dispute after the payout becomes a debt).
+PAYOUT_HOLD_HOURS = env.int("PAYOUT_HOLD_HOURS", default=72)
 PAYOUT_MINIMUM_CENTS = env.int("PAYOUT_MINIMUM_CENTS", default=1000)
 # A payout marked sent but not confirmed this long ago is looked up on Stripe and resent by the sweeper.
 PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=300)
@@ -334,3 +335,11 @@ SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
 # How far ahead a session can be booked (bounds every date the API accepts).
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=365)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["booking_create"] = env("API_THROTTLE_BOOKING_CREATE", default="30/hour")
+
+# Sessions (issue 11): a confirmed session starts from EARLY minutes before scheduled_at to LATE minutes
+# after; it completes once it ran MIN_RUN_PERCENT of its booked minutes or its scheduled end has come.
+SESSION_START_EARLY_MINUTES = env.int("SESSION_START_EARLY_MINUTES", default=15)
+SESSION_START_LATE_MINUTES = env.int("SESSION_START_LATE_MINUTES", default=30)
+SESSION_MIN_RUN_PERCENT = env.int("SESSION_MIN_RUN_PERCENT", default=50)
+# Unpaid bookings a talker may hold at once (each holds a slot for BOOKING_PENDING_EXPIRY_MINUTES).
+BOOKING_PENDING_MAX_PER_TALKER = env.int("BOOKING_PENDING_MAX_PER_TALKER", default=3)

@@ -239,7 +239,7 @@ def test_booking_list_shows_both_sides_paginated_and_filters_by_status():
 
 @pytest.mark.django_db
 def test_a_session_starts_only_when_confirmed_and_completes_only_in_progress():
-    booking = BookingFactory()
+    booking = BookingFactory(scheduled_at=timezone.now() + timedelta(minutes=5))
     client = auth_client(booking.listener)
     start = f"/api/payment/bookings/{booking.pk}/start_session/"
     complete = f"/api/payment/bookings/{booking.pk}/complete_session/"
@@ -254,10 +254,12 @@ def test_a_session_starts_only_when_confirmed_and_completes_only_in_progress():
     assert started.json()["status"] == "in_progress" and started.json()["started_at"]
     assert client.post(start).status_code == 400
 
+    # The session runs its booked 20 minutes (see test_session_rules for the minimum).
+    Booking.objects.filter(pk=booking.pk).update(started_at=timezone.now() - timedelta(minutes=20))
     completed = auth_client(booking.talker).post(complete)
     assert completed.status_code == 200
     assert completed.json()["status"] == "completed"
-    assert completed.json()["actual_duration_minutes"] == 0
+    assert completed.json()["actual_duration_minutes"] == 20
 
 
 @pytest.mark.django_db
