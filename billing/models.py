@@ -82,6 +82,9 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored (no handler)"
         FAILED = "failed", "Failed"
+        # Disagrees with our records or with Stripe (not our object, amount or state mismatch): nothing
+        # was applied; last_error says why. An operator investigates, and may replay it.
+        FLAGGED = "flagged", "Flagged for an operator (not applied)"
 
     stripe_event_id = models.CharField(max_length=255, unique=True)
     type = models.CharField(max_length=100, db_index=True)

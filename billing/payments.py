@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
 from billing.models import LedgerKind, Payment, StripeCustomer
+from billing.webhooks.outcomes import EventFlagged
 from common import locks
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
@@ -87,11 +88,9 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
         if named is None and Payment.objects.filter(pk=int(payment_id)).exists():
             raise IntentNotRecordedYet(f"payment {payment_id} has no PaymentIntent id yet; {payment_intent_id} waits")
         if named:
-            logger.error(
-                "PaymentIntent %s claims payment %s, whose intent is %s: not ours, flagged and ignored",
-                payment_intent_id,
-                payment_id,
-                named,
+            # Kept as a flagged event (with this reason) for an operator, never applied.
+            raise EventFlagged(
+                f"PaymentIntent {payment_intent_id} claims payment {payment_id}, whose intent is {named}"
             )
     return None
 

@@ -105,9 +105,22 @@ def connected_listener(stripe_emulator):
     return listener
 
 
-def complete_session(booking: Booking) -> Booking:
+def complete_session(booking: Booking, *, hold_passed: bool = True) -> Booking:
+    """The session takes place now (its schedule moved to now, its run back-dated to its full length),
+    and by default its payout hold has passed, so the earning is payable at once."""
+    from payouts.models import ListenerPayout
+
+    shift_schedule(booking, hours_from_now=0)
     booking_services.booking_start(booking_id=booking.pk, user=booking.talker)
-    return booking_services.booking_complete(booking_id=booking.pk, user=booking.listener)
+    Booking.objects.filter(pk=booking.pk).update(
+        started_at=timezone.now() - timedelta(minutes=booking.package.duration_minutes)
+    )
+    completed = booking_services.booking_complete(booking_id=booking.pk, user=booking.listener)
+    if hold_passed:
+        ListenerPayout.objects.filter(booking=completed, payable_at__isnull=False).update(
+            payable_at=completed.completed_at
+        )
+    return completed
 
 
 def pay_out(stripe_emulator, listener, *, weeks_ahead: int = 0):

@@ -292,7 +292,8 @@ def test_item14_a_foreign_intent_carrying_our_payment_id_pays_nothing():
     foreign = payment_intent_object(payment=payment, status="succeeded")
     foreign["id"] = stripe_id("pi")
 
-    assert deliver(stripe_event("payment_intent.succeeded", foreign)) == WebhookEvent.Status.IGNORED
+    # then it is kept flagged for an operator (issue 11), and nothing is paid
+    assert deliver(stripe_event("payment_intent.succeeded", foreign)) == WebhookEvent.Status.FLAGGED
 
     payment.refresh_from_db()
     assert payment.status != Payment.Status.SUCCEEDED

@@ -4,12 +4,22 @@ account's bank payout failed. Each is applied by the payouts owner (`billing.own
 from __future__ import annotations
 
 from billing import owners
-from billing.webhooks.outcomes import IGNORED, PROCESSED
+from billing.stripe_gateway import connect
+from billing.webhooks.outcomes import IGNORED, PROCESSED, EventFlagged
 
 
 def handle_account_updated(event: dict) -> str:
-    account = event["data"]["object"]
-    applied = owners.payouts().connect_account_sync(account=account, event_created=int(event.get("created") or 0))
+    """Applied only to an account whose id we stored, and with the account as Stripe holds it now (the
+    event is the trigger, not the truth). An unknown account claiming one of our listeners is flagged."""
+    claimed = event["data"]["object"]
+    payouts = owners.payouts()
+    if not payouts.connect_account_known(account_id=claimed["id"]):
+        listener_id = (claimed.get("metadata") or {}).get("listener_id")
+        if listener_id:
+            raise EventFlagged(f"account {claimed['id']} claims listener {listener_id} but is not one we created")
+        return IGNORED
+    account = connect.account_retrieve(claimed["id"])
+    applied = payouts.connect_account_sync(account=account, event_created=int(event.get("created") or 0))
     return PROCESSED if applied else IGNORED
 
 

@@ -11,12 +11,13 @@ from django.utils import timezone
 
 from billing.models import WebhookEvent
 from billing.webhooks.dispatch import webhook_handler_for
+from billing.webhooks.outcomes import EventFlagged
 from workers.outbox import enqueue_or_leave_to_sweeper
 
 logger = logging.getLogger(__name__)
 
 OUTCOMES = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
-DONE = OUTCOMES
+DONE = (*OUTCOMES, WebhookEvent.Status.FLAGGED)
 # Pending events older than this with no worker on them are enqueued again by the sweeper (the broker
 # was down when they arrived, or a message was lost). Longer than the retry backoff of a failing event.
 SWEEP_AFTER = timedelta(minutes=30)
@@ -24,6 +25,21 @@ SWEEP_AFTER = timedelta(minutes=30)
 
 class WebhookHandlerFailed(Exception):
     """The handler raised; the error is stored on the event, the task decides whether to retry."""
+
+
+def _flag_record(*, webhook_event_id: int, reason: str) -> str:
+    with transaction.atomic():
+        event = _event_locked(webhook_event_id)
+        if event is None:
+            return "missing"
+        if event.status != WebhookEvent.Status.PROCESSED:
+            event.status = WebhookEvent.Status.FLAGGED
+        event.attempts += 1
+        event.last_error = reason[:4000]
+        event.processed_at = timezone.now()
+        event.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+        logger.error("%s %s flagged for an operator: %s", event.type, event.stripe_event_id, reason)
+        return event.status
 
 
 def webhook_event_enqueue(*, webhook_event_id: int) -> bool:
@@ -76,6 +92,8 @@ def webhook_event_process(*, webhook_event_id: int, last_try: bool = True, force
             event.processed_at = timezone.now()
             event.save(update_fields=["status", "attempts", "last_error", "processed_at"])
             return event.status
+    except EventFlagged as flag:
+        return _flag_record(webhook_event_id=webhook_event_id, reason=str(flag))
     except Exception as error:
         failed = _failure_record(webhook_event_id=webhook_event_id, error=error, last_try=last_try)
         label = f"{failed.type} {failed.stripe_event_id}" if failed else f"webhook event {webhook_event_id}"

@@ -46,6 +46,7 @@ from payouts.services.clawbacks import (
 )
 from payouts.services.connect import (
     connect_account_get_or_create,
+    connect_account_known,
     connect_account_payout_failed,
     connect_account_sync,
     connect_onboarding_link_create,
@@ -79,6 +80,7 @@ __all__ = [
     "clawback_request",
     "clawbacks_sweep_pending",
     "connect_account_get_or_create",
+    "connect_account_known",
     "connect_account_payout_failed",
     "connect_account_sync",
     "connect_onboarding_link_create",

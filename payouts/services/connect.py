@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 def connect_account_get_or_create(*, listener: User) -> StripeListenerAccount:
     """The listener's Express account, created on Stripe once. The idempotency key is the listener's,
-    so racing requests get the same account; a crash before our save is repaired by `account.updated`,
-    which carries the listener id in the account's metadata."""
+    so racing requests get the same account, and after a crash before our save the next call gets the
+    same account back from Stripe and saves it (`account.updated` never adopts an unknown account)."""
     existing = StripeListenerAccount.objects.filter(listener=listener).first()
     if existing is not None:
         return existing
@@ -57,22 +57,20 @@ def _account_fields(account: dict) -> dict:
     }
 
 
+def connect_account_known(*, account_id: str) -> bool:
+    """Whether this Stripe account is one we created and stored for a listener."""
+    return StripeListenerAccount.objects.filter(stripe_account_id=account_id).exists()
+
+
 @transaction.atomic
 def connect_account_sync(*, account: dict, event_created: int) -> bool:
     """Apply Stripe's view of a connected account. Events older than the last one applied change
     nothing (Stripe does not keep order). Returns whether anything was applied."""
     row = StripeListenerAccount.objects.select_for_update().filter(stripe_account_id=account["id"]).first()
     if row is None:
-        listener_id = (account.get("metadata") or {}).get("listener_id")
-        listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER).first() if listener_id else None
-        if listener is None:
-            return False
-        row, _ = StripeListenerAccount.objects.get_or_create(
-            listener=listener, defaults={"stripe_account_id": account["id"]}
-        )
-        if row.stripe_account_id != account["id"]:
-            logger.warning("listener %s has account %s; ignoring %s", listener.pk, row.stripe_account_id, account["id"])
-            return False
+        # Only accounts whose id we stored: metadata naming a listener proves nothing (anyone with
+        # access to the platform can set it), so an unknown account never becomes a payout destination.
+        return False
     if event_created < row.last_event_created:
         return False
     for name, value in _account_fields(account).items():

@@ -36,16 +36,53 @@ def test_account_updated_keeps_the_account_current_and_ignores_older_events(conn
     assert row.payouts_enabled is False
 
 
-def test_account_updated_records_an_account_we_created_but_never_saved(connected_listener):
+def test_an_account_we_created_but_never_saved_is_recovered_by_the_next_onboarding_not_by_the_event(
+    connected_listener,
+):
+    from billing.webhooks.outcomes import EventFlagged
+
     # given the account exists on Stripe but our row was lost (a crash after Stripe answered)
     listener = connected_listener()
     account_id = listener.stripe_listener_account.stripe_account_id
     StripeListenerAccount.objects.filter(listener=listener).delete()
 
-    # when account.updated arrives, then the row is rebuilt from the account's metadata
+    # when account.updated arrives, then it is flagged: its metadata alone proves nothing
     event = stripe_event("account.updated", gateway.account_retrieve(account_id), account=account_id)
-    assert HANDLERS["account.updated"](event) == "processed"
-    assert StripeListenerAccount.objects.get(listener=listener).stripe_account_id == account_id
+    with pytest.raises(EventFlagged):
+        HANDLERS["account.updated"](event)
+    assert not StripeListenerAccount.objects.filter(listener=listener).exists()
+
+    # when the listener asks for onboarding again, then Stripe hands back the same account (same idempotency key)
+    assert services.connect_account_get_or_create(listener=listener).stripe_account_id == account_id
+
+
+def test_an_account_we_never_created_never_becomes_a_listeners_payout_destination(stripe_emulator):
+    from billing.models import WebhookEvent
+    from billing.webhooks.testing import deliver
+    from web.tests.factories import ListenerFactory
+
+    listener = ListenerFactory()
+    foreign = (
+        gateway.client()
+        .v1.accounts.create(params={"type": "express", "metadata": {"listener_id": str(listener.pk)}})
+        .to_dict()
+    )
+
+    status = deliver(stripe_event("account.updated", foreign, account=foreign["id"]))
+
+    assert status == WebhookEvent.Status.FLAGGED
+    assert not StripeListenerAccount.objects.filter(listener=listener).exists()
+
+
+def test_account_updated_applies_the_account_as_stripe_holds_it_not_as_the_event_says(connected_listener):
+    listener = connected_listener()
+    account_id = listener.stripe_listener_account.stripe_account_id
+    forged = {**gateway.account_retrieve(account_id), "payouts_enabled": False, "charges_enabled": False}
+
+    assert HANDLERS["account.updated"](stripe_event("account.updated", forged, account=account_id)) == "processed"
+
+    row = StripeListenerAccount.objects.get(listener=listener)
+    assert row.payouts_enabled is True
 
 
 def test_transfer_reversed_books_the_money_back_once(connected_listener, fund_platform, stripe_emulator):
