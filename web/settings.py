@@ -273,6 +273,11 @@ if not DEBUG:
         },
         committed=COMMITTED_SECRETS,
     )
+    _insecure += [
+        "STRIPE_WEBHOOK_SECRETS_OLD holds a value committed to the repository"
+        for old in STRIPE_WEBHOOK_SECRETS_OLD
+        if old in COMMITTED_SECRETS
+    ][:1]
     if _insecure:
         from django.core.exceptions import ImproperlyConfigured
 

@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from billing.webhooks.intake import SIGNATURE_HEADER, webhook_receive
 from web.api.schema import error_responses
 from web.api.throttling import ScopedThrottle
+from web.client_ip import client_ip
 
 
 def _request_headers(meta: dict) -> dict[str, str]:
@@ -50,6 +51,6 @@ class StripeWebhookView(APIView):
             body=request.body,
             signature_header=meta.get("HTTP_STRIPE_SIGNATURE"),
             headers=_request_headers(meta),
-            remote_addr=meta.get("REMOTE_ADDR", ""),
+            remote_addr=client_ip(request),
         )
         return Response({"received": True, "duplicate": not receipt.created})

@@ -50,6 +50,7 @@ def test_debug_off_without_secrets_refuses_to_start_naming_each_missing_one():
         ("STRIPE_WEBHOOK_SECRET", "whsec_compose_emulator_secret"),
         ("STRIPE_WEBHOOK_SECRET", "whsec_talkpay_emulator_dev_secret"),
         ("STRIPE_SECRET_KEY", "sk_test_x"),
+        ("STRIPE_WEBHOOK_SECRETS_OLD", "whsec_talkpay_emulator_dev_secret"),
     ],
 )
 def test_a_committed_or_fake_secret_is_refused_even_when_set(name, value):
