@@ -140,7 +140,8 @@ def session_completable_at(booking: Booking) -> datetime:
     """A session has run once it lasted SESSION_MIN_RUN_PERCENT of the booked time, or its scheduled end
     has come (a late start does not extend the talker's booked time)."""
     minimum = timedelta(minutes=booking.package.duration_minutes * settings.SESSION_MIN_RUN_PERCENT / 100)
-    return min(booking.started_at + minimum, booking.ends_at)
+    started_at = booking.started_at or timezone.now()  # set whenever the booking is in progress
+    return min(started_at + minimum, booking.ends_at)
 
 
 @transaction.atomic
@@ -204,21 +205,9 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
         amount, policy = 0, Policy.UNPAID
         if payment is not None:
             payment_cancel_unpaid(payment=payment)
-    elif now > session_start_window(booking)[1]:
-        # Never started, and now it cannot: either participant could have started it, so the listener
-        # did not show up (or neither did). The talker gets everything back; nothing becomes payable.
-        amount, policy = payment_refundable_amount(payment=payment), Policy.NOT_STARTED
-        if amount > 0:
-            refund = refund_create(
-                payment_id=payment.pk,
-                amount=amount,
-                reason=reason or f"Booking #{booking.pk} never started",
-                policy=policy,
-                requested_by=user,
-            )
+    elif payment is None:
+        raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")
     else:
-        if payment is None:
-            raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")
         if Dispute.objects.filter(payment=payment).exists():
             # Stripe refuses refunds on a charge that was disputed: the bank settled it, not a policy.
             raise Conflict(
@@ -227,13 +216,18 @@ def booking_cancel(*, booking_id: int, user, reason: str = "") -> Cancellation:
                 code="disputed",
             )
         remaining = payment_refundable_amount(payment=payment)
-        quote = cancellation_refund_quote(
-            total=remaining,
-            scheduled_at=booking.scheduled_at,
-            cancelled_by_listener=user.pk == booking.listener_id,
-            now=now,
-        )
-        amount, policy = quote.amount, quote.policy
+        if now > session_start_window(booking)[1]:
+            # Never started, and now it cannot: either participant could have started it, so the listener
+            # did not show up (or neither did). The talker gets everything back; nothing becomes payable.
+            amount, policy = remaining, Policy.NOT_STARTED
+        else:
+            quote = cancellation_refund_quote(
+                total=remaining,
+                scheduled_at=booking.scheduled_at,
+                cancelled_by_listener=user.pk == booking.listener_id,
+                now=now,
+            )
+            amount, policy = quote.amount, quote.policy
         if amount > 0:
             refund = refund_create(
                 payment_id=payment.pk,

@@ -7,6 +7,7 @@ and the Stripe emulator. Production sets DATABASE_URL, REDIS_URL and real Stripe
 import warnings
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -117,7 +118,7 @@ warnings.filterwarnings("ignore", message="No directory at", category=UserWarnin
 
 # --- API -------------------------------------------------------------------------------------------
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -165,7 +166,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
     }
@@ -316,7 +317,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "web.client_ip.client_ip"
+AXES_CLIENT_IP_CALLABLE = "web.api.client_ip.client_ip"
 AXES_LOCKOUT_CALLABLE = "web.api.auth.lockout_response"
 AXES_USERNAME_CALLABLE = "web.api.auth.lockout_username"
 AXES_VERBOSE = False

@@ -132,7 +132,10 @@ def throttle_reset() -> None:
     """Forget every throttle count (they live in Redis, shared by processes and kept between runs)."""
     from django.core.cache import caches
 
+    from web.cache import FallbackRedisCache
+
     cache = caches["throttle"]
+    assert isinstance(cache, FallbackRedisCache)
     try:
         client = cache._cache.get_client(write=True)
         keys = list(client.scan_iter(f"{cache.key_prefix}:*"))

@@ -7,10 +7,12 @@ changes it, so every access and refresh token issued before is refused at once, 
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import AuthUser, RefreshToken
 
 from web.models import User
 
@@ -29,9 +31,9 @@ def token_stamp_valid(*, user: User, token) -> bool:
 
 class UserRefreshToken(RefreshToken):
     @classmethod
-    def for_user(cls, user: User) -> UserRefreshToken:
-        token = super().for_user(user)
-        token[AUTH_CLAIM] = user_token_stamp(user)  # copied into every access token made from it
+    def for_user(cls, user: AuthUser) -> UserRefreshToken:
+        token = cast(UserRefreshToken, super().for_user(user))  # built as cls()
+        token[AUTH_CLAIM] = user_token_stamp(cast(User, user))  # copied into every access token made from it
         return token
 
 

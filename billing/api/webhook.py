@@ -8,9 +8,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.webhooks.intake import SIGNATURE_HEADER, webhook_receive
+from web.api.client_ip import client_ip
 from web.api.schema import error_responses
 from web.api.throttling import ScopedThrottle
-from web.client_ip import client_ip
 
 
 def _request_headers(meta: dict) -> dict[str, str]:

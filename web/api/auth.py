@@ -118,7 +118,8 @@ def _revoke_on_reuse(raw: str) -> None:
     """A genuine refresh token that was already rotated away is being replayed: whoever holds it, the
     token family is compromised, so every token of its user is revoked (the user signs in again)."""
     try:
-        token = UntypedToken(raw)  # checks the signature and expiry, not the blacklist
+        # Checks the signature and expiry, not the blacklist (simplejwt annotates the raw token as Token).
+        token = UntypedToken(raw)  # type: ignore[arg-type]
     except TokenError:
         return
     if token.get("token_type") != "refresh":

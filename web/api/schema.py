@@ -7,16 +7,11 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 
-class ErrorBodySerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable machine-readable code (invalid, not_authenticated, locked_out…).")
-    message = serializers.CharField(help_text="A sentence for people; names the first offending field.")
-    fields = serializers.DictField(help_text="Messages per input field (empty when the error is not about a field).")
-
-
 class ErrorSerializer(serializers.Serializer):
-    """`{"error": {...}}`; DRF's per-field messages (or `detail`) are repeated at the top level."""
+    """Names the `Error` component; its schema is ERROR_SCHEMA below (a field called `fields` would
+    shadow the serializer's own attribute), installed by the postprocessing hook."""
 
-    error = ErrorBodySerializer()
+    error = serializers.DictField()
 
 
 ERROR_DESCRIPTIONS = {

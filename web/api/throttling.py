@@ -1,15 +1,15 @@
-"""Throttles keyed on the trusted client address (web.client_ip) and counted in the shared Redis cache."""
+"""Throttles keyed on the trusted client address (web.api.client_ip) and counted in the shared Redis cache."""
 
 from django.core.cache import caches
 from rest_framework import throttling
 
-from web.client_ip import client_ip
+from web.api.client_ip import client_ip
 
 
 class _SharedCounting:
-    @property
-    def cache(self):
-        return caches["throttle"]
+    def __init__(self) -> None:
+        self.cache = caches["throttle"]
+        super().__init__()
 
     def get_ident(self, request) -> str:
         return client_ip(request)
