@@ -1,5 +1,6 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
 from booking.models import Booking, BookingPackage
@@ -45,6 +46,15 @@ def listener_list_taking_bookings(*, busy_from: datetime) -> QuerySet:
     )
 
 
+def session_start_window(booking: Booking) -> tuple[datetime, datetime]:
+    """When a confirmed session may start: around its scheduled time, never a year early (a listener
+    completing a far-future session at once would make the earning payable and block the talker's refund)."""
+    return (
+        booking.scheduled_at - timedelta(minutes=settings.SESSION_START_EARLY_MINUTES),
+        booking.scheduled_at + timedelta(minutes=settings.SESSION_START_LATE_MINUTES),
+    )
+
+
 def booking_cancel_quote(*, booking_id: int, user, now: datetime) -> tuple[int, str]:
     """What cancelling the booking now would refund (cents) and under which policy, by the same rule
     `booking_cancel` applies; Conflict when the booking can no longer be cancelled."""
@@ -58,6 +68,8 @@ def booking_cancel_quote(*, booking_id: int, user, now: datetime) -> tuple[int, 
         return 0, Policy.UNPAID
     if booking.status != Booking.Status.CONFIRMED:
         raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
+    if now > session_start_window(booking)[1]:
+        return payment_refundable_amount(payment=booking.payment), Policy.NOT_STARTED
     quote = cancellation_refund_quote(
         total=payment_refundable_amount(payment=booking.payment),
         scheduled_at=booking.scheduled_at,

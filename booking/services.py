@@ -22,7 +22,7 @@ from billing.refunds import (
     refund_create,
 )
 from booking.models import Booking, BookingPackage
-from booking.selectors import booking_list_for_user, listener_has_overlap
+from booking.selectors import booking_list_for_user, listener_has_overlap, session_start_window
 from common import locks
 from common.errors import Conflict, Invalid, NotPermitted
 from payouts.services import earning_session_completed
@@ -125,15 +125,6 @@ def booking_start(*, booking_id: int, user) -> Booking:
     booking.started_at = now
     booking.save(update_fields=["status", "started_at", "updated_at"])
     return booking
-
-
-def session_start_window(booking: Booking) -> tuple[datetime, datetime]:
-    """When a confirmed session may start: around its scheduled time, never a year early (a listener
-    completing a far-future session at once would make the earning payable and block the talker's refund)."""
-    return (
-        booking.scheduled_at - timedelta(minutes=settings.SESSION_START_EARLY_MINUTES),
-        booking.scheduled_at + timedelta(minutes=settings.SESSION_START_LATE_MINUTES),
-    )
 
 
 def session_completable_at(booking: Booking) -> datetime:

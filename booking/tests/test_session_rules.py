@@ -146,10 +146,12 @@ def test_a_session_never_started_by_the_end_of_its_window_is_refunded_in_full(st
     booking = paid_booking(StripeEvents())
     shift_schedule(booking, hours_from_now=-1)  # an hour ago; nobody started it
 
+    quote = auth_client(booking.talker).get(f"/api/payment/bookings/{booking.pk}/cancel_quote/")
     response = auth_client(booking.talker).post(f"/api/payment/bookings/{booking.pk}/cancel/", format="json")
 
     assert response.status_code == 200, response.json()
     assert response.json()["refund"]["policy"] == "not_started"
     assert response.json()["refund"]["amount"] == "30.00"
+    assert quote.status_code == 200 and quote.json()["policy"] == "not_started", quote.content
     assert Refund.objects.get(payment__booking=booking).amount == 3000
     assert ListenerPayout.objects.get(booking=booking).payable_at is None
