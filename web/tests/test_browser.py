@@ -284,11 +284,18 @@ def test_listener_starts_and_completes_a_paid_session_and_sees_the_earning(drive
     text_of(driver, "#booking-status", "confirmed")
     css(driver, "#who button").click()  # sign out
 
+    # The session's time comes (a session starts only around scheduled_at, issue 11)
+    now = timezone.now()
+    Booking.objects.filter(pk=booking_id).update(scheduled_at=now, ends_at=now + timedelta(minutes=20))
     sign_in(driver, app, listener)
     driver.execute_script("location.hash = '#/bookings'")
     row = f"tr[data-booking='{booking_id}']"
-    for label in ("Start session", "Complete session"):
-        text_of(driver, f"{row} .actions", label).find_element("xpath", f".//button[.='{label}']").click()
+    text_of(driver, f"{row} .actions", "Start session").find_element("xpath", ".//button[.='Start session']").click()
+    text_of(driver, f"{row} .status", "in_progress")
+    # ...and it runs its 20 minutes before it can be completed.
+    Booking.objects.filter(pk=booking_id).update(started_at=timezone.now() - timedelta(minutes=20))
+    label = "Complete session"
+    text_of(driver, f"{row} .actions", label).find_element("xpath", f".//button[.='{label}']").click()
     text_of(driver, f"{row} .status", "completed")
     screenshot(driver, "sessions")
 
