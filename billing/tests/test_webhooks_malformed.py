@@ -6,7 +6,7 @@ import json
 import pytest
 
 from billing.models import WebhookEvent, WebhookRejection
-from billing.webhooks.testing import payment_intent_object, sign, stripe_event
+from billing.tests.stripe_events import payment_intent_object, sign, stripe_event
 from web.testing import WEBHOOK_PATH
 
 pytestmark = pytest.mark.django_db

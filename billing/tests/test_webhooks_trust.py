@@ -6,7 +6,7 @@ import pytest
 
 from billing.models import LedgerTransaction, Payment, WebhookEvent
 from billing.tests.factories import PaymentFactory
-from billing.webhooks.testing import deliver, payment_intent_object, stripe_event, stripe_id
+from billing.tests.stripe_events import deliver, payment_intent_object, stripe_event, stripe_id
 from booking.models import Booking
 from booking.tests.factories import BookingFactory
 from payouts.models import ListenerPayout

@@ -58,7 +58,7 @@ def test_an_account_we_created_but_never_saved_is_recovered_by_the_next_onboardi
 
 def test_an_account_we_never_created_never_becomes_a_listeners_payout_destination(stripe_emulator):
     from billing.models import WebhookEvent
-    from billing.webhooks.testing import deliver
+    from billing.tests.stripe_events import deliver
     from web.tests.factories import ListenerFactory
 
     listener = ListenerFactory()
