@@ -153,6 +153,7 @@ class Clawback(models.Model):
         REVERSED = "reversed", "Reversed on Stripe"
         DEBT = "debt", "Debt (reversal refused; netted in the next payouts)"
         RECOVERED = "recovered", "Recovered from later payouts"
+        CANCELLED = "cancelled", "Cancelled (the payout's transfer never went out)"
 
     key = models.CharField(max_length=100, unique=True)
     listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clawbacks")

@@ -62,6 +62,10 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         if clawback.status != Clawback.Status.PENDING:
             return clawback
         payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
+        if payout.status == Payout.Status.PROCESSING:
+            # The transfer is on its way (a refund landed between claim and record): reversed once it
+            # is recorded; the sweeper comes back. A failed transfer cancels the clawback instead.
+            return clawback
         clawback.attempts += 1
         if not payout.stripe_transfer_id:
             return _become_debt(clawback, reason="the payout has no transfer to reverse")
@@ -159,3 +163,14 @@ def debt_recoveries_undo(*, payout: Payout) -> None:
         clawback.status = Clawback.Status.DEBT
         clawback.save(update_fields=["amount_recovered", "status", "updated_at"])
         recovery.delete()
+
+
+def clawbacks_cancel_for_failed_payout(*, payout: Payout) -> int:
+    """The payout's transfer failed: nothing went out, so nothing is to be taken back from it. Called
+    under the payout's lock, before its earnings go back to the pool (their net already excludes what
+    the refund took)."""
+    return Clawback.objects.filter(payout=payout, status=Clawback.Status.PENDING).update(
+        status=Clawback.Status.CANCELLED,
+        failure_reason="the payout's transfer failed: nothing was sent",
+        updated_at=timezone.now(),
+    )
