@@ -72,6 +72,10 @@ class Payout(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount_reversed = models.BigIntegerField(default=0)
+    # Of amount_reversed, what no clawback of ours asked for (an operator on Stripe's dashboard), and how
+    # much of that later clawbacks have used instead of reversing again (payouts.services.reversals).
+    amount_reversed_unrequested = models.BigIntegerField(default=0)
+    unrequested_applied = models.BigIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")
     # Transfer attempts started; each has its own idempotency key (see payouts.services.transfer_idempotency_key).
     attempts = models.PositiveIntegerField(default=0)

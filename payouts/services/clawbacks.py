@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import stripe_gateway
+from billing import ledger, stripe_gateway
+from billing.models import LedgerKind
 from billing.stripe_gateway import reversals
 from payouts.models import Clawback, ClawbackRecovery, ListenerPayout, Payout
 from payouts.services.reversals import payout_transfer_reversed
@@ -69,12 +70,16 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         clawback.attempts += 1
         if not payout.stripe_transfer_id:
             return _become_debt(clawback, reason="the payout has no transfer to reverse")
+        if _take_from_unrequested_reversal(clawback, payout):
+            clawback.status = Clawback.Status.REVERSED
+            clawback.save()
+            return clawback
         try:
             # A reversal made by an earlier attempt whose save was lost is used as it is; by now the
             # `transfer.reversed` webhook may have counted it in the payout's amount_reversed.
             reversal = reversals.transfer_reversal_find(transfer_id=payout.stripe_transfer_id, clawback_id=clawback.pk)
             if reversal is None:
-                reversible = min(clawback.amount, payout.amount - payout.amount_reversed)
+                reversible = min(clawback.amount - clawback.amount_recovered, payout.amount - payout.amount_reversed)
                 if reversible <= 0:
                     return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
                 reversal = reversals.transfer_reversal_create(
@@ -90,8 +95,8 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         # nothing left to book.
         payout_transfer_reversed(transfer=reversals.transfer_retrieve(payout.stripe_transfer_id))
         clawback.stripe_transfer_reversal_id = reversal["id"]
-        clawback.amount_recovered = reversal["amount"]
-        if reversal["amount"] < clawback.amount:
+        clawback.amount_recovered = min(clawback.amount, clawback.amount_recovered + reversal["amount"])
+        if clawback.amount_recovered < clawback.amount:
             # The transfer could not cover all of it: the rest is owed from the next payouts.
             clawback.status = Clawback.Status.DEBT
             clawback.failure_reason = "the transfer covered only part of it"
@@ -99,6 +104,33 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
             clawback.status = Clawback.Status.REVERSED
         clawback.save()
         return clawback
+
+
+def _take_from_unrequested_reversal(clawback: Clawback, payout: Payout) -> bool:
+    """An operator already reversed (part of) this payout's transfer without a clawback: that money is
+    back with us, so a refund of the same payout is settled from it first instead of becoming a debt
+    for money already taken back. Booked from `platform:unrequested_reversals` to the listener's
+    payable, once per clawback. Returns whether it covered the whole clawback."""
+    available = payout.amount_reversed_unrequested - payout.unrequested_applied
+    take = min(available, clawback.amount - clawback.amount_recovered)
+    if take <= 0:
+        return False
+    _, created = ledger.ledger_post(
+        key=f"clawback-{clawback.pk}-from-unrequested-reversal",
+        kind=LedgerKind.PAYOUT_TRANSFER_REVERSAL,
+        currency=payout.currency,
+        description=f"Clawback {clawback.key} settled from payout #{payout.pk}'s unrequested reversal",
+        lines=[
+            ledger.debit(ledger.UNREQUESTED_REVERSALS, take),
+            ledger.credit(ledger.listener_payable(clawback.listener_id), take),
+        ],
+        metadata={"payout_id": payout.pk, "clawback_id": clawback.pk},
+    )
+    if created:
+        payout.unrequested_applied += take
+        payout.save(update_fields=["unrequested_applied", "updated_at"])
+        clawback.amount_recovered += take
+    return clawback.amount_recovered >= clawback.amount
 
 
 def _become_debt(clawback: Clawback, *, reason: str) -> Clawback:

@@ -253,3 +253,56 @@ def test_item9_reversal_before_we_recorded_the_transfer_is_applied_when_it_is_re
         1000,
     )
     _assert_totals_equal_stripe(listener)
+
+
+def _operator_reverses(payout: Payout, amount: int, events: StripeEvents) -> None:
+    """An operator reverses part of the transfer on Stripe's dashboard; Stripe sends transfer.reversed."""
+    from billing.stripe_gateway import connect as gateway
+
+    gateway.transfer_reversal_create(
+        transfer_id=payout.stripe_transfer_id, amount=amount, idempotency_key=f"dashboard-{payout.pk}-{amount}"
+    )
+    events.deliver_new()
+
+
+def test_item6_operator_reversal_is_recorded_on_the_payout_not_owed_to_the_listener(stripe_emulator, events):
+    listener = connected_listener(stripe_emulator)
+    complete_session(paid_booking(events, price="50.00", listener=listener))
+    _collect(stripe_emulator)
+    _execute()
+    payout = Payout.objects.get(listener=listener)
+
+    _operator_reverses(payout, 1000, events)
+
+    payout.refresh_from_db()
+    assert (payout.amount_reversed, payout.amount_reversed_unrequested) == (1000, 1000)
+    assert "did not ask for" in payout.failure_reason
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 1000
+    # Redelivered, it books nothing more.
+    events.deliver_new()
+    _assert_totals_equal_stripe(listener)
+
+
+def test_item7_refund_after_the_payout_was_reversed_makes_no_debt(stripe_emulator, events):
+    listener = connected_listener(stripe_emulator)
+    booking = complete_session(paid_booking(events, price="50.00", listener=listener))
+    _collect(stripe_emulator)
+    _execute()
+    payout = Payout.objects.get(listener=listener)
+    _operator_reverses(payout, 4500, events)
+
+    _refund(payment_of(booking), 5000, events)
+    clawback = Clawback.objects.get()
+    assert services.clawback_execute(clawback_id=clawback.pk).status == Clawback.Status.REVERSED
+    assert services.debt_outstanding(listener_id=listener.pk) == 0
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 0
+
+    # The listener's next session is paid in full.
+    later = complete_session(paid_booking(events, price="33.33", listener=listener))
+    from django.utils import timezone
+
+    services.payout_run(period=period_containing(Schedule.WEEKLY, timezone.now().date() + timedelta(weeks=1)))
+    assert _earning(later).status == ListenerPayout.Status.PAID
+    assert Payout.objects.get(earnings__booking=later).amount == 3000
+    _assert_totals_equal_stripe(listener)
