@@ -210,3 +210,12 @@ class ClawbackRecovery(models.Model):
             models.UniqueConstraint(fields=("clawback", "payout"), name="clawback_recovery_once_per_payout"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="clawback_recovery_amount_positive"),
         ]
+
+
+class StripeCheckCursor(models.Model):
+    """How far a `ledger_check` comparison with Stripe has got (`created` of Stripe's objects, Unix
+    seconds): the next run lists only what Stripe created since, less a margin for late writes."""
+
+    name = models.CharField(max_length=64, unique=True)
+    created = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)

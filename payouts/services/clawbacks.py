@@ -206,3 +206,34 @@ def clawbacks_cancel_for_failed_payout(*, payout: Payout) -> int:
         failure_reason="the payout's transfer failed: nothing was sent",
         updated_at=timezone.now(),
     )
+
+
+def clawbacks_shrink(*, earning: ListenerPayout, amount: int) -> int:
+    """A paid-out earning was given back `amount` (the refund that shrank it failed): what its
+    clawbacks have not taken yet is no longer owed, newest first (pending ones are cancelled in part
+    or whole, debts reduced). Returns what is left that was already taken back from the listener's
+    transfer: that is owed to them again (not paid automatically yet: `ledger_check` shows it)."""
+    left = amount
+    open_ones = Clawback.objects.select_for_update().filter(
+        earning=earning, status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT)
+    )
+    for clawback in open_ones.order_by("-id"):
+        if left <= 0:
+            break
+        cut = min(left, clawback.amount - clawback.amount_recovered)
+        if cut <= 0:
+            continue
+        clawback.amount -= cut
+        left -= cut
+        if clawback.amount == 0 or clawback.amount == clawback.amount_recovered:
+            if clawback.amount_recovered == 0:
+                # Nothing left to claw back and nothing taken: the row is kept (its key stays used), cancelled.
+                clawback.amount = cut
+                clawback.status = Clawback.Status.CANCELLED
+            else:
+                clawback.status = Clawback.Status.RECOVERED
+            clawback.failure_reason = "the refund behind it failed"
+        clawback.save(update_fields=["amount", "status", "failure_reason", "updated_at"])
+    if left > 0:
+        logger.error("earning %s: %s cents clawed back for a refund that failed are owed again", earning.pk, left)
+    return left

@@ -63,7 +63,7 @@ def earning_reverse(*, payment_id: int, cents: int, cause: str) -> int:
     An unpaid earning left with nothing is cancelled, a cancelled one that is owed something again
     comes back to pending; a paid one keeps its status and what was already transferred is clawed
     back, once per `cause` (`payouts.services.clawbacks`)."""
-    from payouts.services.clawbacks import clawback_request
+    from payouts.services.clawbacks import clawback_request, clawbacks_shrink
 
     earning = earning_lock(payment_id=payment_id)
     if earning is None:
@@ -83,6 +83,8 @@ def earning_reverse(*, payment_id: int, cents: int, cause: str) -> int:
         earning.save(update_fields=["amount_reversed", "status", "updated_at"])
     if (earning.status == E.PAID or in_flight) and taken > 0:
         clawback_request(earning=earning, amount=taken, key=cause)
+    elif (earning.status == E.PAID or in_flight) and taken < 0:
+        clawbacks_shrink(earning=earning, amount=-taken)
     return taken
 
 

@@ -306,3 +306,25 @@ def test_item7_refund_after_the_payout_was_reversed_makes_no_debt(stripe_emulato
     assert _earning(later).status == ListenerPayout.Status.PAID
     assert Payout.objects.get(earnings__booking=later).amount == 3000
     _assert_totals_equal_stripe(listener)
+
+
+def test_item8_refund_failing_before_its_clawback_ran_cancels_the_clawback(stripe_emulator, events):
+    listener = connected_listener(stripe_emulator)
+    booking = complete_session(paid_booking(events, price="50.00", listener=listener))
+    _collect(stripe_emulator)
+    _execute()
+    refund = _refund(payment_of(booking), 5000, events)
+    clawback = Clawback.objects.get()
+    assert clawback.status == Clawback.Status.PENDING
+
+    # The card refund fails later (Stripe sends charge.refund.updated / refund.failed).
+    stripe_emulator.post(f"/_emulator/refunds/{refund.stripe_refund_id}/fail", {})
+    events.deliver_new()
+
+    clawback.refresh_from_db()
+    assert clawback.status == Clawback.Status.CANCELLED
+    assert services.clawback_execute(clawback_id=clawback.pk).status == Clawback.Status.CANCELLED
+    transfer = stripe_transfers(listener)[0]
+    assert (transfer["amount"], transfer["amount_reversed"]) == (4500, 0)
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    _assert_totals_equal_stripe(listener)
