@@ -77,10 +77,11 @@ def check_transfers_match_stripe() -> list[str]:
             "stripe_transfer_id", flat=True
         ):
             # Paid long after Stripe made it (a crash, then the sweeper): read it by id.
-            listed[transfer_id] = gateway.transfer_retrieve(transfer_id)
+            if transfer_id:
+                listed[transfer_id] = gateway.transfer_retrieve(transfer_id)
     except StripeGatewayError as error:
         return [f"could not list transfers on Stripe: {error}"]
-    payout_ids = {_payout_id_of(t) for t in listed.values()} - {None}
+    payout_ids = [pk for pk in (_payout_id_of(t) for t in listed.values()) if pk is not None]
     payouts = {
         p.pk: p for p in Payout.objects.filter(pk__in=payout_ids).select_related("listener__stripe_listener_account")
     }
@@ -93,7 +94,7 @@ def check_transfers_match_stripe() -> list[str]:
             problems.append(f"{group}: {len(transfers)} transfers on Stripe ({', '.join(t['id'] for t in transfers)})")
     for transfer in sorted(listed.values(), key=lambda t: t["id"]):
         group = transfer["transfer_group"]
-        payout = payouts.get(_payout_id_of(transfer))
+        payout = payouts.get(_payout_id_of(transfer) or 0)
         if payout is None or payout.status not in SENT:
             if payout is None or payout.status != Payout.Status.PROCESSING:
                 problems.append(f"{group}: transfer {transfer['id']} on Stripe is not recorded as paid here")
