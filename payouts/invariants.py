@@ -130,7 +130,7 @@ def earnings_match_bookings() -> list[str]:
     """Every succeeded payment has an earning that is paid, payable (or waiting for its session),
     held for a reason (a dispute open on the payment), or reversed; nothing payable or attached to an
     unpaid payout belongs to a refunded or disputed booking."""
-    from billing.models import Dispute, Payment
+    from billing.models import Dispute, Payment, Refund
     from booking.models import Booking
 
     E = ListenerPayout.Status
@@ -141,10 +141,13 @@ def earnings_match_bookings() -> list[str]:
         )[:MAX_PROBLEMS]
     ]
     open_dispute = Dispute.objects.filter(payment_id=OuterRef("payment_id")).exclude(status__in=Dispute.CLOSED)
+    # A refund that failed holds the earning for an operator (issue 10 item 11).
+    failed_refund = Refund.objects.filter(payment_id=OuterRef("payment_id"), status=Refund.Status.FAILED)
     problems += [
-        f"earning {pk}: held, but its payment has no open dispute"
+        f"earning {pk}: held, but its payment has no open dispute nor failed refund"
         for pk in ListenerPayout.objects.filter(status=E.HELD)
         .exclude(Exists(open_dispute))
+        .exclude(Exists(failed_refund))
         .values_list("pk", flat=True)[:MAX_PROBLEMS]
     ]
     problems += [

@@ -202,11 +202,6 @@ def test_a_refund_made_by_our_worker_is_matched_by_its_metadata_not_duplicated()
     assert Refund.objects.filter(payment=payment).count() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 item 11 (lead): the booking stays `refunded` after its refund failed, which "
-    "ledger_check's earnings_match_bookings now reports; remove this mark with the fix",
-)
 def test_a_refund_that_fails_after_succeeding_gives_the_listener_their_share_back(stripe_emulator):
     payment = _awaiting_payment()
     charge_id = stripe_id("ch")
