@@ -24,11 +24,15 @@ from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 PLATFORM_CASH = "platform:cash"
 APP_REVENUE = "platform:revenue"
 DISPUTE_FEES = "platform:dispute_fees"
+# Money Stripe took back from a listener's transfer that Talkpay did not ask for (an operator on the
+# dashboard): back in our balance, owed to nobody until an operator decides (payouts.services.reversals).
+UNREQUESTED_REVERSALS = "platform:unrequested_reversals"
 
 _FIXED_ACCOUNTS = {
     PLATFORM_CASH: ("Platform Stripe balance", LedgerAccount.Kind.ASSET),
     APP_REVENUE: ("App revenue (fees)", LedgerAccount.Kind.REVENUE),
     DISPUTE_FEES: ("Stripe dispute fees", LedgerAccount.Kind.EXPENSE),
+    UNREQUESTED_REVERSALS: ("Transfer reversals Talkpay did not ask for (to review)", LedgerAccount.Kind.LIABILITY),
 }
 
 # Accounts whose natural balance is a credit; their balance is shown as -(sum of entries).

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from django.db.models import F, Sum
+from django.db.models import Exists, F, OuterRef, Sum
 
 from billing.invariants import MAX_PROBLEMS
 from billing.models import LedgerAccount
 from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import connect as gateway
-from payouts.models import Clawback, ListenerPayout, Payout
+from payouts.models import Clawback, ListenerPayout, Payout, StripeCheckCursor
 
 SENT = (Payout.Status.PAID, Payout.Status.REVERSED)
 
@@ -42,48 +44,135 @@ def check_transferred_within_earned() -> list[str]:
     ]
 
 
+# Stripe objects created this long before the last clean check are listed again: a transfer created
+# just before a check may be recorded by us just after it.
+CURSOR_MARGIN_SECONDS = 600
+
+
 def check_transfers_match_stripe() -> list[str]:
-    """Every paid payout has exactly one transfer on Stripe, of its amount, to the listener's account;
-    Stripe holds no payout transfer we have not recorded."""
+    """Every paid payout has exactly one transfer on Stripe, of its amount, reversed by as much as we
+    recorded, to the listener's account; Stripe holds no payout transfer we have not recorded.
+
+    Incremental: only transfers Stripe created since the last clean check (by `created`, less a
+    margin), the older ones a `transfer.reversed` event changed since then, and our payouts paid since
+    then are compared. The cursor moves only when everything matched, so a problem is reported until
+    it is fixed."""
+    cursor, _ = StripeCheckCursor.objects.get_or_create(name="transfers")
+    since = max(0, cursor.created - CURSOR_MARGIN_SECONDS)
+    started = int(time.time())
     try:
-        stripe_transfers = [
-            t for t in gateway.transfers_list_all() if (t.get("transfer_group") or "").startswith("payout-")
-        ]
+        listed = {t["id"]: t for t in gateway.transfers_list_all(created_gte=since) if _is_payout_transfer(t)}
+        reversed_ids = {
+            (event.get("data") or {}).get("object", {}).get("id")
+            for event in gateway.transfer_reversed_events_since(created_gte=since)
+        }
+        for transfer_id in sorted(filter(None, reversed_ids - set(listed))):
+            transfer = gateway.transfer_retrieve(transfer_id)
+            if _is_payout_transfer(transfer):
+                listed[transfer_id] = transfer
+        sent_since = Payout.objects.filter(status__in=SENT, stripe_transfer_id__isnull=False).filter(
+            paid_at__gte=datetime.fromtimestamp(since, tz=UTC)
+        )
+        for transfer_id in sent_since.exclude(stripe_transfer_id__in=list(listed)).values_list(
+            "stripe_transfer_id", flat=True
+        ):
+            # Paid long after Stripe made it (a crash, then the sweeper): read it by id.
+            if transfer_id:
+                listed[transfer_id] = gateway.transfer_retrieve(transfer_id)
     except StripeGatewayError as error:
         return [f"could not list transfers on Stripe: {error}"]
-    by_group: dict[str, list[dict]] = {}
-    for transfer in stripe_transfers:
-        by_group.setdefault(transfer["transfer_group"], []).append(transfer)
+    payout_ids = [pk for pk in (_payout_id_of(t) for t in listed.values()) if pk is not None]
+    payouts = {
+        p.pk: p for p in Payout.objects.filter(pk__in=payout_ids).select_related("listener__stripe_listener_account")
+    }
     problems = []
-    for group, transfers in by_group.items():
+    by_group: dict[str, list[dict]] = {}
+    for transfer in listed.values():
+        by_group.setdefault(transfer["transfer_group"], []).append(transfer)
+    for group, transfers in sorted(by_group.items()):
         if len(transfers) > 1:
             problems.append(f"{group}: {len(transfers)} transfers on Stripe ({', '.join(t['id'] for t in transfers)})")
-    # A payout that a clawback debt took whole was settled without a transfer.
-    transferred = Payout.objects.filter(status__in=SENT).exclude(amount=0, stripe_transfer_id__isnull=True)
-    ours = {
-        f"payout-{pk}": (transfer_id, amount, account)
-        for pk, transfer_id, amount, account in transferred.values_list(
-            "pk", "stripe_transfer_id", "amount", "listener__stripe_listener_account__stripe_account_id"
-        )
-    }
-    for group, (transfer_id, amount, account) in ours.items():
-        found = {t["id"]: t for t in by_group.get(group, [])}
-        if transfer_id not in found:
-            problems.append(f"{group}: our transfer {transfer_id} is not on Stripe")
+    for transfer in sorted(listed.values(), key=lambda t: t["id"]):
+        group = transfer["transfer_group"]
+        payout = payouts.get(_payout_id_of(transfer) or 0)
+        if payout is None or payout.status not in SENT:
+            if payout is None or payout.status != Payout.Status.PROCESSING:
+                problems.append(f"{group}: transfer {transfer['id']} on Stripe is not recorded as paid here")
             continue
-        theirs = found[transfer_id]
-        if theirs["amount"] != amount:
-            problems.append(f"{group}: {transfer_id} is {theirs['amount']} on Stripe, {amount} here")
-        if account and theirs.get("destination") != account:
-            problems.append(f"{group}: {transfer_id} went to {theirs.get('destination')}, expected {account}")
-    unrecorded = set(by_group) - set(ours)
-    if unrecorded:
-        in_flight = {
-            f"payout-{pk}" for pk in Payout.objects.filter(status=Payout.Status.PROCESSING).values_list("pk", flat=True)
-        }
-        for group in sorted(unrecorded - in_flight):
-            problems.append(f"{group}: transfer {by_group[group][0]['id']} on Stripe is not recorded as paid here")
-    return problems
+        if payout.stripe_transfer_id != transfer["id"]:
+            problems.append(f"{group}: our transfer {payout.stripe_transfer_id} is not on Stripe ({transfer['id']} is)")
+            continue
+        if transfer["amount"] != payout.amount:
+            problems.append(f"{group}: {transfer['id']} is {transfer['amount']} on Stripe, {payout.amount} here")
+        if int(transfer.get("amount_reversed") or 0) != payout.amount_reversed:
+            problems.append(
+                f"{group}: {transfer['id']} reversed {transfer.get('amount_reversed') or 0} on Stripe, "
+                f"{payout.amount_reversed} here"
+            )
+        account = getattr(getattr(payout.listener, "stripe_listener_account", None), "stripe_account_id", None)
+        if account and transfer.get("destination") != account:
+            problems.append(f"{group}: {transfer['id']} went to {transfer.get('destination')}, expected {account}")
+    if not problems:
+        StripeCheckCursor.objects.filter(pk=cursor.pk).update(created=started)
+    return problems[:MAX_PROBLEMS]
+
+
+def _is_payout_transfer(transfer: dict) -> bool:
+    return (transfer.get("transfer_group") or "").startswith("payout-")
+
+
+def _payout_id_of(transfer: dict) -> int | None:
+    suffix = (transfer.get("transfer_group") or "").removeprefix("payout-")
+    return int(suffix) if suffix.isdigit() else None
+
+
+def earnings_match_bookings() -> list[str]:
+    """Every succeeded payment has an earning that is paid, payable (or waiting for its session),
+    held for a reason (a dispute open on the payment), or reversed; nothing payable or attached to an
+    unpaid payout belongs to a refunded or disputed booking."""
+    from billing.models import Dispute, Payment, Refund
+    from booking.models import Booking
+
+    E = ListenerPayout.Status
+    problems = [
+        f"payment {pk}: succeeded, but no earning"
+        for pk in Payment.objects.filter(status=Payment.Status.SUCCEEDED, earning__isnull=True).values_list(
+            "pk", flat=True
+        )[:MAX_PROBLEMS]
+    ]
+    open_dispute = Dispute.objects.filter(payment_id=OuterRef("payment_id")).exclude(status__in=Dispute.CLOSED)
+    # A refund that failed holds the earning for an operator (issue 10 item 11).
+    failed_refund = Refund.objects.filter(payment_id=OuterRef("payment_id"), status=Refund.Status.FAILED)
+    problems += [
+        f"earning {pk}: held, but its payment has no open dispute nor failed refund"
+        for pk in ListenerPayout.objects.filter(status=E.HELD)
+        .exclude(Exists(open_dispute))
+        .exclude(Exists(failed_refund))
+        .values_list("pk", flat=True)[:MAX_PROBLEMS]
+    ]
+    problems += [
+        f"earning {pk}: {status} with {net} left, but booking {booking_id} is {booking_status}"
+        for pk, status, net, booking_id, booking_status in ListenerPayout.objects.filter(
+            status__in=(E.PENDING, E.PAYABLE),
+            amount__gt=F("amount_reversed"),
+            booking__status__in=(Booking.Status.REFUNDED, Booking.Status.DISPUTED),
+        )
+        .annotate(net=F("amount") - F("amount_reversed"))
+        .values_list("pk", "status", "net", "booking_id", "booking__status")[:MAX_PROBLEMS]
+    ]
+    problems += [
+        f"earning {pk}: cancelled with {net} still owed"
+        for pk, net in ListenerPayout.objects.filter(status=E.CANCELLED, amount__gt=F("amount_reversed"))
+        .annotate(net=F("amount") - F("amount_reversed"))
+        .values_list("pk", "net")[:MAX_PROBLEMS]
+    ]
+    problems += [
+        f"earning {pk}: {status}, attached to pending payout {payout_id}"
+        for pk, status, payout_id in ListenerPayout.objects.filter(payout__status=Payout.Status.PENDING)
+        .exclude(status=E.PAYABLE)
+        .values_list("pk", "status", "payout_id")[:MAX_PROBLEMS]
+    ]
+    return problems[:MAX_PROBLEMS]
 
 
 # Earnings the platform still owes (or owed and took back): their net amount is the listener's balance.
@@ -133,4 +222,5 @@ CHECKS: list[Callable[[], list[str]]] = [
     listener_balances_match_earnings,
     check_transferred_within_earned,
     check_transfers_match_stripe,
+    earnings_match_bookings,
 ]

@@ -72,6 +72,10 @@ class Payout(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     stripe_transfer_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount_reversed = models.BigIntegerField(default=0)
+    # Of amount_reversed, what no clawback of ours asked for (an operator on Stripe's dashboard), and how
+    # much of that later clawbacks have used instead of reversing again (payouts.services.reversals).
+    amount_reversed_unrequested = models.BigIntegerField(default=0)
+    unrequested_applied = models.BigIntegerField(default=0)
     failure_reason = models.TextField(blank=True, default="")
     # Transfer attempts started; each has its own idempotency key (see payouts.services.transfer_idempotency_key).
     attempts = models.PositiveIntegerField(default=0)
@@ -153,6 +157,7 @@ class Clawback(models.Model):
         REVERSED = "reversed", "Reversed on Stripe"
         DEBT = "debt", "Debt (reversal refused; netted in the next payouts)"
         RECOVERED = "recovered", "Recovered from later payouts"
+        CANCELLED = "cancelled", "Cancelled (the payout's transfer never went out)"
 
     key = models.CharField(max_length=100, unique=True)
     listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="clawbacks")
@@ -205,3 +210,12 @@ class ClawbackRecovery(models.Model):
             models.UniqueConstraint(fields=("clawback", "payout"), name="clawback_recovery_once_per_payout"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="clawback_recovery_amount_positive"),
         ]
+
+
+class StripeCheckCursor(models.Model):
+    """How far a `ledger_check` comparison with Stripe has got (`created` of Stripe's objects, Unix
+    seconds): the next run lists only what Stripe created since, less a margin for late writes."""
+
+    name = models.CharField(max_length=64, unique=True)
+    created = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)

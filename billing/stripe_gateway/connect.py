@@ -86,11 +86,13 @@ def transfer_find_for_payout(*, payout_id: int) -> dict | None:
     return None
 
 
-def transfers_list_all(*, page_size: int = 100) -> Iterator[dict]:
-    """Every transfer of the platform, newest first, page by page."""
+def transfers_list_all(*, page_size: int = 100, created_gte: int | None = None) -> Iterator[dict]:
+    """Every transfer of the platform (created at or after `created_gte`), newest first, page by page."""
     starting_after: str | None = None
     while True:
         params: dict = {"limit": page_size}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
         if starting_after:
             params["starting_after"] = starting_after
         page = call(client().v1.transfers.list, params=params)
@@ -109,3 +111,22 @@ def transfer_reversal_create(*, transfer_id: str, amount: int, idempotency_key: 
         options=options(idempotency_key),
     )
     return as_dict(reversal)
+
+
+def transfer_reversed_events_since(*, created_gte: int, page_size: int = 100) -> Iterator[dict]:
+    """`transfer.reversed` events created at or after `created_gte`: which older transfers changed."""
+    starting_after: str | None = None
+    while True:
+        params: dict = {"limit": page_size, "type": "transfer.reversed", "created": {"gte": created_gte}}
+        if starting_after:
+            params["starting_after"] = starting_after
+        page = call(client().v1.events.list, params=params)
+        rows = [as_dict(event) for event in page.data]
+        yield from rows
+        if not page.has_more or not rows:
+            return
+        starting_after = rows[-1]["id"]
+
+
+def transfer_retrieve(transfer_id: str) -> dict:
+    return as_dict(call(client().v1.transfers.retrieve, transfer_id))

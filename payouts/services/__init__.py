@@ -20,21 +20,26 @@ How a payout is paid exactly once
    earnings roll over to the next period.
 2. **Execute** (`payouts_execute`, 100 payouts at a time). A short transaction locks the batch
    (`SKIP LOCKED`: concurrent runs split the work) and moves its payouts PENDING → PROCESSING,
-   counting the attempt; only then is Stripe called, outside any transaction, a few transfers at a
-   time, each with the idempotency key of its attempt; a second short transaction records the
-   transfers, marks the earnings paid and books the ledger. A payout still PENDING has therefore
-   never reached Stripe. A PROCESSING payout may have: before sending it again we look its transfer
-   up by `transfer_group`, which works after Stripe's 24-hour idempotency window, and within the
-   window the same key would return the same transfer anyway.
+   counting the attempt. In that transaction the payouts' earnings are locked first (earning before
+   payout) and checked again (DESIGN money rule 5): those refunded, disputed, held by an operator or
+   with a refund in flight since collect go back to the pool and the amount is recomputed, for the
+   whole batch in a few queries. An earning shrunk while its transfer is in flight is clawed back
+   once the transfer is recorded (a failed transfer cancels the clawback). Only then is Stripe
+   called, outside any transaction, a few transfers at a time, each with the idempotency key of its
+   attempt; a second short transaction records the transfers, marks the earnings paid and books the
+   ledger. A payout still PENDING has therefore never reached Stripe. A PROCESSING payout may have:
+   before sending it again we look its transfer up by `transfer_group`, which works after Stripe's
+   24-hour idempotency window, and within the window the same key would return the same transfer
+   anyway.
 
    Why batches inside the run rather than one Celery task per payout: each payout then costs one
    Stripe call and a tenth of a query instead of two commits and ~14 queries (measured with
    bench/payout_bench.py: 44 payouts/s one by one, 300+ payouts/s batched on a 2-core machine).
    `payout_execute` (one payout) remains for the admin, the tasks and the sweeper.
 3. A refused transfer (insufficient platform balance, restricted account) marks the payout FAILED
-   with Stripe's reason and releases its earnings: the next run (or a re-run of the period, which
-   reuses the failed row) collects them again. A timeout leaves the payout PROCESSING for the
-   sweeper, which resends only after the lookup.
+   with Stripe's reason and releases all its earnings, held ones included: the next run (or a re-run
+   of the period, which reuses the failed row) collects those payable again. A timeout leaves the
+   payout PROCESSING for the sweeper, which resends only after the lookup.
 """
 
 from payouts.services.clawbacks import (

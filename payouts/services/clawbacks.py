@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing import stripe_gateway
+from billing import ledger, stripe_gateway
+from billing.models import LedgerKind
 from billing.stripe_gateway import reversals
 from payouts.models import Clawback, ClawbackRecovery, ListenerPayout, Payout
 from payouts.services.reversals import payout_transfer_reversed
@@ -62,15 +63,23 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         if clawback.status != Clawback.Status.PENDING:
             return clawback
         payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
+        if payout.status == Payout.Status.PROCESSING:
+            # The transfer is on its way (a refund landed between claim and record): reversed once it
+            # is recorded; the sweeper comes back. A failed transfer cancels the clawback instead.
+            return clawback
         clawback.attempts += 1
         if not payout.stripe_transfer_id:
             return _become_debt(clawback, reason="the payout has no transfer to reverse")
+        if _take_from_unrequested_reversal(clawback, payout):
+            clawback.status = Clawback.Status.REVERSED
+            clawback.save()
+            return clawback
         try:
             # A reversal made by an earlier attempt whose save was lost is used as it is; by now the
             # `transfer.reversed` webhook may have counted it in the payout's amount_reversed.
             reversal = reversals.transfer_reversal_find(transfer_id=payout.stripe_transfer_id, clawback_id=clawback.pk)
             if reversal is None:
-                reversible = min(clawback.amount, payout.amount - payout.amount_reversed)
+                reversible = min(clawback.amount - clawback.amount_recovered, payout.amount - payout.amount_reversed)
                 if reversible <= 0:
                     return _become_debt(clawback, reason="nothing left to reverse on the payout's transfer")
                 reversal = reversals.transfer_reversal_create(
@@ -86,8 +95,8 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
         # nothing left to book.
         payout_transfer_reversed(transfer=reversals.transfer_retrieve(payout.stripe_transfer_id))
         clawback.stripe_transfer_reversal_id = reversal["id"]
-        clawback.amount_recovered = reversal["amount"]
-        if reversal["amount"] < clawback.amount:
+        clawback.amount_recovered = min(clawback.amount, clawback.amount_recovered + reversal["amount"])
+        if clawback.amount_recovered < clawback.amount:
             # The transfer could not cover all of it: the rest is owed from the next payouts.
             clawback.status = Clawback.Status.DEBT
             clawback.failure_reason = "the transfer covered only part of it"
@@ -95,6 +104,33 @@ def clawback_execute(*, clawback_id: int) -> Clawback:
             clawback.status = Clawback.Status.REVERSED
         clawback.save()
         return clawback
+
+
+def _take_from_unrequested_reversal(clawback: Clawback, payout: Payout) -> bool:
+    """An operator already reversed (part of) this payout's transfer without a clawback: that money is
+    back with us, so a refund of the same payout is settled from it first instead of becoming a debt
+    for money already taken back. Booked from `platform:unrequested_reversals` to the listener's
+    payable, once per clawback. Returns whether it covered the whole clawback."""
+    available = payout.amount_reversed_unrequested - payout.unrequested_applied
+    take = min(available, clawback.amount - clawback.amount_recovered)
+    if take <= 0:
+        return False
+    _, created = ledger.ledger_post(
+        key=f"clawback-{clawback.pk}-from-unrequested-reversal",
+        kind=LedgerKind.PAYOUT_TRANSFER_REVERSAL,
+        currency=payout.currency,
+        description=f"Clawback {clawback.key} settled from payout #{payout.pk}'s unrequested reversal",
+        lines=[
+            ledger.debit(ledger.UNREQUESTED_REVERSALS, take),
+            ledger.credit(ledger.listener_payable(clawback.listener_id), take),
+        ],
+        metadata={"payout_id": payout.pk, "clawback_id": clawback.pk},
+    )
+    if created:
+        payout.unrequested_applied += take
+        payout.save(update_fields=["unrequested_applied", "updated_at"])
+        clawback.amount_recovered += take
+    return clawback.amount_recovered >= clawback.amount
 
 
 def _become_debt(clawback: Clawback, *, reason: str) -> Clawback:
@@ -159,3 +195,45 @@ def debt_recoveries_undo(*, payout: Payout) -> None:
         clawback.status = Clawback.Status.DEBT
         clawback.save(update_fields=["amount_recovered", "status", "updated_at"])
         recovery.delete()
+
+
+def clawbacks_cancel_for_failed_payout(*, payout: Payout) -> int:
+    """The payout's transfer failed: nothing went out, so nothing is to be taken back from it. Called
+    under the payout's lock, before its earnings go back to the pool (their net already excludes what
+    the refund took)."""
+    return Clawback.objects.filter(payout=payout, status=Clawback.Status.PENDING).update(
+        status=Clawback.Status.CANCELLED,
+        failure_reason="the payout's transfer failed: nothing was sent",
+        updated_at=timezone.now(),
+    )
+
+
+def clawbacks_shrink(*, earning: ListenerPayout, amount: int) -> int:
+    """A paid-out earning was given back `amount` (the refund that shrank it failed): what its
+    clawbacks have not taken yet is no longer owed, newest first (pending ones are cancelled in part
+    or whole, debts reduced). Returns what is left that was already taken back from the listener's
+    transfer: that is owed to them again (not paid automatically yet: `ledger_check` shows it)."""
+    left = amount
+    open_ones = Clawback.objects.select_for_update().filter(
+        earning=earning, status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT)
+    )
+    for clawback in open_ones.order_by("-id"):
+        if left <= 0:
+            break
+        cut = min(left, clawback.amount - clawback.amount_recovered)
+        if cut <= 0:
+            continue
+        clawback.amount -= cut
+        left -= cut
+        if clawback.amount == 0 or clawback.amount == clawback.amount_recovered:
+            if clawback.amount_recovered == 0:
+                # Nothing left to claw back and nothing taken: the row is kept (its key stays used), cancelled.
+                clawback.amount = cut
+                clawback.status = Clawback.Status.CANCELLED
+            else:
+                clawback.status = Clawback.Status.RECOVERED
+            clawback.failure_reason = "the refund behind it failed"
+        clawback.save(update_fields=["amount", "status", "failure_reason", "updated_at"])
+    if left > 0:
+        logger.error("earning %s: %s cents clawed back for a refund that failed are owed again", earning.pk, left)
+    return left

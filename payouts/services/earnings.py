@@ -15,7 +15,7 @@ from django.conf import settings
 
 from billing.models import Payment
 from common import locks
-from payouts.models import ListenerPayout, ListenerPayoutSettings
+from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout
 
 E = ListenerPayout.Status
 # Earnings not yet paid out that a refund or a chargeback can still shrink or cancel.
@@ -63,7 +63,7 @@ def earning_reverse(*, payment_id: int, cents: int, cause: str) -> int:
     An unpaid earning left with nothing is cancelled, a cancelled one that is owed something again
     comes back to pending; a paid one keeps its status and what was already transferred is clawed
     back, once per `cause` (`payouts.services.clawbacks`)."""
-    from payouts.services.clawbacks import clawback_request
+    from payouts.services.clawbacks import clawback_request, clawbacks_shrink
 
     earning = earning_lock(payment_id=payment_id)
     if earning is None:
@@ -71,26 +71,44 @@ def earning_reverse(*, payment_id: int, cents: int, cause: str) -> int:
     before, status_before = earning.amount_reversed, earning.status
     earning.amount_reversed = min(earning.amount, max(0, before + cents))
     taken = earning.amount_reversed - before
-    if earning.status in UNPAID_OPEN and earning.net_amount == 0:
+    in_flight = _in_flight(earning)
+    if in_flight:
+        # Its transfer is being sent with the amount fixed at claim time: recorded as paid, then clawed back.
+        pass
+    elif earning.status in UNPAID_OPEN and earning.net_amount == 0:
         earning.status = E.CANCELLED
     elif earning.status == E.CANCELLED and earning.net_amount > 0:
         earning.status = E.PENDING
     if taken or earning.status != status_before:
         earning.save(update_fields=["amount_reversed", "status", "updated_at"])
-    if earning.status == E.PAID and taken > 0:
+    if (earning.status == E.PAID or in_flight) and taken > 0:
         clawback_request(earning=earning, amount=taken, key=cause)
+    elif (earning.status == E.PAID or in_flight) and taken < 0:
+        clawbacks_shrink(earning=earning, amount=-taken)
     return taken
+
+
+def _in_flight(earning: ListenerPayout) -> bool:
+    """Attached to a payout whose transfer has been claimed (PROCESSING): Stripe may be paying it now."""
+    return (
+        earning.payout_id is not None
+        and earning.status != E.PAID
+        and Payout.objects.filter(pk=earning.payout_id, status=Payout.Status.PROCESSING).exists()
+    )
 
 
 def earning_hold(*, payment_id: int) -> str:
     """Hold an unpaid earning while its payment is disputed. Returns the status it had ("" when there
     was nothing to hold: no earning, already paid, cancelled or held)."""
     earning = earning_lock(payment_id=payment_id)
-    if earning is None or earning.status not in (E.PENDING, E.PAYABLE):
+    if earning is None or earning.status not in (E.PENDING, E.PAYABLE) or _in_flight(earning):
+        # Paid, or being paid right now: a lost dispute claws it back.
         return ""
     before = earning.status
     earning.status = E.HELD
-    earning.save(update_fields=["status", "updated_at"])
+    # Out of a pending payout (its transfer re-checks anyway): paid when the dispute is won, by a later run.
+    earning.payout = None
+    earning.save(update_fields=["status", "payout", "updated_at"])
     return before
 
 

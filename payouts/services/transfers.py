@@ -16,9 +16,12 @@ from billing import ledger
 from billing.models import LedgerKind
 from billing.stripe_gateway import PermanentStripeError, StripeGatewayError, TransientStripeError
 from billing.stripe_gateway import connect as gateway
+from common import locks
+from payouts import selectors
 from payouts.models import Clawback, ListenerPayout, Payout
-from payouts.services.clawbacks import debt_net_into_payout, debt_recoveries_undo
-from payouts.services.sql import payouts_mark_paid
+from payouts.services.clawbacks import clawbacks_cancel_for_failed_payout, debt_net_into_payout, debt_recoveries_undo
+from payouts.services.reversals import payout_transfer_reversed
+from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +94,7 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
     to_send: list[tuple[Payout, bool]] = []
     finished: list[Payout] = []
     with transaction.atomic():
+        _earnings_recheck(payout_ids=payout_ids)
         payouts = list(
             Payout.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("listener__stripe_listener_account")
@@ -113,7 +117,11 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
                     to_send.append((payout, True))
                     resending.append(payout.pk)
                 continue
-            problem = "Nothing to transfer." if payout.amount <= 0 else ""
+            problem = (
+                "Nothing payable any more (refunded, disputed or held since it was collected)."
+                if payout.amount <= 0
+                else ""
+            )
             if account is None:
                 problem = "The listener has no Connect account."
             if problem:
@@ -149,6 +157,33 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
             # Restart the clock, so a second sweeper leaves these to us.
             Payout.objects.filter(pk__in=resending).update(transfer_sent_at=now, updated_at=now)
     return to_send, finished
+
+
+def _earnings_recheck(*, payout_ids: list[int]) -> None:
+    """What a pending payout pays is decided here, under the locks, not when it was collected: its
+    earnings are locked (earning before payout, common.locks), those no longer payable (refunded,
+    disputed, held by an operator, a refund in flight) go back to the pool, and the payout's amount is
+    the net of what remains. A constant number of queries for the whole batch."""
+    list(
+        locks.lock(
+            ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING).order_by("pk")
+        ).values_list("pk", flat=True)
+    )
+    # New statements from here on: they see whatever committed while we waited for the locks.
+    keep = selectors.earning_ids_still_payable(payout_ids=payout_ids)
+    dropped = (
+        ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING)
+        .exclude(pk__in=keep)
+        .update(payout=None, updated_at=timezone.now())
+    )
+    pending = list(Payout.objects.filter(pk__in=payout_ids, status=Payout.Status.PENDING).values_list("pk", flat=True))
+    if not pending:
+        return
+    # Earnings shrink (a partial refund) or leave (a hold) without passing through here.
+    Payout.objects.filter(pk__in=pending).exclude(earnings__isnull=False).update(amount=0)
+    payout_amounts_refresh(pending)
+    if dropped:
+        logger.info("payouts %s: %s earnings no longer payable went back to the pool", pending, dropped)
 
 
 def _transfer_send(claim: tuple[Payout, bool]) -> dict | StripeGatewayError:
@@ -199,14 +234,19 @@ def _payout_mark_failed(payout: Payout, reason: str) -> None:
     payout.failure_reason = reason
     payout.save(update_fields=["status", "failure_reason", "updated_at"])
     debt_recoveries_undo(payout=payout)
-    # Back to the pool: the next run collects them again.
-    ListenerPayout.objects.filter(payout=payout, status=ListenerPayout.Status.PAYABLE).update(
-        payout=None, updated_at=timezone.now()
-    )
+    # Nothing left: what a refund took from an earning while this transfer was in flight stays with us.
+    clawbacks_cancel_for_failed_payout(payout=payout)
+    now = timezone.now()
+    attached = ListenerPayout.objects.filter(payout=payout).exclude(status=ListenerPayout.Status.PAID)
+    attached.filter(amount__lte=F("amount_reversed")).update(status=ListenerPayout.Status.CANCELLED)
+    # Back to the pool, whatever their state (a held one is paid when its dispute is won): the next run
+    # collects those that are payable then.
+    attached.update(payout=None, updated_at=now)
 
 
 @transaction.atomic
 def payout_transfer_failed(*, payout_id: int, attempt: int, reason: str) -> Payout:
+    _earnings_lock(payout_ids=[payout_id])
     payout = Payout.objects.select_for_update().get(pk=payout_id)
     if payout.status == Payout.Status.PROCESSING and payout.attempts == attempt:
         _payout_mark_failed(payout, reason)
@@ -223,6 +263,7 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
     concurrent recorder changes nothing."""
     attempts = {payout.pk: payout.attempts for payout, _ in sent}
     transfers = {payout.pk: transfer for payout, transfer in sent}
+    _earnings_lock(payout_ids=list(transfers))
     payouts = list(
         Payout.objects.select_for_update()
         .filter(pk__in=list(transfers), status=Payout.Status.PROCESSING)
@@ -250,7 +291,19 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
     payouts_mark_paid(recorded, now=now)
     ListenerPayout.objects.filter(payout__in=recorded).update(status=ListenerPayout.Status.PAID, updated_at=now)
     _ledger_book_transfers(recorded)
+    for payout in recorded:
+        if transfers[payout.pk].get("amount_reversed"):
+            # Reversed before we recorded it (a crash, then the sweeper found it): its transfer.reversed
+            # event found no payout to apply to, so the reversal is applied now.
+            payout_transfer_reversed(transfer=transfers[payout.pk])
     return recorded
+
+
+def _earnings_lock(*, payout_ids: list[int]) -> None:
+    """The earnings of these payouts, locked before the payouts themselves (common.locks order)."""
+    list(
+        locks.lock(ListenerPayout.objects.filter(payout_id__in=payout_ids).order_by("pk")).values_list("pk", flat=True)
+    )
 
 
 def _ledger_book_transfers(payouts: list[Payout]) -> None:

@@ -60,5 +60,7 @@ def test_onboarding_on_stripe_releases_held_earnings_and_a_reversal_comes_back_t
 
     eventually(reversal_booked)
 
-    # then the ledger owes the listener the reversed 10.00 again
-    assert ledger.balance(ledger.listener_payable(listener.pk)) == 1000
+    # then the reversed 10.00 is back in our balance; no clawback asked for it, so it waits for an
+    # operator's review instead of being owed to the listener with no earning behind it (issue 10 item 6)
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 1000

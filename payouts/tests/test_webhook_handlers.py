@@ -104,11 +104,13 @@ def test_transfer_reversed_books_the_money_back_once(connected_listener, fund_pl
     assert HANDLERS["transfer.reversed"](event) == "processed"
     assert HANDLERS["transfer.reversed"](event) == "ignored"
 
-    # then the ledger shows the money back in our balance and owed to the listener again, once
+    # then the ledger shows the money back in our balance, once; no clawback asked for it, so it is
+    # not owed to the listener (no earning is behind it) but waits for an operator's review
     payout.refresh_from_db()
-    assert (payout.amount_reversed, payout.status) == (2000, Payout.Status.PAID)
+    assert (payout.amount_reversed, payout.amount_reversed_unrequested, payout.status) == (2000, 2000, "paid")
     assert ledger.balance(ledger.PLATFORM_CASH) == cash_before + 2000
-    assert ledger.balance(ledger.listener_payable(listener.pk)) == 2000
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 2000
 
 
 def test_payout_failed_on_the_connected_account_is_shown_on_the_account(connected_listener):
