@@ -1,19 +1,60 @@
+import redis
+from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from workers import health
 
-class HealthView(APIView):
-    """Liveness and database readiness, for load balancers and compose health checks."""
 
+class _OpenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_classes: list = []
+
+
+class HealthView(_OpenView):
+    """Liveness: the process answers and reaches its database. Load balancers and restarts use this."""
 
     @extend_schema(responses={200: dict})
     def get(self, request):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Response({"status": "ok"})
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_broker() -> str:
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    client.ping()
+    return "ok"
+
+
+def _check_worker() -> str:
+    ok, detail = health.check("worker")
+    if not ok:
+        raise RuntimeError(detail)
+    return detail
+
+
+class ReadyView(_OpenView):
+    """Readiness: the database, the broker and at least one worker with a fresh heartbeat.
+    503 naming the failing check otherwise, so traffic is not sent where work would only pile up."""
+
+    @extend_schema(responses={200: dict, 503: dict})
+    def get(self, request):
+        checks, ready = {}, True
+        for name, check in (("database", _check_database), ("broker", _check_broker), ("worker", _check_worker)):
+            try:
+                checks[name] = {"ok": True, "detail": check()}
+            except Exception as error:
+                ready = False
+                checks[name] = {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+        return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

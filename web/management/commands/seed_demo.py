@@ -1,5 +1,9 @@
 from django.conf import settings
+<<<<<<< HEAD
 from django.core.management.base import BaseCommand, CommandError
+=======
+from django.core.management.base import BaseCommand
+>>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
 from django.db import transaction
 
 from booking.models import BookingPackage
@@ -46,4 +50,4 @@ class Command(BaseCommand):
             self.stdout.write(f"demo {role}: username={username} password={DEMO_PASSWORD} id={user.pk}")
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD, role=User.Role.TALKER)
-        self.stdout.write(f"admin: username=admin password={DEMO_PASSWORD} (http://127.0.0.1:8000/admin/)")
+        self.stdout.write(f"admin: username=admin password={DEMO_PASSWORD} ({settings.PUBLIC_BASE_URL}/admin/)")
