@@ -34,6 +34,8 @@ BIN = Path(sys.executable).parent
 EMULATOR_DEFAULT_KEY = "sk_test_talkpay_emulator"
 RUN_ENV = RUN_DIR / "env"
 PID_FILE = RUN_DIR / "run.pid"
+# The emulator's objects survive a restart of `make run`; `make reset` removes this with the database.
+EMULATOR_STATE = RUN_DIR / "emulator-state.pickle"
 # What `make run` decides, written to .run/env for every other command.
 DECIDED = (
     "DATABASE_URL",
@@ -118,6 +120,7 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
         extra["stripe-emulator"] = (
             f"{sys.executable} -m stripe_emulator --port {emulator_port}"
             f" --webhook-url {webhook_url} --webhook-secret {env['STRIPE_WEBHOOK_SECRET']}"
+            f" --state-file {EMULATOR_STATE}"
         )
         print(f"• stripe: emulator on :{emulator_port}, webhooks to {webhook_url}")
     return env, extra
@@ -201,7 +204,7 @@ def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str
         **{name: (command, env) for name, command in extra.items()},
         "web": (f"{BIN / 'gunicorn'} -c {ROOT / 'gunicorn.conf.py'}", web_env),
         "worker": (f"{celery} -A workers worker -l INFO -Q {queues} --concurrency 2 -n worker@%h", worker_env),
-        "beat": (f"{celery} -A workers beat -l INFO -S workers.health:HeartbeatScheduler", env),
+        "beat": (f"{celery} -A workers beat -l INFO -S workers.beat:HeartbeatScheduler", env),
         "flower": (
             f"{celery} -A workers flower --address=127.0.0.1 --port={env['FLOWER_PORT']}"
             f" --basic-auth={shlex.quote(env['FLOWER_BASIC_AUTH'])}",
@@ -209,7 +212,8 @@ def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str
         ),
     }
     supervise = f"{sys.executable} -m scripts.supervise"
-    return {name: (f"{supervise} {name} -- {command}", penv) for name, (command, penv) in commands.items()}
+    # exec: honcho then watches the supervisor itself, not a shell around it.
+    return {name: (f"exec {supervise} {name} -- {command}", penv) for name, (command, penv) in commands.items()}
 
 
 def main() -> None:

@@ -68,9 +68,12 @@ class BusinessStateCollector:
         ):
             count = GaugeMetricFamily(f"talkpay_{name}", help_text, labels=["status"])
             cents = GaugeMetricFamily(f"talkpay_{name}_amount_cents", f"Sum of amounts, {help_text}", labels=["status"])
+            rows = {status: (0, 0) for status in model.Status.values}
             for row in model.objects.values("status").annotate(n=Count("id"), total=Sum(amount_field)):
-                count.add_metric([row["status"]], row["n"])
-                cents.add_metric([row["status"]], row["total"] or 0)
+                rows[row["status"]] = (row["n"], row["total"] or 0)
+            for status, (n, total) in rows.items():
+                count.add_metric([status], n)
+                cents.add_metric([status], total)
             yield count
             yield cents
         try:

@@ -208,7 +208,7 @@ CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 # django-celery-beat's database scheduler, writing beat's heartbeat on every tick.
-CELERY_BEAT_SCHEDULER = "workers.health:HeartbeatScheduler"
+CELERY_BEAT_SCHEDULER = "workers.beat:HeartbeatScheduler"
 # Publishing must not hang a web request when the broker is down: fail fast, the sweeper recovers.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = env.bool("CELERY_TASK_PUBLISH_RETRY", default=False)

@@ -3,7 +3,7 @@ containers' health checks read them.
 
 - The worker writes `talkpay:heartbeat:worker:<hostname>` from its own event loop's timer (a bootstep),
   so a worker whose loop is stuck stops beating even while its process is alive.
-- Beat writes `talkpay:heartbeat:beat` on every scheduler tick (`HeartbeatScheduler`).
+- Beat writes `talkpay:heartbeat:beat` on its scheduler's ticks (`workers.beat.HeartbeatScheduler`).
 - `python -m workers.health worker|beat` exits 0 when the heartbeat is fresh (compose's healthcheck).
 """
 
@@ -17,7 +17,6 @@ import time
 
 import redis
 from celery import bootsteps
-from django_celery_beat.schedulers import DatabaseScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +67,6 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
     def stop(self, worker):
         if self.tref is not None:
             self.tref.cancel()
-
-
-class HeartbeatScheduler(DatabaseScheduler):
-    """django-celery-beat's scheduler, beating on every tick (beat ticks at least every 5 s)."""
-
-    _last_beat = 0.0
-
-    def tick(self, *args, **kwargs):
-        if time.monotonic() - self._last_beat >= INTERVAL_SECONDS:
-            heartbeat_write("beat")
-            self._last_beat = time.monotonic()
-        return min(super().tick(*args, **kwargs), INTERVAL_SECONDS)
 
 
 def check(role: str, hostname: str = "") -> tuple[bool, str]:
