@@ -119,7 +119,7 @@ def build_parser():
     p.add_argument(
         "--state-file",
         default=os.environ.get("STRIPE_EMULATOR_STATE_FILE"),
-        help="keep the state in this file across restarts (stripe_emulator/snapshot.py; env STRIPE_EMULATOR_STATE_FILE)",
+        help="keep the state in this file across restarts (see snapshot.py; env STRIPE_EMULATOR_STATE_FILE)",
     )
     return p
 
