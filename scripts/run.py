@@ -148,14 +148,14 @@ def configure_redis(env: dict[str, str], extra: dict[str, str]) -> None:
     print(f"• redis: embedded redis-server on :{port}, append-only file in {RUN_DIR / 'redis'} (REDIS_URL {why})")
 
 
-def write_run_env(env: dict[str, str]) -> None:
+def write_run_env(env: dict[str, str], path: Path = RUN_ENV) -> None:
     lines = ["# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,", ""]
     lines[1] = "# before .env, so every manage.py command talks to the same services. Rewritten by each make run."
     lines += [f"{name}={env[name]}" for name in DECIDED if env.get(name)]
-    temporary = RUN_ENV.with_suffix(".tmp")
+    temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
     temporary.chmod(0o600)
-    temporary.replace(RUN_ENV)
+    temporary.replace(path)
 
 
 def announce_when_ready(env: dict[str, str]) -> None:

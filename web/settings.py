@@ -18,7 +18,7 @@ env = environ.Env()
 # Precedence: the process environment, then `.run/env` (what `make run` decided: database, Redis,
 # emulator URL, keys, ports), then `.env`. So `manage.py anything` in a second terminal talks to the
 # same emulator and Redis as the running stack. The test suite opts out (TALKPAY_IGNORE_RUN_ENV).
-RUN_ENV_FILE = BASE_DIR / ".run" / "env"
+RUN_ENV_FILE = Path(env("TALKPAY_RUN_ENV_FILE", default=str(BASE_DIR / ".run" / "env")))
 if not env.bool("TALKPAY_IGNORE_RUN_ENV", default=False) and RUN_ENV_FILE.exists():
     environ.Env.read_env(RUN_ENV_FILE, overwrite=False)
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
