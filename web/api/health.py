@@ -25,6 +25,10 @@ class HealthView(_OpenView):
         return Response({"status": "ok"})
 
 
+class NotReady(Exception):
+    """A check that ran and found a problem (its message is the detail shown)."""
+
+
 def _check_database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -40,7 +44,7 @@ def _check_broker() -> str:
 def _check_worker() -> str:
     ok, detail = health.check("worker")
     if not ok:
-        raise RuntimeError(detail)
+        raise NotReady(detail)
     return detail
 
 
@@ -56,5 +60,6 @@ class ReadyView(_OpenView):
                 checks[name] = {"ok": True, "detail": check()}
             except Exception as error:
                 ready = False
-                checks[name] = {"ok": False, "detail": f"{type(error).__name__}: {error}"}
+                detail = str(error) if isinstance(error, NotReady) else f"{type(error).__name__}: {error}"
+                checks[name] = {"ok": False, "detail": detail}
         return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -45,7 +45,11 @@ def test_manage_py_in_another_terminal_uses_what_make_run_decided(tmp_path):
     # when a manage.py command starts without any of it in its environment
     api_base, redis_url, secret, return_url = _manage_sees(tmp_path, decided)
     # then it talks to the same emulator and Redis, and hands out URLs on the same web port
-    assert (api_base, redis_url, secret) == ("http://127.0.0.1:12199", "redis://127.0.0.1:6399/0", "whsec_from_make_run")
+    assert (api_base, redis_url, secret) == (
+        "http://127.0.0.1:12199",
+        "redis://127.0.0.1:6399/0",
+        "whsec_from_make_run",
+    )
     assert return_url == "http://127.0.0.1:8099/connect/return/"
     assert "UNRELATED" not in (tmp_path / "env").read_text()
 
