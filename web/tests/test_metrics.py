@@ -90,3 +90,20 @@ def test_ledger_check_results_reach_the_metrics(api_client):
     text = api_client.get(METRICS).content.decode()
     assert _value(text, "talkpay_ledger_check_problems", check="payouts.invariants.paid_once") == 2
     assert _value(text, "talkpay_ledger_check_last_run_timestamp_seconds") > 0
+
+
+@pytest.mark.django_db
+def test_the_dashboard_and_the_alerts_query_metrics_that_exist(api_client):
+    from pathlib import Path
+
+    from prometheus_client import generate_latest
+    from prometheus_client.core import REGISTRY
+
+    ops = Path(__file__).resolve().parents[2] / "ops"
+    # the web's scrape, plus this process's worker counters (the worker serves those)
+    exposed = api_client.get(METRICS).content.decode() + generate_latest(REGISTRY).decode()
+    names = set(re.findall(r"^# TYPE (\w+) ", exposed, re.MULTILINE))
+    names |= {f"{name}_{suffix}" for name in names for suffix in ("bucket", "sum", "count", "total")}
+    for path in (ops / "grafana-dashboard.json", ops / "prometheus-alerts.yml"):
+        used = set(re.findall(r"\btalkpay_\w+", path.read_text())) - {"talkpay"}
+        assert used and used <= names, (path.name, used - names)
