@@ -274,6 +274,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", default="json")}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's default config gives these their own plain console handler; one JSON line is enough.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         # The SDK logs every call at INFO ("message='Request to Stripe api'"); our gateway logs what matters.
         "stripe": {"level": env("STRIPE_LOG_LEVEL", default="WARNING")},
