@@ -188,14 +188,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-<<<<<<< HEAD
-CACHES: dict[str, dict[str, Any]] = {
-=======
+# --- Email: notifications sent by the workers (workers/notify.py) ------------------------------------
+
+# The console in development (messages appear in the worker's log); SMTP in production (EMAIL_HOST...).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Talkpay <no-reply@talkpay.example>")
+# Who hears about disputes (comma separated).
+OPERATIONS_EMAILS = env.list("OPERATIONS_EMAILS", default=["operations@talkpay.example"])
+
 # When set, /api/metrics/ requires `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
-CACHES = {
->>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
     }

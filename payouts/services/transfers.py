@@ -19,6 +19,7 @@ from billing.stripe_gateway import connect as gateway
 from payouts.models import Clawback, ListenerPayout, Payout
 from payouts.services.clawbacks import debt_net_into_payout, debt_recoveries_undo
 from payouts.services.sql import payouts_mark_paid
+from workers.notify import notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -198,6 +199,7 @@ def _payout_mark_failed(payout: Payout, reason: str) -> None:
     payout.status = Payout.Status.FAILED
     payout.failure_reason = reason
     payout.save(update_fields=["status", "failure_reason", "updated_at"])
+    notification_enqueue("payouts.notify_payout_failed", payout.pk)
     debt_recoveries_undo(payout=payout)
     # Back to the pool: the next run collects them again.
     ListenerPayout.objects.filter(payout=payout, status=ListenerPayout.Status.PAYABLE).update(
@@ -250,6 +252,8 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
     payouts_mark_paid(recorded, now=now)
     ListenerPayout.objects.filter(payout__in=recorded).update(status=ListenerPayout.Status.PAID, updated_at=now)
     _ledger_book_transfers(recorded)
+    for payout in recorded:
+        notification_enqueue("payouts.notify_payout_sent", payout.pk)
     return recorded
 
 
