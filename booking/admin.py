@@ -1,7 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from billing import money
+from booking import services
 from booking.models import Booking, BookingPackage
+from common.errors import DomainError
 
 
 @admin.register(BookingPackage)
@@ -21,6 +23,22 @@ class BookingAdmin(admin.ModelAdmin):
     search_fields = ("id", "talker__username", "listener__username", "payment__stripe_payment_intent_id")
     date_hierarchy = "scheduled_at"
     list_select_related = ("talker", "listener", "package")
+    actions = ["cancel_with_full_refund"]
+
+    @admin.action(description="Cancel with a full refund (on the listener's behalf)")
+    def cancel_with_full_refund(self, request, queryset):
+        # The same service as the API: a listener's cancellation refunds everything, by the policy.
+        for booking in queryset.select_related("listener")[:100]:
+            try:
+                cancellation = services.booking_cancel(
+                    booking_id=booking.pk, user=booking.listener, reason=f"Cancelled by operator {request.user}"
+                )
+            except DomainError as error:
+                self.message_user(request, f"Booking #{booking.pk}: {error}", messages.ERROR)
+                continue
+            refund = cancellation.refund
+            refunded = f", {money.format_amount(refund.amount)} refunded" if refund is not None else ""
+            self.message_user(request, f"Booking #{booking.pk} cancelled{refunded}.", messages.SUCCESS)
 
     @admin.display(description="total", ordering="total_amount")
     def total_display(self, booking: Booking) -> str:

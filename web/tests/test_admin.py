@@ -69,3 +69,23 @@ def test_booking_status_parties_and_amounts_cannot_be_edited(admin_client):
     assert booking.total_amount != 1
     assert booking.notes == "after"  # the one free-text field an operator may correct
     assert admin_client.get(reverse("admin:booking_booking_add")).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_cancels_a_booking_only_through_the_service(admin_client):
+    from billing.models import Payment
+    from billing.tests.factories import PaymentFactory
+
+    unpaid = PaymentFactory(status=Payment.Status.AWAITING_INTENT).booking
+    started = BookingFactory(status=Booking.Status.IN_PROGRESS)
+    response = admin_client.post(
+        reverse("admin:booking_booking_changelist"),
+        {"action": "cancel_with_full_refund", "_selected_action": [unpaid.pk, started.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    unpaid.refresh_from_db()
+    started.refresh_from_db()
+    assert unpaid.status == Booking.Status.CANCELLED and f"Booking #{unpaid.pk} cancelled" in page
+    # the service refuses what the lifecycle does not allow, and the operator is told why
+    assert started.status == Booking.Status.IN_PROGRESS and f"Booking #{started.pk}:" in page
