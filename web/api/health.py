@@ -1,5 +1,4 @@
 import redis
-from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
@@ -36,7 +35,12 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=2, socket_connect_timeout=2)
+    from workers.celery import app
+
+    # The broker the Celery app publishes to, as configured (one Redis PING, 2 s at most).
+    client = redis.Redis.from_url(
+        app.conf.broker_write_url or app.conf.broker_url, socket_timeout=2, socket_connect_timeout=2
+    )
     client.ping()
     return "ok"
 

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from web.testing import broker_down
 from workers import health
 
 READY = "/api/health/ready/"
@@ -34,9 +35,9 @@ def test_ready_when_database_broker_and_a_worker_are_there(celery_worker, api_cl
 
 
 @pytest.mark.django_db
-def test_not_ready_when_the_broker_is_down(api_client, settings):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"  # nothing listens there
-    response = api_client.get(READY)
+def test_not_ready_when_the_broker_is_down(api_client):
+    with broker_down():  # the Celery app points at a port where nothing listens
+        response = api_client.get(READY)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "unavailable"
