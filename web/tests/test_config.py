@@ -50,7 +50,7 @@ def test_manage_py_in_another_terminal_uses_what_make_run_decided(tmp_path):
         "redis://127.0.0.1:6399/0",
         "whsec_from_make_run",
     )
-    assert return_url == "http://127.0.0.1:8099/connect/return/"
+    assert return_url == "http://127.0.0.1:8099/connect/return"
     assert "UNRELATED" not in (tmp_path / "env").read_text()
 
 

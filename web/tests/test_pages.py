@@ -1,19 +1,15 @@
-"""Pages Talkpay serves to browsers: Connect onboarding's return and refresh, the Redoc page."""
+"""Pages Talkpay serves to browsers: Connect onboarding's return and refresh (the web app), Redoc."""
 
 import pytest
 from django.conf import settings
 
 
 @pytest.mark.django_db
-def test_connect_return_and_refresh_urls_are_pages_talkpay_serves(client):
-    # the URLs handed to Stripe are on this web (PUBLIC_BASE_URL), and they answer
-    for url, words in (
-        (settings.CONNECT_RETURN_URL, "Onboarding complete"),
-        (settings.CONNECT_REFRESH_URL, "must be restarted"),
-    ):
+def test_connect_return_and_refresh_urls_follow_the_public_base_url_and_answer(client):
+    # the URLs handed to Stripe are the web app's pages on this web (PUBLIC_BASE_URL), not a 404
+    for url in (settings.CONNECT_RETURN_URL, settings.CONNECT_REFRESH_URL):
         assert url.startswith(settings.PUBLIC_BASE_URL)
-        response = client.get(url.removeprefix(settings.PUBLIC_BASE_URL))
-        assert response.status_code == 200 and words in response.content.decode()
+        assert client.get(url.removeprefix(settings.PUBLIC_BASE_URL)).status_code == 200
 
 
 @pytest.mark.django_db
