@@ -51,6 +51,8 @@ DECIDED = (
     "FLOWER_BASIC_AUTH",
     "WORKER_METRICS_PORT",
     "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+    "JWT_SIGNING_KEY",
 )
 
 
@@ -78,19 +80,14 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
     env.setdefault("DJANGO_DEBUG", "true")
     env["PYTHONUNBUFFERED"] = "1"
-<<<<<<< HEAD
     # Per-machine development secrets, kept in .run/ (production must set its own: README, Security).
     env.setdefault("DJANGO_SECRET_KEY", _persistent_secret("django_secret_key", "dev-"))
     env.setdefault("JWT_SIGNING_KEY", _persistent_secret("jwt_signing_key", "dev-"))
-    web_port = int(env.get("WEB_PORT", "8000"))
-    env["WEB_PORT"] = str(web_port)
-=======
     web_port = _port(env, "WEB_PORT", 8000)
     _port(env, "FLOWER_PORT", 5555)
     _port(env, "WORKER_METRICS_PORT", 9808)
     env["PUBLIC_BASE_URL"] = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{web_port}").rstrip("/")
     env["FLOWER_BASIC_AUTH"] = env.get("FLOWER_BASIC_AUTH") or "operator:" + _persistent_secret("flower_password", "")
->>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
     extra: dict[str, str] = {}
 
     if not env.get("DATABASE_URL"):

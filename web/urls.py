@@ -2,26 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-<<<<<<< HEAD
 from web.api.auth import LogoutView, MeView, PasswordChangeView, RegisterView, TokenObtainView, TokenRefreshView
-from web.api.health import HealthView
-=======
-from web.api.auth import MeView, RegisterView
 from web.api.health import HealthView, ReadyView
->>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
 from web.frontend import AppView
 from web.metrics import metrics_view
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", HealthView.as_view(), name="health"),
-<<<<<<< HEAD
-    path("api/auth/token/", TokenObtainView.as_view(), name="token_obtain_pair"),
-=======
     path("api/health/ready/", ReadyView.as_view(), name="health-ready"),
     path("api/metrics/", metrics_view, name="metrics"),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token_obtain_pair"),
->>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
+    path("api/auth/token/", TokenObtainView.as_view(), name="token_obtain_pair"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token_refresh"),
     path("api/auth/logout/", LogoutView.as_view(), name="logout"),
     path("api/auth/password/", PasswordChangeView.as_view(), name="password_change"),

@@ -1,9 +1,5 @@
 from django.conf import settings
-<<<<<<< HEAD
 from django.core.management.base import BaseCommand, CommandError
-=======
-from django.core.management.base import BaseCommand
->>>>>>> 209b523 (Operate make run as a product: .run/env read by every command, supervised processes, JSON logs with request ids, health/readiness, Prometheus metrics, gunicorn.conf.py, Flower auth, Connect return pages)
 from django.db import transaction
 
 from booking.models import BookingPackage
