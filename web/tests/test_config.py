@@ -21,7 +21,7 @@ def _manage_sees(tmp_path, run_env: dict | None, **environment) -> list[str]:
     run_env_file = tmp_path / "env"
     if run_env is not None:
         write_run_env(run_env, run_env_file)
-    env.update(TALKPAY_RUN_ENV_FILE=str(run_env_file), **environment)
+    env.update(TALKPAY_RUN_ENV_FILE=str(run_env_file), DJANGO_DEBUG="true", **environment)
     result = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "shell", "-c", PROBE],
         env=env,
