@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run test lint format bench fuzz migrate schedules shell clean
+.PHONY: install run reset test lint format bench fuzz migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ install: $(STAMP)
 ## Start web :8000, worker, beat, Flower :5555 and the Stripe emulator :12111 (Ctrl-C stops all).
 run: install
 	$(PY) -m scripts.run
+
+## Empty the database and the Stripe emulator together (and the embedded Redis's queue); stop `make run` first.
+reset: install
+	$(PY) -m scripts.reset
 
 ## Linters, migration check, then the whole test suite.
 test: install lint

@@ -32,9 +32,8 @@ class PaymentAdmin(admin.ModelAdmin):
         "id",
         "booking",
         "talker",
-        "amount",
-        "amount_refunded",
-        "currency",
+        "amount_display",
+        "refunded_display",
         "status",
         "stripe_payment_intent_id",
     )
@@ -58,23 +57,55 @@ class PaymentAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, payment: Payment) -> str:
+        return _money(payment.amount, payment.currency)
+
+    @admin.display(description="refunded", ordering="amount_refunded")
+    def refunded_display(self, payment: Payment) -> str:
+        return _money(payment.amount_refunded, payment.currency)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{money.format_amount(cents)} {currency.upper()}"
+
 
 class LedgerEntryInline(admin.TabularInline):
     model = LedgerEntry
     extra = 0
     can_delete = False
-    readonly_fields = ("account", "amount")
+    fields = ("account", "amount_display")
+    readonly_fields = fields
+
+    @admin.display(description="amount (debit +, credit -)")
+    def amount_display(self, entry: LedgerEntry) -> str:
+        return _money(entry.amount, entry.transaction.currency)
 
     def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False
 
 
 @admin.register(LedgerTransaction)
 class LedgerTransactionAdmin(admin.ModelAdmin):
+    """The ledger is immutable (money rule 3): viewable only; a correction is a new transaction
+    posted by a service, never an edit here."""
+
     list_display = ("id", "key", "kind", "currency", "booking", "created_at")
     list_filter = ("kind",)
     search_fields = ("key", "booking__id")
     inlines = [LedgerEntryInline]
+
+    def has_add_permission(self, request):
+        return False
 
     def has_change_permission(self, request, obj=None):
         return False

@@ -33,6 +33,7 @@ from billing.models import Dispute, LedgerKind, Payment
 from billing.payments import payment_intent_apply
 from billing.webhooks.outcomes import IGNORED, PROCESSED
 from common import locks
+from workers.notify import notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def dispute_event_apply(event: dict) -> str:
         intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
         payment_intent_apply(payment=payment, intent=intent, fresh=True)
         payment.booking.refresh_from_db()
-    dispute, _ = Dispute.objects.select_for_update().get_or_create(
+    dispute, created = Dispute.objects.select_for_update().get_or_create(
         stripe_dispute_id=obj["id"],
         defaults={
             "payment": payment,
@@ -176,6 +177,8 @@ def dispute_event_apply(event: dict) -> str:
         },
     )
 
+    if created:
+        notification_enqueue("billing.notify_dispute_opened", dispute.pk)
     event_created = int(event.get("created") or 0)
     if not dispute.is_closed and event_created >= dispute.stripe_updated:
         dispute.status = obj["status"]

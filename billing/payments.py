@@ -26,6 +26,7 @@ from billing import ledger, owners, stripe_gateway
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
+from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         payment.failure_code = ""
         payment.failure_message = ""
         changed = True
+        notification_enqueue("billing.notify_payment_receipt", payment.pk)
     if charge_id and payment.stripe_charge_id != charge_id:
         payment.stripe_charge_id = charge_id
         changed = True

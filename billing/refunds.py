@@ -42,6 +42,7 @@ from billing.stripe_gateway import refunds as stripe_refunds
 from billing.stripe_gateway import webhook_reads
 from common import locks
 from common.errors import Conflict, Invalid
+from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 logger = logging.getLogger(__name__)
@@ -331,6 +332,8 @@ def _refund_row_locked(*, payment: Payment, stripe_refund: dict) -> tuple[Refund
             stripe_refund_id=stripe_id,
             failure_reason=(stripe_refund.get("failure_reason") or "")[:255],
         )
+        if status == R.SUCCEEDED:
+            notification_enqueue("billing.notify_refund_confirmation", refund.pk)
         return refund, True
     if refund.payment_id != payment.pk:
         raise RefundMismatch(f"refund {stripe_id} belongs to payment {refund.payment_id}, not {payment.pk}")
@@ -341,6 +344,8 @@ def _refund_row_locked(*, payment: Payment, stripe_refund: dict) -> tuple[Refund
     if REFUND_RANK[status] > REFUND_RANK[refund.status]:
         refund.status = status
         fields.append("status")
+        if status == R.SUCCEEDED:
+            notification_enqueue("billing.notify_refund_confirmation", refund.pk)
         if stripe_refund.get("failure_reason"):
             refund.failure_reason = stripe_refund["failure_reason"][:255]
             fields.append("failure_reason")

@@ -81,3 +81,7 @@ def payment_reconcile_task() -> dict:
     counts = payments_reconcile()
     counts["webhook_events_enqueued"] = webhook_events_sweep()
     return counts
+
+
+# The notify_* tasks live beside what they tell about; imported here so the worker registers them.
+from billing import notifications  # noqa: E402, F401

@@ -17,7 +17,19 @@ class EarningInline(admin.TabularInline):
 
 @admin.register(Payout)
 class PayoutAdmin(admin.ModelAdmin):
-    list_display = ("id", "listener", "schedule", "period_start", "period_end", "amount_display", "status", "attempts")
+    list_display = (
+        "id",
+        "listener",
+        "schedule",
+        "period_start",
+        "period_end",
+        "amount_display",
+        "status",
+        "reached_stripe",
+        "stripe_transfer_id",
+        "attempts",
+        "failure_reason",
+    )
     list_filter = ("status", "schedule", "period_start")
     search_fields = ("listener__username", "listener__email", "stripe_transfer_id")
     date_hierarchy = "period_start"
@@ -29,6 +41,16 @@ class PayoutAdmin(admin.ModelAdmin):
     def amount_display(self, payout: Payout) -> str:
         return f"{money.format_amount(payout.amount)} {payout.currency.upper()}"
 
+    @admin.display(description="reached Stripe", boolean=True)
+    def reached_stripe(self, payout: Payout) -> bool | None:
+        """Yes: Stripe holds the transfer (its id is stored). No: never sent, or refused. Unknown: sent
+        and not answered yet (the stuck-payout sweeper looks it up)."""
+        if payout.stripe_transfer_id:
+            return True
+        if payout.status == Payout.Status.PROCESSING:
+            return None
+        return False
+
     @admin.action(description="Retry the selected failed payouts")
     def retry_failed(self, request, queryset):
         for payout in queryset.filter(status=Payout.Status.FAILED):
@@ -39,16 +61,26 @@ class PayoutAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(ListenerPayout)
 class EarningAdmin(admin.ModelAdmin):
-    list_display = ("id", "listener", "booking", "amount", "amount_reversed", "status", "payable_at", "payout")
+    list_display = ("id", "listener", "booking", "amount_display", "amount_reversed", "status", "payable_at", "payout")
     list_filter = ("status", "payout__period_start")
     search_fields = ("listener__username", "listener__email")
     raw_id_fields = ("listener", "booking", "payment", "payout")
     readonly_fields = [field.name for field in ListenerPayout._meta.fields]
 
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, earning: ListenerPayout) -> str:
+        return f"{money.format_amount(earning.amount)} {earning.currency.upper()}"
+
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 

@@ -40,3 +40,7 @@ def clawback_execute_task(self, clawback_id: int) -> str:
 @shared_task(name="billing.clawbacks_sweep", acks_late=True)
 def clawbacks_sweep_task() -> int:
     return services.clawbacks_sweep_pending()
+
+
+# The notify_* tasks live beside what they tell about; imported here so the worker registers them.
+from payouts import notifications  # noqa: E402, F401

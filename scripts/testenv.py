@@ -40,6 +40,8 @@ if "TALKPAY_TEST_REDIS_BASE" in os.environ:
     _top = int(os.environ.get("TALKPAY_TEST_REDIS_DB", "15"))
     os.environ["REDIS_URL"] = f"{os.environ['TALKPAY_TEST_REDIS_BASE']}/{_top - _worker_number}"
 
+# The suite chooses its own services; a `make run` going in this checkout must not leak in through .run/env.
+os.environ["TALKPAY_IGNORE_RUN_ENV"] = "true"
 os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
 os.environ.setdefault("API_THROTTLE_USER", "100000/min")
 os.environ.setdefault("API_THROTTLE_ANON", "100000/min")

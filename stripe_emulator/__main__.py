@@ -116,6 +116,11 @@ def build_parser():
         default=DEFAULT_CONFIG["payout_delay"],
         help="seconds (times --time-scale) before a payout is paid or failed (default 2)",
     )
+    p.add_argument(
+        "--state-file",
+        default=os.environ.get("STRIPE_EMULATOR_STATE_FILE"),
+        help="keep the state in this file across restarts (see snapshot.py; env STRIPE_EMULATOR_STATE_FILE)",
+    )
     return p
 
 
@@ -150,6 +155,15 @@ def main(argv=None):
             secret = "whsec_" + rand(32)
         emu.preregistered.append((args.webhook_url, secret))
         emu.reset(keep_webhooks=False, reset_config=False)
+    writer = None
+    if args.state_file:
+        from .snapshot import SnapshotWriter, snapshot_load
+
+        restored = snapshot_load(emu, args.state_file)
+        sys.stderr.write(
+            "stripe_emulator state %s %s\n" % ("restored from" if restored else "will be kept in", args.state_file)
+        )
+        writer = SnapshotWriter(emu, args.state_file).start()
     server = HTTPServer(args.host, args.port, BrowserFront(emu), quiet=args.quiet)
     sys.stderr.write(
         "stripe_emulator listening on http://%s:%d (api version %s)\n"
@@ -172,6 +186,8 @@ def main(argv=None):
         pass
     finally:
         server.shutdown()
+        if writer is not None:
+            writer.stop()
 
 
 if __name__ == "__main__":

@@ -15,12 +15,22 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+# Precedence: the process environment, then `.run/env` (what `make run` decided: database, Redis,
+# emulator URL, keys, ports), then `.env`. So `manage.py anything` in a second terminal talks to the
+# same emulator and Redis as the running stack. The test suite opts out (TALKPAY_IGNORE_RUN_ENV).
+RUN_ENV_FILE = Path(env("TALKPAY_RUN_ENV_FILE", default=str(BASE_DIR / ".run" / "env")))
+if not env.bool("TALKPAY_IGNORE_RUN_ENV", default=False) and RUN_ENV_FILE.exists():
+    environ.Env.read_env(RUN_ENV_FILE, overwrite=False)
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # The secrets (SECRET_KEY, the JWT signing key, Stripe's) are read in the "Security" block at the end.
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# The port `make run` serves the web on, and the address users reach it at; URLs handed to others
+# (Connect onboarding return pages, the admin link `seed_demo` prints) are derived from it.
+WEB_PORT = env.int("WEB_PORT", default=8000)
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default=f"http://127.0.0.1:{WEB_PORT}").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -45,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "web.logs.RequestIdMiddleware",
+    "web.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "web.middleware.ApiResponseMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -157,6 +169,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # System fonts: the Redoc page (web/templates/web/redoc.html) loads nothing from a CDN.
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+                "headings": {"fontFamily": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"},
+                "code": {"fontFamily": "ui-monospace, SFMono-Regular, Menlo, monospace"},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "BookingStatusEnum": "booking.models.Booking.Status",
@@ -165,6 +187,23 @@ SPECTACULAR_SETTINGS = {
         "EarningStatusEnum": "payouts.models.ListenerPayout.Status",
     },
 }
+
+# --- Email: notifications sent by the workers (workers/notify.py) ------------------------------------
+
+# The console in development (messages appear in the worker's log); SMTP in production (EMAIL_HOST...).
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Talkpay <no-reply@talkpay.example>")
+# Who hears about disputes (comma separated).
+OPERATIONS_EMAILS = env.list("OPERATIONS_EMAILS", default=["operations@talkpay.example"])
+
+# When set, /api/metrics/ requires `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' bearer_token).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 CACHES: dict[str, dict[str, Any]] = {
     "default": {
@@ -178,7 +217,8 @@ REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, writing beat's heartbeat on every tick.
+CELERY_BEAT_SCHEDULER = "workers.beat:HeartbeatScheduler"
 # Publishing must not hang a web request when the broker is down: fail fast, the sweeper recovers.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = env.bool("CELERY_TASK_PUBLISH_RETRY", default=False)
@@ -193,8 +233,12 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_talkpay_emul
 # Extra secrets accepted during a rotation (comma separated).
 STRIPE_WEBHOOK_SECRETS_OLD = env.list("STRIPE_WEBHOOK_SECRETS_OLD", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
-# Base URL of the Stripe emulator. Empty means the real Stripe API.
+# Base URL of the Stripe emulator. Empty means the real Stripe API, but only with a real key: the
+# emulator's own key never goes to api.stripe.com, so an empty value left in `.env` cannot switch to Stripe.
+STRIPE_EMULATOR_KEY = "sk_test_talkpay_emulator"
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+if not STRIPE_API_BASE and STRIPE_SECRET_KEY == STRIPE_EMULATOR_KEY:
+    STRIPE_API_BASE = f"http://127.0.0.1:{env.int('STRIPE_EMULATOR_PORT', default=12111)}"
 STRIPE_CURRENCY = env("STRIPE_CURRENCY", default="usd").lower()
 if not (len(STRIPE_CURRENCY) == 3 and STRIPE_CURRENCY.isalpha()):
     raise ImproperlyConfigured(f"STRIPE_CURRENCY must be a three-letter ISO code, not {STRIPE_CURRENCY!r}")
@@ -219,20 +263,34 @@ PAYOUT_MINIMUM_CENTS = env.int("PAYOUT_MINIMUM_CENTS", default=1000)
 PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=300)
 # Transfers a payout run sends to Stripe at the same time.
 PAYOUT_TRANSFER_CONCURRENCY = env.int("PAYOUT_TRANSFER_CONCURRENCY", default=4)
-CONNECT_REFRESH_URL = env("CONNECT_REFRESH_URL", default="http://localhost:8000/connect/refresh")
-CONNECT_RETURN_URL = env("CONNECT_RETURN_URL", default="http://localhost:8000/connect/return")
+# Where Stripe Connect onboarding sends the listener back: the web app's pages (web/frontend.py).
+CONNECT_REFRESH_URL = env("CONNECT_REFRESH_URL", default=f"{PUBLIC_BASE_URL}/connect/refresh")
+CONNECT_RETURN_URL = env("CONNECT_RETURN_URL", default=f"{PUBLIC_BASE_URL}/connect/return")
 # Cancellation policy: a talker cancelling at least FULL hours before gets everything back,
 # later (but before the start) gets LATE percent, after the start nothing.
 CANCEL_FULL_REFUND_HOURS = env.int("CANCEL_FULL_REFUND_HOURS", default=24)
 CANCEL_LATE_REFUND_PERCENT = env.int("CANCEL_LATE_REFUND_PERCENT", default=50)
 
+# One JSON object per line (web/logs.py), with the request id and the booking/payment/payout ids;
+# LOG_FORMAT=plain for a human-readable line instead.
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "formatters": {
+        "json": {"()": "workers.logs.JsonFormatter"},
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": env("LOG_FORMAT", default="json")}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's default config gives these their own plain console handler; one JSON line is enough.
+        "django": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.server": {"handlers": [], "level": LOG_LEVEL, "propagate": True},
+        "django.db.backends": {"level": "WARNING"},
+        # The SDK logs every call at INFO ("message='Request to Stripe api'"); our gateway logs what matters.
+        "stripe": {"level": env("STRIPE_LOG_LEVEL", default="WARNING")},
+    },
 }
 
 # --- Security: secrets, transport, brute force (issue 11) ------------------------------------------

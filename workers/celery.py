@@ -1,8 +1,10 @@
 """The Celery app: queues, routing and the retry policy every Talkpay task shares."""
 
+import inspect
+import logging.config
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
@@ -44,3 +46,58 @@ app.conf.update(
 )
 
 app.autodiscover_tasks(["booking", "billing", "payouts", "workers"])
+
+# By name: the step is loaded when a worker starts, after Django is set up (workers.apps connects the
+# metric signals then too).
+app.steps["worker"].add("workers.health:WorkerHeartbeat")
+# Header that carries the web request's id (web.logs) into the tasks that request enqueued.
+REQUEST_ID_HEADER = "talkpay_request_id"
+
+
+@signals.setup_logging.connect
+def _use_django_logging(**_):
+    """Workers and beat log with Django's LOGGING (JSON lines) instead of Celery's own format."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.before_task_publish.connect
+def _carry_request_id(headers=None, **_):
+    from workers.logs import current_request_id
+
+    request_id = current_request_id()
+    if headers is not None and request_id and REQUEST_ID_HEADER not in headers:
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+_log_tokens: dict = {}
+
+
+@signals.task_prerun.connect
+def _task_log_context(task_id=None, task=None, args=None, kwargs=None, **_):
+    """Every log line of a task carries its name, id, the request id and the ids it was given."""
+    from workers.logs import context_set
+
+    fields = {"task": task.name, "task_id": task_id}
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or (task.request.headers or {}).get(REQUEST_ID_HEADER)
+    if request_id:
+        fields["request_id"] = request_id
+    try:
+        bound = inspect.signature(task.run).bind_partial(*(args or ()), **(kwargs or {})).arguments
+    except TypeError:
+        bound = dict(kwargs or {})
+    fields.update({name: value for name, value in bound.items() if name.endswith("_id")})
+    _log_tokens[task_id] = context_set(fields)
+
+
+@signals.task_postrun.connect
+def _task_log_context_end(task_id=None, **_):
+    from workers.logs import context_reset
+
+    token = _log_tokens.pop(task_id, None)
+    if token is not None:
+        try:
+            context_reset(token)
+        except ValueError:  # set in another context (eager tasks inside a request); nothing to undo
+            pass

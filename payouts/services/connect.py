@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing.stripe_gateway import connect as gateway
 from payouts.models import StripeListenerAccount
 from web.models import User
+from workers.notify import notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,13 @@ def connect_account_sync(*, account: dict, event_created: int) -> bool:
         return False
     if event_created < row.last_event_created:
         return False
+    could_receive = row.payouts_enabled
     for name, value in _account_fields(account).items():
         setattr(row, name, value)
     row.last_event_created = event_created
     row.save()
+    if could_receive and not row.payouts_enabled:
+        notification_enqueue("payouts.notify_account_restricted", row.pk)
     return True
 
 

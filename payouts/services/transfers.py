@@ -22,6 +22,7 @@ from payouts.models import Clawback, ListenerPayout, Payout
 from payouts.services.clawbacks import clawbacks_cancel_for_failed_payout, debt_net_into_payout, debt_recoveries_undo
 from payouts.services.reversals import payout_transfer_reversed
 from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
+from workers.notify import notification_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ def _payout_mark_failed(payout: Payout, reason: str) -> None:
     payout.status = Payout.Status.FAILED
     payout.failure_reason = reason
     payout.save(update_fields=["status", "failure_reason", "updated_at"])
+    notification_enqueue("payouts.notify_payout_failed", payout.pk)
     debt_recoveries_undo(payout=payout)
     # Nothing left: what a refund took from an earning while this transfer was in flight stays with us.
     clawbacks_cancel_for_failed_payout(payout=payout)
@@ -296,6 +298,7 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
             # Reversed before we recorded it (a crash, then the sweeper found it): its transfer.reversed
             # event found no payout to apply to, so the reversal is applied now.
             payout_transfer_reversed(transfer=transfers[payout.pk])
+        notification_enqueue("payouts.notify_payout_sent", payout.pk)
     return recorded
 
 

@@ -43,3 +43,29 @@ def test_running_a_period_by_hand_pays_it_and_summarises(connected_listener, fun
 def test_an_unfinished_period_is_refused():
     with pytest.raises(CommandError, match="has not ended"):
         run("--schedule", "monthly", "--period", "2099-01")
+
+
+def test_a_payout_can_be_demonstrated_now_in_debug(connected_listener, fund_platform, settings):
+    # given a session completed a minute ago, in the week that is still running
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.DEBUG = True
+    fund_platform()
+    listener = connected_listener()
+    ListenerPayoutFactory(listener=listener, completed_at=timezone.now() - timedelta(minutes=1))
+
+    output = run("--schedule", "weekly", "--period", "current", "--allow-open")
+
+    assert [t["amount"] for t in stripe_transfers(listener)] == [2700]
+    assert Payout.objects.get(listener=listener).status == Payout.Status.PAID
+    assert "27.00" in output
+
+
+def test_paying_an_open_period_is_refused_outside_debug(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="DJANGO_DEBUG"):
+        run("--schedule", "weekly", "--period", "current", "--allow-open")
+    with pytest.raises(CommandError, match="--allow-open"):
+        run("--schedule", "weekly", "--period", "current")

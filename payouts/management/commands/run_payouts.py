@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from tabulate import tabulate
@@ -17,17 +18,30 @@ class Command(BaseCommand):
         parser.add_argument(
             "--period",
             help="A day inside the period (2026-11-18), an ISO week (2026-W47) or a month (2026-11). "
-            "Default: the last closed period.",
+            "`current` for the period running now (with --allow-open). Default: the last closed period.",
+        )
+        parser.add_argument(
+            "--allow-open",
+            action="store_true",
+            help="DEBUG only, for demonstrations: pay a period that has not ended yet (what is payable now). "
+            "Its payout is then the period's one; earnings made later in it are paid by the next period's run.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Show what would be paid; change nothing.")
 
-    def handle(self, *args, schedule, period, dry_run, **options):
+    def handle(self, *args, schedule, period, dry_run, allow_open=False, **options):
+        if allow_open and not settings.DEBUG:
+            raise CommandError("--allow-open is for demonstrations only: it needs DJANGO_DEBUG=true.")
+        if period == "current":
+            period = timezone.localdate().isoformat()
         try:
             target = period_parse(schedule, period) if period else period_last_closed(schedule, timezone.now())
         except PeriodError as error:
             raise CommandError(str(error))
-        if not target.is_closed(timezone.now()):
-            raise CommandError(f"{target.label} ({target.start}..{target.end}) has not ended yet.")
+        if not target.is_closed(timezone.now()) and not allow_open:
+            raise CommandError(
+                f"{target.label} ({target.start}..{target.end}) has not ended yet"
+                " (to demonstrate a payout now: --period current --allow-open, DEBUG only)."
+            )
         due = selectors.earnings_payable(schedule=schedule, cutoff=target.cutoff).values("listener_id").distinct()
         with tqdm(total=due.count(), unit="listener", desc="collect", disable=None, file=self.stderr) as bar:
             summary = services.payout_run(period=target, dry_run=dry_run, execute=False, progress=bar.update)

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.invariants import CHECKS as BILLING_CHECKS
 from payouts.invariants import CHECKS as PAYOUT_CHECKS
+from workers.metrics import ledger_check_record
 
 
 def all_checks() -> list:
@@ -17,9 +18,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         failed = 0
+        found: dict[str, int] = {}
         for check in all_checks():
             name = f"{check.__module__}.{check.__name__}"
             problems = check()
+            found[name] = len(problems)
             if problems:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"FAIL {name}: {len(problems)} problem(s)"))
@@ -27,6 +30,8 @@ class Command(BaseCommand):
                     self.stdout.write(f"  - {problem}")
             else:
                 self.stdout.write(self.style.SUCCESS(f"ok   {name}"))
+        # The metrics (talkpay_ledger_check_problems) and the alert on them read the last run's results.
+        ledger_check_record(found)
         if failed:
             raise CommandError(f"{failed} ledger check(s) failed")
         self.stdout.write(self.style.SUCCESS("ledger clean"))

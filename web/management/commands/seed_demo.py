@@ -46,4 +46,4 @@ class Command(BaseCommand):
             self.stdout.write(f"demo {role}: username={username} password={DEMO_PASSWORD} id={user.pk}")
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD, role=User.Role.TALKER)
-        self.stdout.write(f"admin: username=admin password={DEMO_PASSWORD} (http://127.0.0.1:8000/admin/)")
+        self.stdout.write(f"admin: username=admin password={DEMO_PASSWORD} ({settings.PUBLIC_BASE_URL}/admin/)")

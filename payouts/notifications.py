@@ -1,0 +1,74 @@
+"""Payouts' notifications to the listener: a payout sent, a payout failed, an account restricted.
+
+Enqueued by the services when the fact is committed (`workers.notify.notification_enqueue`)."""
+
+from celery import shared_task
+
+from billing import money
+from payouts.models import Payout, StripeListenerAccount
+from workers.notify import notification_send_once
+
+PAYOUT_SENT = "payouts.notify_payout_sent"
+PAYOUT_FAILED = "payouts.notify_payout_failed"
+ACCOUNT_RESTRICTED = "payouts.notify_account_restricted"
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{money.format_amount(cents)} {currency.upper()}"
+
+
+@shared_task(name=PAYOUT_SENT, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def payout_sent_task(payout_id: int) -> bool:
+    payout = Payout.objects.select_related("listener").get(pk=payout_id)
+    if payout.status != Payout.Status.PAID or not payout.stripe_transfer_id:
+        return False
+    body = (
+        f"Hello {payout.listener.username},\n\n"
+        f"Your earnings for {payout.period_start} to {payout.period_end}, {_money(payout.amount, payout.currency)},\n"
+        "have been sent to your Stripe account; Stripe pays them out to your bank on your account's schedule.\n"
+        f"  Transfer reference: {payout.stripe_transfer_id}\n"
+    )
+    return notification_send_once(
+        key=f"payout-sent-{payout.pk}",
+        to=[payout.listener.email],
+        subject=f"Talkpay payout sent: {_money(payout.amount, payout.currency)}",
+        body=body,
+    )
+
+
+@shared_task(name=PAYOUT_FAILED, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def payout_failed_task(payout_id: int) -> bool:
+    payout = Payout.objects.select_related("listener").get(pk=payout_id)
+    if payout.status != Payout.Status.FAILED:
+        return False
+    body = (
+        f"Hello {payout.listener.username},\n\n"
+        f"We could not send your payout of {_money(payout.amount, payout.currency)} for {payout.period_start} to "
+        f"{payout.period_end}.\nYour earnings are safe and will be in a later payout. "
+        "If your Stripe account asks for information, completing it lets payouts resume.\n"
+    )
+    return notification_send_once(
+        key=f"payout-failed-{payout.pk}-{payout.attempts}",
+        to=[payout.listener.email],
+        subject="Talkpay payout delayed",
+        body=body,
+    )
+
+
+@shared_task(name=ACCOUNT_RESTRICTED, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def account_restricted_task(account_row_id: int) -> bool:
+    account = StripeListenerAccount.objects.select_related("listener").get(pk=account_row_id)
+    if account.payouts_enabled:
+        return False
+    reason = account.disabled_reason or "Stripe needs more information"
+    body = (
+        f"Hello {account.listener.username},\n\n"
+        f"Stripe has paused payouts to your account ({reason}). Your earnings are kept until it is resolved:\n"
+        "start onboarding again from Talkpay to see and provide what Stripe asks for.\n"
+    )
+    return notification_send_once(
+        key=f"account-restricted-{account.pk}-{account.last_event_created}",
+        to=[account.listener.email],
+        subject="Talkpay: action needed to keep receiving payouts",
+        body=body,
+    )

@@ -1,0 +1,107 @@
+"""Payouts' notifications to the listener: payout sent, payout failed, account restricted."""
+
+import time
+
+import pytest
+from django.core import mail
+
+from payouts import services
+from payouts.models import Payout
+from payouts.notifications import account_restricted_task, payout_failed_task, payout_sent_task
+from payouts.periods import period_parse
+from payouts.tests.conftest import at
+from payouts.tests.factories import ListenerPayoutFactory, PayoutFactory, StripeListenerAccountFactory
+from workers.health import _client
+
+W45 = period_parse("weekly", "2026-W45")
+
+
+@pytest.fixture(autouse=True)
+def _no_sent_markers():
+    redis = _client()
+    for key in redis.scan_iter(match="talkpay:notified:*"):
+        redis.delete(key)
+
+
+def _wait_for_mail(count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(mail.outbox) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db
+def test_payout_sent_tells_the_listener_once():
+    payout = PayoutFactory(status=Payout.Status.PAID, stripe_transfer_id="tr_1", amount=2700)
+    assert payout_sent_task.run(payout.pk) is True
+    assert payout_sent_task.run(payout.pk) is False
+    [message] = mail.outbox
+    assert message.to == [payout.listener.email] and "27.00 USD" in message.subject and "tr_1" in message.body
+
+
+@pytest.mark.django_db
+def test_a_payout_not_paid_sends_no_payout_sent():
+    payout = PayoutFactory(status=Payout.Status.PROCESSING)
+    assert payout_sent_task.run(payout.pk) is False and mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_payout_failed_tells_the_listener_their_earnings_are_safe():
+    payout = PayoutFactory(status=Payout.Status.FAILED, failure_reason="insufficient_funds", attempts=1)
+    assert payout_failed_task.run(payout.pk) is True
+    [message] = mail.outbox
+    assert message.to == [payout.listener.email] and "27.00 USD" in message.body and "safe" in message.body
+    assert "insufficient_funds" not in message.body  # the platform's balance is not the listener's business
+
+
+@pytest.mark.django_db
+def test_account_restricted_tells_the_listener_what_to_do():
+    account = StripeListenerAccountFactory(payouts_enabled=False, disabled_reason="requirements.past_due")
+    assert account_restricted_task.run(account.pk) is True
+    [message] = mail.outbox
+    assert message.to == [account.listener.email] and "requirements.past_due" in message.body
+    assert "onboarding" in message.body
+
+
+@pytest.mark.django_db
+def test_an_account_that_can_receive_payouts_gets_no_restriction_mail():
+    account = StripeListenerAccountFactory(payouts_enabled=True)
+    assert account_restricted_task.run(account.pk) is False and mail.outbox == []
+
+
+def test_a_paid_payout_run_mails_each_listener_through_the_worker(celery_worker, connected_listener, fund_platform):
+    fund_platform()
+    listener = connected_listener()
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    services.payout_run(period=W45)
+    _wait_for_mail(1)
+    [message] = mail.outbox
+    assert message.to == [listener.email] and "Talkpay payout sent: 27.00 USD" == message.subject
+
+
+def test_a_failed_payout_mails_the_listener_through_the_worker(celery_worker, connected_listener):
+    # the platform balance is empty, so the transfer is refused
+    listener = connected_listener()
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    services.payout_run(period=W45)
+    assert Payout.objects.get(listener=listener).status == Payout.Status.FAILED
+    _wait_for_mail(1)
+    assert [(m.to, m.subject) for m in mail.outbox] == [([listener.email], "Talkpay payout delayed")]
+
+
+def test_an_account_losing_payouts_mails_the_listener(celery_worker, connected_listener):
+    listener = connected_listener()
+    account = listener.stripe_listener_account
+    # Stripe restricts the account: account.updated with payouts disabled
+    services.connect_account_sync(
+        account={
+            "id": account.stripe_account_id,
+            "payouts_enabled": False,
+            "charges_enabled": True,
+            "details_submitted": True,
+            "requirements": {"disabled_reason": "requirements.past_due", "past_due": ["external_account"]},
+        },
+        event_created=int(time.time()) + 10,
+    )
+    _wait_for_mail(1)
+    [message] = mail.outbox
+    assert message.to == [listener.email] and "requirements.past_due" in message.body

@@ -1,0 +1,30 @@
+"""`make run`'s supervisor: a crashed child is restarted with a log line; a stop signal ends it."""
+
+import signal
+import subprocess
+import sys
+import time
+
+
+def test_a_crashed_child_is_restarted_with_a_log_line(tmp_path):
+    runs = tmp_path / "runs"
+    child = (
+        "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); n = len(p.read_text()) if p.exists() else 0; "
+        "p.write_text('x' * (n + 1)); time.sleep(0 if n == 0 else 60)"
+    )
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "scripts.supervise", "probe", "--", sys.executable, "-c", child, str(runs)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (runs.exists() and runs.read_text() == "xx") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert runs.read_text() == "xx"  # the first run exited at once, the second is running
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        _, stderr = supervisor.communicate(timeout=10)
+    assert supervisor.returncode == 0
+    assert "!! probe exited with code 0" in stderr and "restarting in 1 s" in stderr
+    assert runs.read_text() == "xx"  # the stop signal ended it instead of starting a third run
