@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from billing import money
@@ -75,6 +75,12 @@ def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: d
             payment_create_for_booking(booking=booking)
     except IntegrityError as error:
         if "booking_listener_no_overlap" in str(error):
+            raise slot_taken from error
+        raise
+    except OperationalError as error:
+        # Concurrent inserts for one slot can deadlock inside the exclusion constraint's check; PostgreSQL
+        # aborts all but one, which holds the slot: for the others the slot is taken.
+        if "exclusion constraint" in str(error):
             raise slot_taken from error
         raise
     return booking
