@@ -52,6 +52,7 @@ class DisputesMixin:
                 "has_evidence": False,
                 "past_due": False,
                 "submission_count": 0,
+                "submission_method": "not_submitted",
                 "enhanced_eligibility": {},
             },
             "is_charge_refundable": False,
@@ -62,6 +63,7 @@ class DisputesMixin:
                 "card": {
                     "brand": ch["payment_method_details"]["card"]["brand"],
                     "case_type": "chargeback",
+                    "network": ch["payment_method_details"]["card"]["network"],
                     "network_reason_code": "10.4",
                 },
                 "type": "card",
@@ -69,6 +71,7 @@ class DisputesMixin:
             "reason": reason or "general",
             "status": "needs_response",
             "enhanced_eligibility_types": [],
+            "intended_submission_method": None,
         }
         self._store("dispute", d, acct, index=("charge", "payment_intent"))
         before = jcopy(ch)
@@ -145,6 +148,7 @@ class DisputesMixin:
         if p.get("submit", True) and ev is not None:
             d["status"] = "under_review"
             d["evidence_details"]["submission_count"] += 1
+            d["evidence_details"]["submission_method"] = "manual"
         prev = self._diff(before, d)
         if prev:
             self._emit("charge.dispute.updated", d, ctx, self.owner.get(did), prev)
