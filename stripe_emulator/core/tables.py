@@ -104,6 +104,7 @@ CARDS = {
     "4000002760003184": ("visa", "3ds", None, "credit"),
     "4000000000003220": ("visa", "3ds", None, "credit"),
     "4000000000000259": ("visa", "dispute", None, "credit"),
+    "4000000000000341": ("visa", "decline", "generic_decline", "credit"),  # attaches, then every charge fails
 }
 PM_TOKENS = {
     "pm_card_visa": "4242424242424242",
@@ -123,6 +124,7 @@ PM_TOKENS = {
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_authenticationRequiredOnSetup": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
+    "pm_card_chargeCustomerFail": "4000000000000341",
 }
 CARD_TOKENS = {
     "tok_visa": "4242424242424242",
