@@ -11,7 +11,8 @@
    the current truth once: a `payment_failed` delivered after the success changes nothing, a
    `succeeded` delivered after a refund books the payment and the refund Stripe made, each once.
 
-A payment already succeeded is final here (nothing moves it back), so its events cost no request.
+A payment already succeeded is final here (nothing moves it back), so its events cost no request; one
+claiming it canceled contradicts what Stripe told us and is flagged.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ def handle_payment_intent(event: dict) -> str:
             logger.info("%s %s: no payment of ours for %s", event["type"], event["id"], claimed["id"])
             return IGNORED
         if payment.status == Payment.Status.SUCCEEDED:
-            return IGNORED  # final: the success and its effects were applied together, once
+            # Final: the success and its effects were applied together, once; Stripe can say no more.
+            if "canceled" in _final_claims(event):
+                raise EventFlagged(f"{event['type']} says PaymentIntent {claimed['id']} is canceled; it succeeded")
+            return IGNORED
         intent = _intent_now(payment)
         for claim in _final_claims(event):
             if intent.get("status") != claim:
