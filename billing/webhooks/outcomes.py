@@ -16,6 +16,6 @@ class EventFlagged(Exception):
     `on_flag`, when given, runs in the transaction that records the flag (after the handler's work was
     rolled back), to mark what the operator must look at, e.g. the payment's `review_reason`."""
 
-    def __init__(self, reason: str, *, on_flag: Callable[[], None] | None = None):
+    def __init__(self, reason: str, *, on_flag: Callable[[], object] | None = None):
         super().__init__(reason)
         self.on_flag = on_flag

@@ -41,15 +41,15 @@ _CLAIMED_BY_TYPE = {"payment_intent.succeeded": "succeeded", "payment_intent.can
 def _final_claims(event: dict) -> set[str]:
     """The final states the event asserts, by its type or its payload."""
     claims = {_CLAIMED_BY_TYPE.get(event["type"]), event["data"]["object"].get("status")}
-    return {claim for claim in claims if claim in STRIPE_FINAL}
+    return {claim for claim in claims if isinstance(claim, str) and claim in STRIPE_FINAL}
 
 
-def _intent_now(payment: Payment) -> dict:
+def _intent_now(intent_id: str) -> dict:
     try:
-        return stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id, expand=("latest_charge",))
+        return stripe_gateway.payment_intent_retrieve(intent_id, expand=("latest_charge",))
     except stripe_gateway.PermanentStripeError as error:
         if error.http_status == 404:
-            raise EventFlagged(f"our PaymentIntent {payment.stripe_payment_intent_id} is not on Stripe") from error
+            raise EventFlagged(f"our PaymentIntent {intent_id} is not on Stripe") from error
         raise
 
 
@@ -76,7 +76,7 @@ def handle_payment_intent(event: dict) -> str:
             if "canceled" in _final_claims(event):
                 raise EventFlagged(f"{event['type']} says PaymentIntent {claimed['id']} is canceled; it succeeded")
             return IGNORED
-        intent = _intent_now(payment)
+        intent = _intent_now(claimed["id"])  # the id we stored: the payment was matched by it
         for claim in _final_claims(event):
             if intent.get("status") != claim:
                 raise EventFlagged(
