@@ -11,6 +11,7 @@ import pytest
 
 from billing import stripe_gateway
 from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
+from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_events import (
     deliver,
     foreign_intent,
@@ -19,7 +20,9 @@ from billing.tests.stripe_events import (
     intent_event,
     intent_payment,
     intent_update,
+    payment_intent_object,
     stripe_event,
+    stripe_id,
 )
 from booking.models import Booking
 from booking.tests.factories import BookingFactory
@@ -91,6 +94,16 @@ def test_a_foreign_intent_naming_a_payment_that_never_got_an_intent_is_flagged_n
     assert status == WebhookEvent.Status.FLAGGED
     assert "none (the payment is canceled)" in WebhookEvent.objects.get().last_error
     assert not LedgerTransaction.objects.filter(payment=payment).exists()
+
+
+def test_an_event_for_our_payment_whose_intent_stripe_does_not_know_is_flagged():
+    # given a payment whose stored intent id Stripe has never heard of (another account's key, a bad restore)
+    payment = PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
+    event = stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+
+    assert deliver(event) == WebhookEvent.Status.FLAGGED
+    assert "is not on Stripe" in _flag_reason(event)
+    _nothing_applied(payment)
 
 
 def _customer() -> str:
