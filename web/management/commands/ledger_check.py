@@ -11,13 +11,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         report = ledger_check_run()
-        for name, problems in report.problems.items():
-            if problems:
-                self.stdout.write(self.style.ERROR(f"FAIL {name}: {len(problems)} problem(s)"))
-                for problem in problems:
-                    self.stdout.write(f"  - {problem}")
-            else:
-                self.stdout.write(self.style.SUCCESS(f"ok   {name}"))
+        for line in report.text().splitlines():
+            if line.startswith("FAIL"):
+                line = self.style.ERROR(line)
+            elif line.startswith("ok"):
+                line = self.style.SUCCESS(line)
+            self.stdout.write(line)
         if not report.ok:
             raise CommandError(f"{len(report.failed)} ledger check(s) failed")
         self.stdout.write(self.style.SUCCESS("ledger clean"))
