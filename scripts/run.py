@@ -153,9 +153,11 @@ def configure_redis(env: dict[str, str], extra: dict[str, str]) -> None:
 
 
 def write_run_env(env: dict[str, str], path: Path = RUN_ENV) -> None:
-    lines = ["# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,", ""]
-    lines[1] = "# before .env, so every manage.py command talks to the same services. Rewritten by each make run."
-    lines += [f"{name}={env[name]}" for name in DECIDED if env.get(name)]
+    lines = [
+        "# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,",
+        "# before .env, so every manage.py command talks to the same services. Rewritten by each make run.",
+        *(f"{name}={env[name]}" for name in DECIDED if env.get(name)),
+    ]
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
     temporary.chmod(0o600)
