@@ -29,7 +29,7 @@ from payouts import services
 from payouts.models import Payout
 from payouts.tests.conftest import account_updated_from_stripe
 from payouts.tests.factories import ListenerPayoutFactory
-from web.testing import WEBHOOK_PATH
+from web.testing import WEBHOOK_PATH, _running_worker
 from web.tests.factories import ListenerFactory
 from web.tests.support import eventually
 from workers.celery import QUEUES, app
@@ -103,11 +103,22 @@ def two_workers_two_beats(transactional_db, stripe_emulator, tmp_path):
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     processes = Processes(tmp_path, env)
-    with app.connection_for_write() as connection:
-        for queue in QUEUES:
-            connection.default_channel.queue_purge(queue)
-    yield processes
-    processes.stop(*processes.running)
+    # The suite's own worker (web.testing, in this process) stops consuming meanwhile: only the two
+    # workers started here take tasks from this Redis database.
+    suite_workers = [worker.hostname for worker in _running_worker]
+    for queue in QUEUES if suite_workers else ():
+        app.control.cancel_consumer(queue, destination=suite_workers, reply=True, timeout=5)
+    _queues_purge()
+    try:
+        yield processes
+    finally:
+        processes.stop(*processes.running)
+        _queues_purge()
+        for queue in QUEUES if suite_workers else ():
+            app.control.add_consumer(queue, destination=suite_workers, reply=True, timeout=5)
+
+
+def _queues_purge() -> None:
     with app.connection_for_write() as connection:
         for queue in QUEUES:
             connection.default_channel.queue_purge(queue)
