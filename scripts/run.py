@@ -55,6 +55,9 @@ DECIDED = (
     "JWT_SIGNING_KEY",
 )
 
+# Business rules `make run` relaxes unless they are set (environment or `.env`).
+DEMO_RULES = {"SESSION_MIN_RUN_PERCENT": "0", "PAYOUT_HOLD_HOURS": "0"}
+
 
 def _persistent_secret(name: str, prefix: str) -> str:
     path = RUN_DIR / name
@@ -80,6 +83,10 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
     env.setdefault("DJANGO_DEBUG", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    # A demonstration stack: a session can complete as soon as it started and its earning is payable
+    # at once, so the README's booking-to-payout recipe runs in a minute (production: 50 %, 72 h).
+    for name, value in DEMO_RULES.items():
+        env.setdefault(name, value)
     # Per-machine development secrets, kept in .run/ (production must set its own: README, Security).
     env.setdefault("DJANGO_SECRET_KEY", _persistent_secret("django_secret_key", "dev-"))
     env.setdefault("JWT_SIGNING_KEY", _persistent_secret("jwt_signing_key", "dev-"))
@@ -146,9 +153,11 @@ def configure_redis(env: dict[str, str], extra: dict[str, str]) -> None:
 
 
 def write_run_env(env: dict[str, str], path: Path = RUN_ENV) -> None:
-    lines = ["# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,", ""]
-    lines[1] = "# before .env, so every manage.py command talks to the same services. Rewritten by each make run."
-    lines += [f"{name}={env[name]}" for name in DECIDED if env.get(name)]
+    lines = [
+        "# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,",
+        "# before .env, so every manage.py command talks to the same services. Rewritten by each make run.",
+        *(f"{name}={env[name]}" for name in DECIDED if env.get(name)),
+    ]
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
     temporary.chmod(0o600)
