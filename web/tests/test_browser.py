@@ -449,7 +449,8 @@ def test_talker_subscribes_to_a_standing_slot_pays_with_4242_and_sees_it_active(
     text_of(driver, "#subscription-sessions tbody tr:first-child .status", "confirmed")
     screenshot(driver, "subscription-active")
     sub = Subscription.objects.get(pk=sub_id)
-    assert (sub.status, sub.talker, sub.listener, sub.plan) == (Subscription.Status.ACTIVE, talker, listener, weekly_plan)
+    assert sub.status == Subscription.Status.ACTIVE
+    assert (sub.talker, sub.listener, sub.plan) == (talker, listener, weekly_plan)
     sessions = list(Booking.objects.filter(subscription_session__subscription=sub).order_by("scheduled_at"))
     assert sessions[0].scheduled_at == first and sessions[0].status == Booking.Status.CONFIRMED
     assert (sessions[0].total_amount, sessions[0].app_fee, sessions[0].listener_amount) == (5000, 500, 4500)
@@ -525,8 +526,12 @@ def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(dri
     )
     confirm = "const done = arguments[arguments.length - 1]; setup(arguments[0]).then(done);"
     incomplete = driver.execute_async_script(confirm, intent.client_secret)
-    assert incomplete == {"error": {"type": "validation_error", "code": "incomplete_number",
-                                    "message": "Your card number is incomplete."}}  # fmt: skip
+    incomplete_number = {
+        "type": "validation_error",
+        "code": "incomplete_number",
+        "message": "Your card number is incomplete.",
+    }
+    assert incomplete == {"error": incomplete_number}
     type_card(driver, "4242 4242 4242 4242", element="#probe")
     css(driver, "#probe input[name=postal]").send_keys("10115")
 
@@ -551,8 +556,6 @@ def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(dri
     assert retrieved["setupIntent"]["status"] == "succeeded"
     assert not_a_setup == "IntegrationError"
     # the saved card pays later without the talker (what a subscription renewal does)
-    renewal = client.v1.payment_intents.create(
-        params={"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id,
-                "off_session": True, "confirm": True}  # fmt: skip
-    )
+    charge = {"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id}
+    renewal = client.v1.payment_intents.create(params={**charge, "off_session": True, "confirm": True})
     assert renewal.status == "succeeded"
