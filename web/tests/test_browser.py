@@ -555,6 +555,14 @@ def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(dri
     assert set(wrong) == {"error"} and wrong["error"]["code"] == "resource_missing"
     assert retrieved["setupIntent"]["status"] == "succeeded"
     assert not_a_setup == "IntegrationError"
+    # a 3-D Secure card sets up at once: the emulator asks for authentication at the charge, if at all
+    second = client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"})
+    driver.execute_script("probe.clear()")
+    type_card(driver, "4000 0025 0000 3155", element="#probe")
+    css(driver, "#probe input[name=postal]").send_keys("10115")
+    three_d_secure = driver.execute_async_script(confirm, second.client_secret)
+    assert three_d_secure["setupIntent"]["status"] == "succeeded"
+    assert not driver.find_elements("css selector", "iframe[name='__privateStripeFrame3ds']")
     # the saved card pays later without the talker (what a subscription renewal does)
     charge = {"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id}
     renewal = client.v1.payment_intents.create(params={**charge, "off_session": True, "confirm": True})

@@ -507,7 +507,7 @@
       var plans = results(r[1]);
       listeners.forEach(function (l) { state.listeners[l.id] = l; });
       var title = h("h1", {}, "Subscribe to a standing slot");
-      if (!plans.length) return show(title, h("p", {}, "No subscription plans are on offer yet."));
+      if (!plans.length) return show(title, h("p", {}, "No subscription plans are on offer yet: an admin adds them at ", h("a", { href: "/admin/subscriptions/subscriptionplan/" }, "/admin/subscriptions/subscriptionplan/"), "."));
       if (!listeners.length) return show(title, h("p", {}, "No listener takes bookings right now."));
       var error = h("p", { class: "error", role: "alert", id: "subscribe-error" });
       var summary = h("p", { id: "slot-summary", "aria-live": "polite" });
