@@ -3,6 +3,7 @@ Celery worker and the emulator with its webhooks: what a talker and a listener c
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from billing.models import Payment, Refund
+from billing.models import Payment, Refund, StripeCustomer
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import StripeListenerAccount
@@ -508,6 +509,52 @@ def test_talker_pauses_resumes_and_cancels_a_3d_secure_subscription_seeing_the_r
     refund = Refund.objects.get(payment__booking__subscription_session__subscription=sub)
     assert (refund.amount, refund.status) == (5000, Refund.Status.SUCCEEDED)
     assert not Booking.objects.filter(subscription_session__subscription=sub, status=Booking.Status.RESERVED).exists()
+
+
+def complete_3ds(driver):
+    driver.switch_to.frame(css(driver, "iframe[name='__privateStripeFrame3ds']"))
+    css(driver, "#test-source-authorize-3ds").click()
+    driver.switch_to.default_content()
+
+
+def test_a_renewal_asking_for_3d_secure_is_authenticated_from_the_subscription_page(
+    driver, app, people, weekly_plan, stripe_emulator
+):
+    # given a talker whose Stripe customer lives on a test clock, so that advancing it renews
+    talker, listener = people
+    client = stripe_emulator.stripe_client()
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": int(time.time())})
+    customer = client.v1.customers.create(params={"email": talker.email, "test_clock": clock.id})
+    StripeCustomer.objects.create(user=talker, stripe_customer_id=customer.id)
+    # subscribed with a card that asks for 3-D Secure on every payment
+    sign_in(driver, app, talker)
+    sub_id = submit_subscription(driver, subscribe(driver, listener, weekly_plan, in_days(2, hour=16)))
+    type_card(driver, "4000 0027 6000 3184")
+    pay(driver)
+    complete_3ds(driver)
+    text_of(driver, "#subscription-status", "active")
+
+    # when the week is over, the renewal asks for authentication
+    week = 7 * 86400
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + week + 60})
+    wait_for(driver, lambda _: Subscription.objects.get(pk=sub_id).status == Subscription.Status.PAST_DUE)
+    driver.execute_script("location.hash = '#/subscriptions'")
+    row = subscription_row(driver, sub_id)
+    text_of(driver, f"{row} .status", "past_due")
+    css(driver, f"{row} a.button").click()
+    authenticate = css(driver, "#authenticate")
+    screenshot(driver, "subscription-renewal")
+    authenticate.click()
+    complete_3ds(driver)
+
+    # then the subscription is active again with the second period's session confirmed
+    text_of(driver, "#subscription-status", "active")
+    confirmed = "#subscription-sessions tbody tr:nth-child(2) .status"
+    text_of(driver, confirmed, "confirmed")
+    sub = Subscription.objects.get(pk=sub_id)
+    assert sub.status == Subscription.Status.ACTIVE
+    paid = Booking.objects.filter(subscription_session__subscription=sub, status=Booking.Status.CONFIRMED)
+    assert paid.count() == 2
 
 
 def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(driver, app, stripe_emulator):

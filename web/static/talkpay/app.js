@@ -270,6 +270,7 @@
   var TEST_CARDS = [
     ["4242 4242 4242 4242", "succeeds"],
     ["4000 0025 0000 3155", "asks for 3-D Secure"],
+    ["4000 0027 6000 3184", "asks for 3-D Secure on every payment, renewals too"],
     ["4000 0000 0000 0002", "is declined"],
     ["4000 0000 0000 9995", "is declined: insufficient funds"],
   ];
@@ -561,9 +562,15 @@
     });
   }
 
-  function activeAndBooked(sub) {
-    var booked = sub.bookings.some(function (b) { return b.status === "confirmed"; });
-    return (sub.status === "active" && booked) || ENDED.indexOf(sub.status) >= 0;
+  function confirmedCount(sub) {
+    return sub.bookings.filter(function (b) { return b.status === "confirmed"; }).length;
+  }
+
+  // Done once the paid period's session is confirmed too (the invoice's webhook), or it ended.
+  function activeAndBooked(before) {
+    return function (sub) {
+      return (sub.status === "active" && confirmedCount(sub) > before) || ENDED.indexOf(sub.status) >= 0;
+    };
   }
 
   function subscriptionFacts(sub, statusNode) {
@@ -596,17 +603,40 @@
       var head = [h("h1", {}, "Subscription #" + id), subscriptionFacts(sub, status)];
       var back = h("p", {}, h("a", { href: "#/subscriptions" }, state.me.role === "talker" ? "My subscriptions" : "Subscriptions"));
       if (state.me.role !== "talker" || !payable(sub)) return show(head, sessions, back);
-      var label = (sub.status === "past_due" ? "Pay the renewal, " : "Pay ") + money(sub.plan.price, sub.plan.currency);
-      var pay = payForm(sub.payment.client_secret, label, function () {
+      var renewal = sub.status === "past_due";
+      var paid = function () {
         status.textContent = "paid, activating…";
         flash("Payment received. Waiting for Stripe's invoice to activate the subscription.");
-        return waitForSubscription(id, activeAndBooked, status).then(function (s) {
+        return waitForSubscription(id, activeAndBooked(confirmedCount(sub)), status).then(function (s) {
           show(h("h1", {}, "Subscription #" + id), subscriptionFacts(s, status),
             h("section", { "aria-labelledby": "sessions-title" }, h("h2", { id: "sessions-title" }, "Sessions"), sessionsTable(s)), back);
           if (s.status === "active") flash("Subscription #" + id + " is active. Next session: " + (s.next_session_at ? when(s.next_session_at) : "—") + ".");
         });
-      });
-      show(head, pay.form, pay.cards, sessions, back);
+      };
+      var amount = money(sub.plan.price, sub.plan.currency);
+      var pay = payForm(sub.payment.client_secret, (renewal ? "Pay the renewal with this card, " : "Pay ") + amount, paid);
+      // A renewal that asks for 3-D Secure: the saved card only needs the challenge (confirmCardPayment
+      // with no payment method confirms the one the PaymentIntent has).
+      var saved = null;
+      if (renewal) {
+        var savedError = h("p", { id: "authenticate-errors", class: "error", role: "alert" });
+        var authenticate = h("button", { type: "button", id: "authenticate", onclick: function () {
+          authenticate.disabled = true;
+          savedError.textContent = "";
+          state.stripe.confirmCardPayment(sub.payment.client_secret).then(function (result) {
+            if (result.error) {
+              savedError.textContent = result.error.message;
+              authenticate.disabled = false;
+              return;
+            }
+            return paid();
+          });
+        } }, "Authenticate " + amount + " with your saved card");
+        saved = h("section", { "aria-labelledby": "renewal-title" }, h("h2", { id: "renewal-title" }, "This renewal asks for 3-D Secure"),
+          h("p", {}, "Your bank wants to confirm the renewal payment. Authenticate it with the card you subscribed with, or pay it with another card below."),
+          authenticate, savedError);
+      }
+      show(head, saved, pay.form, pay.cards, sessions, back);
       pay.mount();
     });
   }
