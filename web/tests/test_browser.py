@@ -17,7 +17,7 @@ from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import StripeListenerAccount
 from subscriptions.models import Subscription, SubscriptionPlan
-from web.testing import WEBHOOK_PATH
+from web.testing import WEBHOOK_PATH, worker_wait_idle
 from web.tests.browser import screenshot, start_chromium
 from web.tests.factories import ListenerFactory, TalkerFactory
 
@@ -44,6 +44,9 @@ def app(driver, live_server, celery_worker, stripe_emulator):
     settings.CONNECT_REFRESH_URL = live_server.url + "/connect/refresh"
     driver.get("about:blank")
     yield live_server
+    # An event still on its way (a PaymentIntent a test made itself) must not meet the database flush.
+    stripe_emulator.flush_webhooks(timeout=WAIT)
+    worker_wait_idle()
     for handle in driver.window_handles[1:]:
         driver.switch_to.window(handle)
         driver.close()
