@@ -66,9 +66,10 @@ def build_parser():
     p.add_argument(
         "--funds-delay",
         type=float,
-        default=DEFAULT_CONFIG["funds_delay"],
+        default=float(os.environ.get("STRIPE_EMULATOR_FUNDS_DELAY") or DEFAULT_CONFIG["funds_delay"]),
         help="seconds of emulated time from a charge to its funds being available "
-        "(default 172800: 2 days, a US account in test mode; not multiplied by --time-scale)",
+        "(default 172800: 2 days, a US account in test mode; not multiplied by --time-scale; "
+        "env STRIPE_EMULATOR_FUNDS_DELAY)",
     )
     p.add_argument(
         "--webhook-url",
