@@ -15,11 +15,11 @@ from billing.invariants import CHECKS as BILLING_CHECKS
 from billing.stripe_gateway import client
 from payouts import services
 from payouts.invariants import CHECKS as PAYOUT_CHECKS
-from payouts.models import Payout
+from payouts.models import Clawback, ClawbackRecovery, Payout
 from payouts.periods import period_parse
 from payouts.services.transfers import DEFERRED
 from payouts.tests.conftest import at, stripe_transfers
-from payouts.tests.factories import ListenerPayoutFactory
+from payouts.tests.factories import ListenerPayoutFactory, PayoutFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +140,33 @@ def test_run_payouts_says_what_was_deferred_and_why(three_listeners, stripe_emul
     assert re.search(r"deferred \(Stripe funds not available yet\)\s+3", text)
     assert len(re.findall(r"^payout #\d+ deferred: the platform's available Stripe balance", text, re.M)) == 3
     assert paid_on_stripe() == 0 and problems() == []
+
+
+def test_a_deferred_payout_owes_its_netted_debt_again_and_nets_it_once_when_paid(connected_listener, stripe_emulator):
+    # given a listener who owes 10.00 from a clawback Stripe could not reverse, earned 27.00 in week 45,
+    # and a platform whose only funds are pending
+    listener = connected_listener()
+    old_earning = ListenerPayoutFactory(listener=listener, completed_at=at("2026-10-01 10:00"), status="paid")
+    old_payout = PayoutFactory(listener=listener, status=Payout.Status.PAID, stripe_transfer_id="tr_old")
+    debt = Clawback.objects.create(
+        key="refund-test", listener=listener, earning=old_earning, payout=old_payout, amount=1000, status="debt"
+    )
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    charge(10000)
+
+    # when week 45 is run, then the payout waits at its gross amount and the debt is owed again, whole
+    services.payout_run(period=W45)
+    payout = Payout.objects.get(listener=listener, period_start=W45.start)
+    debt.refresh_from_db()
+    assert (payout.status, payout.amount) == (Payout.Status.PENDING, 2700)
+    assert (debt.status, debt.amount_recovered) == (Clawback.Status.DEBT, 0)
+    assert not ClawbackRecovery.objects.exists()
+
+    # when the funds are available and the run is repeated, then 17.00 is sent and the debt recovered once
+    stripe_emulator.advance_clock(TWO_DAYS)
+    services.payout_run(period=W45)
+    services.payout_run(period=W45)
+    assert [t["amount"] for t in stripe_transfers(listener)] == [1700]
+    debt.refresh_from_db()
+    assert (debt.status, debt.amount_recovered) == (Clawback.Status.RECOVERED, 1000)
+    assert ClawbackRecovery.objects.get().amount == 1000

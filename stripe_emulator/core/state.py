@@ -241,11 +241,11 @@ class StateMixin:
             heapq.heappush(self.pending_funds, (available_on, self.counter, txn["id"]))
         return txn
 
-    def _release_due_funds(self, until=None):
-        """Make available every pending balance transaction whose `available_on` has come (emulated
-        time, or `until`), emitting `balance.available` once per account. Called before every API request
-        under the lock, so the check is one comparison when nothing is due. Returns how many moved."""
-        limit = self._now() if until is None else until
+    def _release_due_funds(self):
+        """Make available every pending balance transaction whose `available_on` has come in emulated
+        time, emitting `balance.available` once per account. Called before every API request under the
+        lock, so the check is one comparison when nothing is due. Returns how many moved."""
+        limit = self._now()
         heap = self.pending_funds
         if not heap or heap[0][0] > limit:
             return 0
@@ -271,7 +271,7 @@ class StateMixin:
         return True
 
     def _pending_funds_rebuild(self):
-        """The heap from the stored transactions (after a snapshot from before it existed was loaded)."""
+        """The heap from the stored transactions (it is not saved in snapshots: rebuilt on load)."""
         self.pending_funds = [
             (self.objects[tid]["available_on"], self.seqno.get(tid, 0), tid)
             for tid in self.order.get("balance_transaction", [])
