@@ -36,6 +36,9 @@ RUN_ENV = RUN_DIR / "env"
 PID_FILE = RUN_DIR / "run.pid"
 # The emulator's objects survive a restart of `make run`; `make reset` removes this with the database.
 EMULATOR_STATE = RUN_DIR / "emulator-state.pickle"
+# Funds are pending as on Stripe, but for a minute rather than Stripe's two days, so a demo payout run
+# soon after a payment works at a human pace (STRIPE_EMULATOR_FUNDS_DELAY changes it).
+EMULATOR_FUNDS_DELAY_SECONDS = 60
 # What `make run` decides, written to .run/env for every other command.
 DECIDED = (
     "DATABASE_URL",
@@ -125,8 +128,14 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
             f"{sys.executable} -m stripe_emulator --port {emulator_port}"
             f" --webhook-url {webhook_url} --webhook-secret {env['STRIPE_WEBHOOK_SECRET']}"
             f" --state-file {EMULATOR_STATE}"
+            f" --funds-delay {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS}"
         )
         print(f"• stripe: emulator on :{emulator_port}, webhooks to {webhook_url}")
+        print(
+            "• stripe: a payment's funds are pending for"
+            f" {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS} s, as on Stripe"
+            " (which takes 2 days); POST /_emulator/balance/settle makes them available at once"
+        )
     return env, extra
 
 

@@ -6,7 +6,10 @@ API_VERSION = "2026-10-28.endive"
 
 DEFAULT_CONFIG = {
     "time_scale": 1.0,
-    "funds_pending": False,
+    # Like Stripe: a charge's funds are pending until `funds_delay` seconds of emulated time have passed
+    # (US test accounts: 2 days), see state.StateMixin._release_due_funds and /_emulator/clock/advance.
+    "funds_pending": True,
+    "funds_delay": 2 * 86400.0,
     "chaos_duplicate": 0.0,
     "chaos_reorder": 0.0,
     "chaos_delay": 0.0,

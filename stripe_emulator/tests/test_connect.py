@@ -156,7 +156,6 @@ def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):
 
 
 def test_funds_pending_and_settle(emulator):
-    emulator.configure(funds_pending=True)
     pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True)
     bal = stripe.Balance.retrieve()
     assert bal.available[0].amount == 0 and bal.pending[0].amount == 9680
@@ -172,7 +171,7 @@ def test_funds_pending_and_settle(emulator):
 
 
 def test_balance_transactions_follow_money(emulator, onboarded_account):
-    pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True)
+    pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_bypassPending", confirm=True)
     stripe.Refund.create(payment_intent=pi.id, amount=2000)
     stripe.Transfer.create(amount=5000, currency="usd", destination=onboarded_account.id)
     kinds = [t.type for t in stripe.BalanceTransaction.list().data]
