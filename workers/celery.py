@@ -45,6 +45,7 @@ def _broker_transport_options() -> dict:
         "interval_max": 0.2,
     }
 
+
 app.conf.update(
     # Each queue has its own direct exchange and routing key, so a message lands in exactly one queue.
     task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
@@ -93,6 +94,7 @@ app.conf.update(
 
 # By name, so `workers` imports none of the apps above it; `web` holds the jobs that see every app.
 app.autodiscover_tasks(["booking", "billing", "payouts", "subscriptions", "workers", "web"])
+
 
 @signals.worker_init.connect
 def _worker_broker_timeouts(**_):
