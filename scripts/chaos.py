@@ -97,6 +97,8 @@ def stack_env(real_cadence: bool) -> dict[str, str]:
         "BOOKING_PENDING_MAX_PER_TALKER": "1000",
         "BOOKING_PENDING_EXPIRY_MINUTES": "2",  # unpaid bookings do expire during the run
         "PAYOUT_HOLD_HOURS": "0",
+        # A short bounded wait, so a booking's answer time shows the broker's fail-fast (not the wait).
+        "BOOKING_PAYMENT_WAIT_SECONDS": "1",
         "PAYOUT_MINIMUM_CENTS": "100",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "8",
@@ -322,7 +324,10 @@ class Load:
         self.running = threading.Event()
         self.stopped = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.booking_latencies: list[tuple[float, float]] = []  # (when, seconds)
+        self.booking_latencies: list[tuple[float, float]] = []  # (when sent, seconds)
+        self.slots_used: dict[int, list[int]] = {}
+        self.epoch = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        self.busy = 0
 
     def start(self) -> None:
         self.running.set()
@@ -331,8 +336,12 @@ class Load:
             thread.start()
             self.threads.append(thread)
 
-    def pause(self) -> None:
+    def pause(self, timeout: float = 60.0) -> None:
+        """No new flows; returns once every client has finished the one it was in."""
         self.running.clear()
+        deadline = time.monotonic() + timeout
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def resume(self) -> None:
         self.running.set()
@@ -344,14 +353,21 @@ class Load:
             thread.join(timeout=90)
 
     def _next_slot(self) -> tuple[dict, datetime]:
+        """A slot no other booking of this run has: one hour per booking per listener. Some within a
+        day (a talker cancelling one leaves part to the listener: the payout drill's material), the
+        rest from two days on."""
         with self.lock:
             self.slot += 1
             n = self.slot
-        listener = self.listeners[n % len(self.listeners)]
-        # Distinct, non-overlapping slots per listener; every third one within a day, so a talker's
-        # cancellation keeps part for the listener (payable: the payout drill's material).
-        hours = 2 + (n // len(self.listeners)) if n % 3 == 0 else 30 + (n // len(self.listeners))
-        return listener, datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+            listener = self.listeners[n % len(self.listeners)]
+            near, far = self.slots_used.setdefault(listener["id"], [0, 0])
+            if n % 3 == 0 and near < 18:
+                self.slots_used[listener["id"]][0] += 1
+                hours = 3 + near
+            else:
+                self.slots_used[listener["id"]][1] += 1
+                hours = 48 + far
+        return listener, self.epoch + timedelta(hours=hours)
 
     def _client(self, n: int) -> None:
         rng = random.Random(n)
@@ -361,10 +377,15 @@ class Load:
             if self.stopped.is_set():
                 return
             talker = self.talkers[rng.randrange(len(self.talkers))]
+            with self.lock:
+                self.busy += 1
             try:
                 self._one_booking(session, talker, rng)
             except Exception as error:  # the load must go on; the checks judge the outcome
                 log(f"client {n}: {type(error).__name__}: {error}")
+            finally:
+                with self.lock:
+                    self.busy -= 1
             time.sleep(rng.uniform(0.1, 0.4))
 
     def _headers(self, token: str, key: str | None = None) -> dict:
@@ -400,11 +421,13 @@ class Load:
                 if response.status_code in (201, 202):
                     answer = response.json()
                     break
-                if response.status_code < 500 and response.status_code != 409:
+                code = response.json().get("error", {}).get("code", "") if response.status_code >= 400 else ""
+                if response.status_code < 500 and code != "idempotency_key_in_use":
+                    # A final answer; on a slot nobody else was given, any refusal is a finding.
                     attempt.status = response.status_code
-                    attempt.failures.append(f"{response.status_code} {response.text[:200]}")
+                    attempt.failures.append(f"{response.status_code} {code or response.text[:200]}")
                     return
-                reason = f"{response.status_code} {response.json().get('error', {}).get('code', '')}"
+                reason = f"{response.status_code} {code}"
             except (requests.RequestException, ValueError) as error:
                 reason = type(error).__name__
             attempt.failures.append(reason)
@@ -599,11 +622,14 @@ def check_all(books: Books, load: Load, deadlocks_before: int, since: float) -> 
     # Every retried Idempotency-Key answered, with the booking of its key, within 10 s of its first failure.
     by_key = dict(books.query("SELECT key, response_body FROM web_idempotencyrecord"))
     for attempt in attempts:
-        if attempt.first_failure is None or attempt.started < since:
+        if attempt.started < since:
+            continue
+        if attempt.first_failure is None:
+            if attempt.answered is None and attempt.status is not None:
+                problems.append(f"booking refused on a free slot: {attempt.failures[-1:]}")
             continue
         if attempt.answered is None:
-            if attempt.status is None or attempt.status >= 500:
-                problems.append(f"key {attempt.key} never answered: {attempt.failures[-3:]}")
+            problems.append(f"key {attempt.key} never answered with its booking: {attempt.failures[-3:]}")
             continue
         waited = attempt.answered - attempt.first_failure
         if waited > RETRY_ANSWER_LIMIT_SECONDS:
@@ -819,15 +845,19 @@ def run(args) -> int:
         for name, drill in selected:
             deadlocks_before = books.deadlocks()
             load.resume()
-            time.sleep(args.load_seconds / 2)
+            time.sleep(args.load_seconds)
             fault_at = time.monotonic()
             note = drill(stack, books)
             note += f"; fault lasted {time.monotonic() - fault_at:.1f} s"
             load.pause()  # clients finish what they started; the stack must drain on its own
             recovery, left = wait_recovered(books, load, fault_at)
+            # Faults nobody took are not for the checks' own reads of Stripe.
+            requests.delete(f"{stack.emulator}/_emulator/faults", timeout=10)
             problems = check_all(books, load, deadlocks_before, since=fault_at - args.load_seconds)
             if recovery is None:
                 problems.insert(0, f"not recovered within {RECOVERY_LIMIT_SECONDS:.0f} s: {left}")
+            during = [sec for sent, sec in list(load.booking_latencies) if sent >= fault_at - 1]
+            note += f"; slowest booking answer during it {max(during, default=0):.2f} s"
             results.append(DrillResult(name, recovery, problems, note))
             status = "ok" if not problems else "FAIL"
             shown = f"{recovery:.1f} s" if recovery is not None else "never"
@@ -872,8 +902,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--real-cadence", action="store_true", help="production sweeper cadence (slower)")
     parser.add_argument("--only", nargs="*", help="run only these drills", choices=[name for name, _ in DRILLS])
-    parser.add_argument("--load-seconds", type=float, default=10.0, help="load around each fault")
-    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--load-seconds", type=float, default=8.0, help="load before each fault")
+    parser.add_argument("--warmup", type=float, default=3.0)
     return run(parser.parse_args(argv))
 
 

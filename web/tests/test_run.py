@@ -42,3 +42,22 @@ def test_make_run_is_a_demonstration_stack_unless_the_rules_are_set(monkeypatch,
 
     assert env["SESSION_MIN_RUN_PERCENT"] == "0"
     assert env["PAYOUT_HOLD_HOURS"] == "24"  # set by the operator: kept
+
+
+def test_make_run_starts_workers_consuming_every_queue_with_stripe_writes_apart(tmp_path, monkeypatch):
+    import re
+
+    from scripts import run
+    from workers.celery import QUEUES
+
+    monkeypatch.setattr(run, "RUN_DIR", tmp_path)
+    env = {"FLOWER_PORT": "5555", "FLOWER_BASIC_AUTH": "operator:x", "WORKER_METRICS_PORT": "9808"}
+    commands = run.processes(env, {})
+
+    consumed = {
+        name: re.search(r" -Q (\S+)", command).group(1).split(",")
+        for name, (command, _) in commands.items()
+        if " worker " in command
+    }
+    assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(QUEUES)
+    assert consumed["worker-stripe"] == ["stripe"]
