@@ -24,6 +24,8 @@ STRIPE_TASKS = (
     "billing.refund_create",
     "billing.clawback_execute",
     "payouts.payout_execute",
+    "subscriptions.subscription_create_on_stripe",
+    "subscriptions.plan_sync",
 )
 
 # Tasks that may run longer than CELERY_TASK_TIME_LIMIT: a payout run sends many transfers.

@@ -81,17 +81,18 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         parameters=[OpenApiParameter(IDEMPOTENCY_HEADER, str, OpenApiParameter.HEADER, required=False)],
     )
     def create(self, request):
-        def handler() -> Response:
+        def perform() -> dict:
             data = SubscriptionCreateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             sub = services.subscription_create(talker=request.user, **data.validated_data)
-            return self._created_response(request, sub.pk)
+            return {"subscription": {"id": sub.pk}}
 
+        # The subscription and its Idempotency-Key answer commit together (web.idempotency).
         return run_idempotent(
             request,
             endpoint="subscriptions.create",
-            handler=handler,
-            replay=lambda body: self._created_response(request, body["subscription"]["id"]),
+            perform=perform,
+            respond=lambda result: self._created_response(request, result["subscription"]["id"]),
         )
 
     def _respond(self, request, sub: Subscription) -> Response:
