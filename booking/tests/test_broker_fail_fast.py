@@ -19,6 +19,18 @@ from web.tests.factories import ListenerFactory, TalkerFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def web_process_broker_options():
+    """The timeouts of a web process: a test worker started earlier in this process (celery_worker)
+    gave the shared app the longer ones workers use (workers.celery._worker_broker_timeouts)."""
+    from workers.celery import _broker_transport_options, app
+
+    saved = app.conf.broker_transport_options
+    app.conf.broker_transport_options = _broker_transport_options()
+    yield
+    app.conf.broker_transport_options = saved
+
+
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test's own (never the shared one): the test freezes it."""
@@ -52,14 +64,14 @@ def test_a_booking_is_answered_fast_when_the_broker_is_frozen_and_the_sweeper_en
     with broker_down(url):
         # A first publish opens the pooled connection, as in a web process that has been serving.
         _book_timed(settings)
-        redis.Redis.from_url(url).delete("payments")
+        redis.Redis.from_url(url).delete("stripe")
         os.kill(process.pid, signal.SIGSTOP)  # accepts connections, answers nothing
         status, seconds, body = _book_timed(settings)
         os.kill(process.pid, signal.SIGCONT)
 
         assert status == 202
         assert seconds < 1.0, f"booking took {seconds:.2f} s with the broker frozen"
-        queued = redis.Redis.from_url(url).llen("payments")  # a timed-out push may still land: at least once
+        queued = redis.Redis.from_url(url).llen("stripe")  # a timed-out push may still land: at least once
         assert payments_sweep_awaiting_intent() == 2  # both bookings' payments: no worker ran either
 
-    assert redis.Redis.from_url(url).llen("payments") == queued + 2
+    assert redis.Redis.from_url(url).llen("stripe") == queued + 2
