@@ -279,8 +279,9 @@ BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", defau
 # Work recorded but not picked up (PaymentIntents, refunds, clawbacks) is re-enqueued by its sweeper after this.
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=30)
 # A pending webhook event whose message is this overdue (never picked up after it arrived, or not
-# retried after its scheduled retry) is enqueued again by the sweeper, which runs every minute.
-WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=60)
+# retried after its scheduled retry) is enqueued again by the sweeper, which runs every minute: a lost
+# event is processed within 45 + 60 s, inside two minutes.
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=45)
 # Payments in a non-final Stripe state longer than this are reconciled against Stripe.
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=900)
 # Earnings become payable this long after the session is completed: time for the talker to report a
