@@ -300,9 +300,7 @@ def test_a_dispute_event_stripe_never_opened_freezes_nothing(stripe_emulator):
 def test_a_real_dispute_of_another_charge_named_as_ours_is_flagged(stripe_emulator):
     payment, charge_id = _paid()
     other = foreign_intent(PaymentFactory())
-    dispute = stripe_emulator.post(
-        f"/_emulator/charges/{other['latest_charge']}/dispute", {"reason": "fraudulent"}
-    )
+    dispute = stripe_emulator.post(f"/_emulator/charges/{other['latest_charge']}/dispute", {"reason": "fraudulent"})
     forged = stripe_event(
         "charge.dispute.created", {**dispute, "charge": charge_id, "payment_intent": payment.stripe_payment_intent_id}
     )
