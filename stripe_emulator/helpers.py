@@ -147,7 +147,13 @@ def _dispatch(emu, method, parts, data, headers):
             events = data.get("enabled_events") or ["*"]
             with emu.lock:
                 emu._check_url(url)
-                we = emu._create_endpoint(url, events, data.get("secret") or None, data.get("description"))
+                we = emu._create_endpoint(
+                    url,
+                    events,
+                    data.get("secret") or None,
+                    data.get("description"),
+                    connect=_bool(data.get("connect", False)),
+                )
                 out = dict(we, secret=emu.webhook_secrets[we["id"]])
             return _resp(emu, 200, out)
     if head == "payment_intents" and n == 3 and parts[2] == "3ds" and method == "POST":

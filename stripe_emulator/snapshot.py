@@ -65,8 +65,8 @@ def snapshot_load(emu, path: str | os.PathLike) -> bool:
                 emu.endpoints.remove(endpoint_id)
                 emu.objects.pop(endpoint_id, None)
                 emu.webhook_secrets.pop(endpoint_id, None)
-        for url, secret in emu.preregistered:
-            emu._create_endpoint(url, ["*"], secret=secret, description=PREREGISTERED)
+        for url, secret, connect in emu.preregistered:
+            emu._create_endpoint(url, ["*"], secret=secret, description=PREREGISTERED, connect=connect)
     return True
 
 

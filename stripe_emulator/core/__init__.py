@@ -97,6 +97,6 @@ class Emulator(
         self.faults = []
         self.fault_lock = threading.Lock()
         self.hang_abort = threading.Event()
-        self.preregistered = []  # (url, secret) from the CLI / env
+        self.preregistered = []  # (url, secret, connect) from the CLI / env
         self._build_routes()
         self._reset_state()

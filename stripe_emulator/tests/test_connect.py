@@ -121,7 +121,7 @@ def test_transfer_destination_checks_and_source_transaction(emulator):
 
 def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):
     acct = onboarded_account.id
-    emulator.register_webhook(receiver.url)
+    emulator.register_webhook(receiver.url, connect=True)  # connected payouts go to Connect endpoints
     emulator.post("/_emulator/balance/topup", {"amount": 20000})
     stripe.Transfer.create(amount=10000, currency="usd", destination=acct)
     with pytest.raises(stripe.InvalidRequestError) as ei:

@@ -14,7 +14,7 @@ from billing.models import Payment, Refund
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import StripeListenerAccount
-from web.testing import WEBHOOK_PATH
+from web.testing import webhooks_register
 from web.tests.browser import screenshot, start_chromium
 from web.tests.factories import ListenerFactory, TalkerFactory
 
@@ -36,7 +36,7 @@ def driver():
 @pytest.fixture
 def app(driver, live_server, celery_worker, stripe_emulator):
     """The live server wired to the emulator's webhooks; the browser starts signed out on a blank page."""
-    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    webhooks_register(stripe_emulator, live_server.url)
     settings.CONNECT_RETURN_URL = live_server.url + "/connect/return"
     settings.CONNECT_REFRESH_URL = live_server.url + "/connect/refresh"
     driver.get("about:blank")
