@@ -82,7 +82,14 @@ class RouterMixin:
         )
 
     @staticmethod
-    def _json(status, payload, extra_headers=(), req_id=None):
+    def _request_log_url(req_id):
+        """Where Stripe's dashboard shows the request; Stripe puts it on every API error."""
+        return "https://dashboard.stripe.com/test/logs/%s" % req_id
+
+    @classmethod
+    def _json(cls, status, payload, extra_headers=(), req_id=None):
+        if req_id and status >= 400 and isinstance(payload.get("error"), dict):
+            payload["error"].setdefault("request_log_url", cls._request_log_url(req_id))
         body = json.dumps(payload).encode("utf-8")
         h = [("Content-Type", "application/json"), ("Stripe-Version", API_VERSION)]
         if req_id:
@@ -282,13 +289,21 @@ class RouterMixin:
                 save = True
             except ApiError as e:
                 status = e.status
-                rbody = json.dumps(e.body()).encode("utf-8")
+                err_body = e.body()
+                err_body["error"]["request_log_url"] = self._request_log_url(req_id)
+                rbody = json.dumps(err_body).encode("utf-8")
                 save = not (e.code or "").startswith("parameter_")
             except Exception as e:
                 traceback.print_exc()
                 status = 500
                 rbody = json.dumps(
-                    {"error": {"type": "api_error", "message": "Emulator internal error: %r" % (e,)}}
+                    {
+                        "error": {
+                            "type": "api_error",
+                            "message": "Emulator internal error: %r" % (e,),
+                            "request_log_url": self._request_log_url(req_id),
+                        }
+                    }
                 ).encode("utf-8")
                 save = False
             if idem_slot is not None and save:

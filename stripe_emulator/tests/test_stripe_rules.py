@@ -68,3 +68,27 @@ def test_cli_connect_endpoint_gets_connected_events_and_survives_reset(receiver)
         stripe.Webhook.construct_event(
             req["body"].decode(), req["headers"]["Stripe-Signature"], "whsec_cli_connect_secret"
         )
+
+
+# --- 9. request_log_url on errors, v0 in test-mode signatures --------------------------------------
+
+
+def test_every_api_error_carries_its_request_log_url(emulator):
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.retrieve("pi_missing")
+    err = ei.value.json_body["error"]
+    assert err["request_log_url"] == "https://dashboard.stripe.com/test/logs/%s" % ei.value.request_id
+    r = requests.get(emulator.url + "/v1/nothing_here", headers={"Authorization": "Bearer sk_test_x"})
+    assert r.status_code == 404 and r.json()["error"]["request_log_url"].endswith(r.headers["Request-Id"])
+    r = requests.get(emulator.url + "/v1/customers")  # no key
+    assert r.status_code == 401 and "request_log_url" in r.json()["error"]
+
+
+def test_test_mode_signatures_carry_a_v0_that_is_not_the_endpoint_secrets(emulator, receiver):
+    secret = emulator.register_webhook(receiver.url, ["customer.created"])
+    stripe.Customer.create()
+    assert emulator.flush_webhooks(timeout=20)
+    header = receiver.requests[0]["headers"]["Stripe-Signature"]
+    parts = dict(part.split("=", 1) for part in header.split(","))
+    assert set(parts) == {"t", "v1", "v0"} and parts["v0"] != parts["v1"]
+    stripe.Webhook.construct_event(receiver.requests[0]["body"].decode(), header, secret)
