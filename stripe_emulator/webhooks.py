@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 
-
 # Stripe's test-mode deliveries also carry a v0 signature, made with a key the receiver does not have;
 # clients must ignore it (the SDKs check v1 only), so it is here to catch those that do not.
 TEST_MODE_V0_KEY = b"whsec_stripe_emulator_test_mode_v0"
