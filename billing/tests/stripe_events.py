@@ -58,7 +58,8 @@ def payment_intent_object(
         "amount_received": amount if succeeded else 0,
         "application": None,
         "application_fee_amount": None,
-        "automatic_payment_methods": {"enabled": True},
+        "allowed_payment_method_types": ["card"],  # as billing.stripe_gateway creates it
+        "automatic_payment_methods": None,
         "canceled_at": int(time.time()) if status == "canceled" else None,
         "cancellation_reason": "requested_by_customer" if status == "canceled" else None,
         "capture_method": "automatic",

@@ -23,6 +23,47 @@ class ChargingMixin:
         if emit:
             self._emit("payment_intent.payment_failed", pi, ctx, self.owner.get(pi["id"]))
 
+    def _decline_authentication_required(self, ctx, pi, pm):
+        """An off-session payment with a card that needs 3-D Secure: a failed charge, the intent back to
+        requires_payment_method, and a 402 authentication_required (Stripe never asks an absent customer)."""
+        acct = self.owner.get(pi["id"])
+        message = "Your card was declined. This transaction requires authentication."
+        outcome = {
+            "advice_code": "try_again_later",
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "declined_by_network",
+            "reason": "authentication_required",
+            "risk_level": "normal",
+            "risk_score": 20,
+            "seller_message": "The bank returned the decline code `authentication_required`.",
+            "type": "issuer_declined",
+        }
+        ch = self._new_charge(ctx, pi, pm, "failed", False, outcome, ("authentication_required", message))
+        err = {
+            "charge": ch["id"],
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "doc_url": "https://stripe.com/docs/error-codes/authentication-required",
+            "message": message,
+            "payment_method": jcopy(pm),
+            "type": "card_error",
+        }
+        pi["status"] = "requires_payment_method"
+        pi["payment_method"] = None
+        pi["next_action"] = None
+        pi["last_payment_error"] = err
+        self._emit("charge.failed", ch, ctx, acct)
+        self._emit("payment_intent.payment_failed", pi, ctx, acct)
+        raise ApiError(
+            402,
+            message,
+            type="card_error",
+            code="authentication_required",
+            decline_code="authentication_required",
+            extra={"charge": ch["id"], "payment_intent": jcopy(self._out(pi)), "payment_method": jcopy(pm)},
+        )
+
     def _new_charge(self, ctx, pi, pm, status, captured, outcome, failure=None):
         now = self._now()
         card = pm["card"]

@@ -146,6 +146,7 @@ class RouterMixin:
         host = headers.get("host", "127.0.0.1")
         ctx.base_url = "http://" + host
         ctx.idem = headers.get("idempotency-key") or None
+        ctx.api_version = headers.get("stripe-version") or None
 
         parts = path.split("/")
         # ['', 'v1', res, id?, action?, id2?]

@@ -60,7 +60,7 @@ def address_from(d):
 
 
 class Ctx:
-    __slots__ = ("account", "publishable", "req_id", "idem", "base_url", "method", "path", "key")
+    __slots__ = ("account", "publishable", "req_id", "idem", "base_url", "method", "path", "key", "api_version")
 
     def __init__(self):
         self.account = None
@@ -71,6 +71,7 @@ class Ctx:
         self.method = "GET"
         self.path = ""
         self.key = None
+        self.api_version = None  # the request's Stripe-Version header, if any
 
 
 def not_found(kind, oid, param="id", status=404):

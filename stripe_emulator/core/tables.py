@@ -3,6 +3,12 @@
 import string
 
 API_VERSION = "2026-10-28.endive"
+# Versions whose behaviour the emulator follows (by the date before the dot; a request's Stripe-Version
+# header picks the behaviour, the shape of every answer stays API_VERSION's):
+# a PaymentIntent without payment-method settings gets automatic payment methods, redirects allowed
+AUTOMATIC_PAYMENT_METHODS_SINCE = "2023-08-16"
+# payment_method_types is no longer writable on PaymentIntents (allowed_payment_method_types replaces it)
+PAYMENT_METHOD_TYPES_REMOVED_IN = "2026-09-30"
 
 DEFAULT_CONFIG = {
     "time_scale": 1.0,

@@ -23,7 +23,13 @@ def test_funds_pending_flag(tmp_path):
     with EmulatorProcess(quiet=True, funds_pending=True) as emu:
         client = emu.stripe_client()
         client.v1.payment_intents.create(
-            params={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+            params={
+                "allowed_payment_method_types": ["card"],
+                "amount": 1000,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+            }
         )
         bal = client.v1.balance.retrieve()
         assert bal.pending[0].amount == 941 and bal.available[0].amount == 0

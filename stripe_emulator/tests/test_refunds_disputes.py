@@ -3,7 +3,9 @@ import stripe
 
 
 def _paid(amount=5000, pm="pm_card_visa", **kw):
-    return stripe.PaymentIntent.create(amount=amount, currency="usd", payment_method=pm, confirm=True, **kw)
+    return stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=amount, currency="usd", payment_method=pm, confirm=True, **kw
+    )
 
 
 def _available(**kw):
@@ -50,7 +52,7 @@ def test_refund_validation(emulator):
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.Refund.create(payment_intent="pi_missing")
     assert ei.value.code == "resource_missing" and ei.value.param == "payment_intent"
-    pi = stripe.PaymentIntent.create(amount=1000, currency="usd")
+    pi = stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=1000, currency="usd")
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Refund.create(payment_intent=pi.id)
     pi = _paid(1000)

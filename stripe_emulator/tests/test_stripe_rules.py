@@ -92,3 +92,111 @@ def test_test_mode_signatures_carry_a_v0_that_is_not_the_endpoint_secrets(emulat
     parts = dict(part.split("=", 1) for part in header.split(","))
     assert set(parts) == {"t", "v1", "v0"} and parts["v0"] != parts["v1"]
     stripe.Webhook.construct_event(receiver.requests[0]["body"].decode(), header, secret)
+
+
+# --- 3. Automatic payment methods (API 2023-08-16 and later), payment_method_types removed (2026-09-30) ---
+
+
+def test_an_intent_without_payment_method_settings_gets_automatic_payment_methods_with_redirects(emulator):
+    pi = stripe.PaymentIntent.create(amount=2000, currency="usd")
+    assert pi.automatic_payment_methods.to_dict() == {"allow_redirects": "always", "enabled": True}
+    assert pi.payment_method_types == ["card"] and pi.allowed_payment_method_types is None
+
+
+def test_confirming_it_on_the_server_without_return_url_is_a_400_naming_return_url(emulator):
+    pi = stripe.PaymentIntent.create(amount=2000, currency="usd")
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa")
+    assert ei.value.http_status == 400 and ei.value.param == "return_url"
+    assert "A `return_url` must be specified" in ei.value.user_message
+    assert stripe.PaymentIntent.retrieve(pi.id).status == "requires_payment_method"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.create(amount=2000, currency="usd", payment_method="pm_card_visa", confirm=True)
+    assert ei.value.param == "return_url" and stripe.PaymentIntent.list().data == [pi]
+    done = stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa", return_url="https://shop.example/r")
+    assert done.status == "succeeded"
+
+
+def test_redirects_never_or_card_only_intents_confirm_without_return_url(emulator):
+    never = stripe.PaymentIntent.create(
+        amount=2000,
+        currency="usd",
+        automatic_payment_methods={"enabled": True, "allow_redirects": "never"},
+        payment_method="pm_card_visa",
+        confirm=True,
+    )
+    card = stripe.PaymentIntent.create(
+        amount=2000,
+        currency="usd",
+        allowed_payment_method_types=["card", "ideal"],
+        payment_method="pm_card_visa",
+        confirm=True,
+    )
+    assert never.status == card.status == "succeeded"
+    assert card.automatic_payment_methods is None
+    assert card.allowed_payment_method_types == ["card", "ideal"] and card.payment_method_types == ["card"]
+
+
+def test_payment_method_types_is_refused_on_this_api_version_and_accepted_on_older_ones(emulator):
+    for call in (
+        lambda: stripe.PaymentIntent.create(amount=2000, currency="usd", payment_method_types=["card"]),
+        lambda: stripe.PaymentIntent.modify(
+            stripe.PaymentIntent.create(amount=2000, currency="usd").id, payment_method_types=["card"]
+        ),
+    ):
+        with pytest.raises(stripe.InvalidRequestError) as ei:
+            call()
+        assert ei.value.code == "payment_method_types_no_longer_supported" and ei.value.param == "payment_method_types"
+    older = stripe.PaymentIntent.create(
+        amount=2000, currency="usd", payment_method_types=["card"], stripe_version="2026-08-26.dahlia"
+    )
+    assert older.payment_method_types == ["card"] and older.automatic_payment_methods is None
+    before_apm = stripe.PaymentIntent.create(amount=2000, currency="usd", stripe_version="2023-06-16")
+    assert before_apm.automatic_payment_methods is None
+
+
+def test_allowed_payment_method_types_excludes_the_other_settings(emulator):
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.create(
+            amount=2000,
+            currency="usd",
+            allowed_payment_method_types=["card"],
+            automatic_payment_methods={"enabled": True},
+        )
+    assert ei.value.code == "parameters_exclusive"
+
+
+def test_stripe_js_confirms_an_automatic_payment_methods_intent_without_return_url(emulator):
+    pi = stripe.PaymentIntent.create(amount=2000, currency="usd")
+    r = requests.post(
+        emulator.url + "/v1/payment_intents/%s/confirm" % pi.id,
+        data={"client_secret": pi.client_secret, "payment_method": "pm_card_visa", "use_stripe_sdk": "true"},
+        headers={"Authorization": "Bearer pk_test_emulator"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+
+
+# --- 4. off_session with a card that needs authentication ------------------------------------------
+
+
+def test_off_session_with_an_authentication_card_is_a_402_and_the_intent_needs_a_new_method(emulator):
+    cus = stripe.Customer.create()
+    pm = stripe.PaymentMethod.attach("pm_card_authenticationRequired", customer=cus.id)
+    with pytest.raises(stripe.CardError) as ei:
+        stripe.PaymentIntent.create(
+            amount=2000,
+            currency="usd",
+            customer=cus.id,
+            payment_method=pm.id,
+            allowed_payment_method_types=["card"],
+            off_session=True,
+            confirm=True,
+        )
+    err = ei.value.json_body["error"]
+    assert ei.value.http_status == 402 and err["code"] == "authentication_required"
+    assert err["decline_code"] == "authentication_required" and err["charge"].startswith("ch_")
+    pi = stripe.PaymentIntent.retrieve(err["payment_intent"]["id"])
+    assert pi.status == "requires_payment_method" and pi.next_action is None
+    assert pi.last_payment_error.code == "authentication_required"
+    assert pi.last_payment_error.payment_method.id == pm.id
+    assert stripe.Charge.retrieve(err["charge"]).status == "failed"

@@ -7,7 +7,13 @@ from stripe_emulator.testing import EmulatorProcess
 
 
 def _pay(amount=2000):
-    return stripe.PaymentIntent.create(amount=amount, currency="usd", payment_method="pm_card_visa", confirm=True)
+    return stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"],
+        amount=amount,
+        currency="usd",
+        payment_method="pm_card_visa",
+        confirm=True,
+    )
 
 
 def test_signed_delivery_verified_with_construct_event(emulator, receiver):

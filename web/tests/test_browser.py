@@ -340,7 +340,13 @@ def test_stand_in_card_element_events_and_validation(driver, app):
 def test_stand_in_handle_card_action_and_retrieve_payment_intent(driver, app, stripe_emulator):
     client = stripe_emulator.stripe_client()
     intent = client.v1.payment_intents.create(
-        params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_threeDSecure2Required", "confirm": True}
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],  # a server-side confirmation: no redirect methods
+            "payment_method": "pm_card_threeDSecure2Required",
+            "confirm": True,
+        }
     )
     assert intent.status == "requires_action"
     driver.get(app.url + "/")
