@@ -140,7 +140,11 @@ def refund_object(
 
 
 def charge_object(*, charge_id: str, payment_intent_id: str, amount: int, refunds: list[dict] | None = None) -> dict:
-    """A succeeded card charge; with `refunds`, refunded by their succeeded total (listed newest first)."""
+    """A succeeded card charge; with `refunds`, refunded by their succeeded total (listed newest first).
+
+    The payload lists the refunds as API versions before 2022-11-15 rendered `charge.refunds`: it tests
+    the handler's shortcut for such payloads. Stripe's current payloads have no `refunds`; the tests that
+    deliver the emulator's own events (billing.tests.refund_support) take the path that lists them."""
     refunds = sorted(refunds or [], key=lambda refund: (refund["created"], refund["id"]), reverse=True)
     refunded = sum(refund["amount"] for refund in refunds if refund["status"] == "succeeded")
     return {

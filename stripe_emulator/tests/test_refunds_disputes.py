@@ -28,7 +28,7 @@ def test_partial_then_full_refund_and_over_refund_rejected(emulator):
     assert ei.value.http_status == 400 and ei.value.param == "amount"
     r2 = stripe.Refund.create(charge=ch.id)  # default: everything that remains
     assert r2.amount == 4000
-    ch = stripe.Charge.retrieve(ch.id)
+    ch = stripe.Charge.retrieve(ch.id, expand=["refunds"])  # listed only when expanded
     assert ch.refunded is True and ch.amount_refunded == 5000
     assert [r.id for r in ch.refunds.data] == [r2.id, r1.id]
     with pytest.raises(stripe.InvalidRequestError) as ei:

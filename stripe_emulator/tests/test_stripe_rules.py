@@ -200,3 +200,27 @@ def test_off_session_with_an_authentication_card_is_a_402_and_the_intent_needs_a
     assert pi.last_payment_error.code == "authentication_required"
     assert pi.last_payment_error.payment_method.id == pm.id
     assert stripe.Charge.retrieve(err["charge"]).status == "failed"
+
+
+def _card_payment(**extra):
+    params = dict(amount=5000, currency="usd", allowed_payment_method_types=["card"], payment_method="pm_card_visa")
+    params.update(extra)
+    return stripe.PaymentIntent.create(confirm=True, **params)
+
+
+# --- 5. charge.refunds only when expanded, never in webhook payloads -------------------------------
+
+
+def test_a_charge_has_refunds_only_when_expanded_and_never_in_events(emulator):
+    pi = _card_payment()
+    refund = stripe.Refund.create(payment_intent=pi.id, amount=1000)
+    charge = stripe.Charge.retrieve(pi.latest_charge)
+    assert "refunds" not in charge
+    expanded = stripe.Charge.retrieve(pi.latest_charge, expand=["refunds"])
+    assert [r.id for r in expanded.refunds.data] == [refund.id] and expanded.refunds.total_count == 1
+    nested = stripe.PaymentIntent.retrieve(pi.id, expand=["latest_charge.refunds"])
+    assert nested.latest_charge.refunds.data[0].id == refund.id
+    for event in stripe.Event.list(limit=100).data:
+        if event.data.object.object == "charge":
+            assert "refunds" not in event.data.object, event.type
+    assert [r.id for r in stripe.Refund.list(charge=pi.latest_charge).data] == [refund.id]
