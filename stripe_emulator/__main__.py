@@ -123,6 +123,13 @@ def build_parser():
         help="seconds (times --time-scale) before a 4000000000000259 charge is disputed (default 2)",
     )
     p.add_argument(
+        "--capture-delay",
+        type=float,
+        default=DEFAULT_CONFIG["capture_delay"],
+        help="seconds (times --time-scale) before a captured charge gets its balance_transaction and "
+        "transfer, announced by charge.updated (default 0.5)",
+    )
+    p.add_argument(
         "--payout-delay",
         type=float,
         default=DEFAULT_CONFIG["payout_delay"],
@@ -158,6 +165,7 @@ def main(argv=None):
         "quiet": args.quiet,
         "seed": args.seed,
         "dispute_delay": args.dispute_delay,
+        "capture_delay": args.capture_delay,
         "payout_delay": args.payout_delay,
     }
     emu = Emulator(config, webhook_workers=args.webhook_workers)

@@ -17,6 +17,7 @@ FLOAT_KEYS = {
     "webhook_retry_base",
     "webhook_timeout",
     "dispute_delay",
+    "capture_delay",
     "payout_delay",
     "hang_seconds",
 }

@@ -67,6 +67,9 @@ def snapshot_load(emu, path: str | os.PathLike) -> bool:
                 emu.webhook_secrets.pop(endpoint_id, None)
         for url, secret, connect in emu.preregistered:
             emu._create_endpoint(url, ["*"], secret=secret, description=PREREGISTERED, connect=connect)
+        # captures still settling when the state was saved (that scheduled work is not kept)
+        for charge in [o for o in emu.objects.values() if o.get("object") == "charge" and o.get("captured")]:
+            emu._settle_capture_now(charge)
     return True
 
 

@@ -128,6 +128,8 @@ class ChargesMixin:
         else:
             ch = self._get("charge", "charge", p["charge"], ctx, "charge", 400)
             pi = self.objects.get(ch.get("payment_intent") or "")
+        if ch["captured"]:
+            self._settle_capture_now(ch)
         if ch["status"] != "succeeded" or not ch["captured"]:
             raise invalid(
                 "Charge %s has not been captured or did not succeed, so it cannot be refunded." % ch["id"],

@@ -237,7 +237,9 @@ class ChargingMixin:
             description=ch.get("description"),
             pending=pending,
         )
-        ch["balance_transaction"] = txn["id"]
+        # Asynchronous capture: the money has moved, but the charge shows its balance transaction only
+        # with a later charge.updated (_capture_settled), as Stripe does.
+        self.internal[ch["id"]]["balance_transaction"] = txn["id"]
         fee = pi.get("application_fee_amount")
         if acct and fee:
             # direct charge with an application fee: the platform collects it
@@ -249,7 +251,39 @@ class ChargingMixin:
             )
 
     def _after_capture(self, ctx, pi, ch):
-        acct = self.owner.get(pi["id"])
+        self.scheduler.schedule(
+            self.config["capture_delay"] * self.config["time_scale"], self._capture_settled_later, pi["id"], ch["id"]
+        )
+        if self.internal[ch["id"]].get("behaviour") == "dispute":
+            self.scheduler.schedule(
+                self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
+            )
+
+    def _settle_capture_now(self, ch):
+        """Finish a pending asynchronous capture before something that needs its result (a refund that
+        reverses the transfer, a dispute, a transfer drawing on the charge)."""
+        if ch.get("payment_intent") and not ch.get("balance_transaction"):
+            self._capture_settled(ch["payment_intent"], ch["id"])
+
+    def _capture_settled_later(self, pi_id, ch_id):
+        with self.lock:
+            self._capture_settled(pi_id, ch_id)
+
+    def _capture_settled(self, pi_id, ch_id):
+        """The second half of an asynchronous capture: the charge gets its balance transaction and a
+        destination charge its transfer, announced by charge.updated. Runs once."""
+        ch, pi = self.objects.get(ch_id), self.objects.get(pi_id)
+        state = self.internal.get(ch_id)
+        if (
+            ch is None
+            or pi is None
+            or state is None
+            or ch.get("balance_transaction")
+            or "balance_transaction" not in state
+        ):
+            return
+        before = jcopy(self._out(ch))
+        ch["balance_transaction"] = state["balance_transaction"]
         td = pi.get("transfer_data")
         if td:
             amount = td.get("amount")
@@ -257,7 +291,7 @@ class ChargingMixin:
                 amount = ch["amount_captured"] - (pi.get("application_fee_amount") or 0)
             if amount > 0:
                 tr = self._make_transfer(
-                    ctx,
+                    None,
                     amount,
                     ch["currency"],
                     td["destination"],
@@ -268,14 +302,11 @@ class ChargingMixin:
                     pending_src=self._txn_pending(ch),
                 )
                 ch["transfer"] = tr["id"]
-        if self.internal[ch["id"]].get("behaviour") == "dispute":
-            self.scheduler.schedule(
-                self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
-            )
-        del acct
+        self._emit("charge.updated", ch, None, self.owner.get(ch_id), self._diff(before, self._out(ch)))
 
     def _txn_pending(self, ch):
-        t = self.objects.get(ch.get("balance_transaction") or "")
+        txn_id = ch.get("balance_transaction") or self.internal.get(ch["id"], {}).get("balance_transaction")
+        t = self.objects.get(txn_id or "")
         return bool(t and t["status"] == "pending")
 
     def _auto_dispute(self, ch_id):

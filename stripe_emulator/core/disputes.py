@@ -23,6 +23,7 @@ class DisputesMixin:
             raise invalid("Charge %s has not been captured, it cannot be disputed." % ch_id)
         if ch["disputed"]:
             raise invalid("Charge %s is already disputed." % ch_id, code="charge_disputed")
+        self._settle_capture_now(ch)
         acct = self.owner.get(ch_id)
         amount = amount or ch["amount_captured"]
         now = self._now()

@@ -23,6 +23,9 @@ DEFAULT_CONFIG = {
     "webhook_timeout": 10.0,
     "dispute_delay": 2.0,  # seconds (times time_scale) before a 0259 card's dispute opens
     "payout_delay": 2.0,  # seconds (times time_scale) before a payout is paid/failed
+    # seconds (times time_scale) before a captured charge gets its balance_transaction (and a destination
+    # charge its transfer), announced by charge.updated: Stripe captures asynchronously
+    "capture_delay": 0.5,
     "hang_seconds": 30.0,
     "quiet": False,
     "seed": None,

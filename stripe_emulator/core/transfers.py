@@ -87,6 +87,7 @@ class TransfersMixin:
                 raise not_found("charge", p["source_transaction"], "source_transaction", 400)
             if ch["status"] != "succeeded" or not ch["captured"]:
                 raise invalid("The source_transaction charge has not succeeded.", param="source_transaction")
+            self._settle_capture_now(ch)
             if ch["currency"] != currency:
                 raise invalid(
                     "The currency of source_transaction's balance transaction (%s) must be the same as "

@@ -164,6 +164,7 @@ def test_funds_pending_and_settle(emulator):
     )
     bal = stripe.Balance.retrieve()
     assert bal.available[0].amount == 0 and bal.pending[0].amount == 9680
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     txn = stripe.BalanceTransaction.retrieve(stripe.Charge.retrieve(pi.latest_charge).balance_transaction)
     assert txn.status == "pending"
     emulator.post("/_emulator/balance/settle")

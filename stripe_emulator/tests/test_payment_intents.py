@@ -62,6 +62,7 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     pi = stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa", return_url="https://shop.example/done")
     assert pi.status == "succeeded" and pi.amount_received == 2000
     assert isinstance(pi.latest_charge, str) and pi.latest_charge.startswith("ch_")
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     pi = stripe.PaymentIntent.retrieve(
         pi.id, expand=["latest_charge.balance_transaction", "customer", "payment_method"]
     )
@@ -78,7 +79,7 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     assert [c.id for c in stripe.Charge.list(payment_intent=pi.id).data] == [ch.id]
     assert [c.id for c in stripe.Charge.list(customer=cus.id).data] == [ch.id]
     types = [e.type for e in stripe.Event.list().data]
-    assert types[:3] == ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
+    assert types[:4] == ["charge.updated", "payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
 
 
 def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_account):
@@ -96,6 +97,7 @@ def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_accou
         capture_method="automatic",
     )
     assert pi.status == "succeeded" and pi.transfer_data.destination == onboarded_account.id
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     ch = stripe.Charge.retrieve(pi.latest_charge)
     assert ch.transfer_group == "booking_9" and ch.application_fee_amount == 500
     assert ch.transfer.startswith("tr_")

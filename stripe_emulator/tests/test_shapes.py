@@ -78,6 +78,7 @@ def test_top_level_keys_match_fixtures(emulator):
         confirm=True,
         transfer_data={"destination": acct.id},
     )
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     ch = stripe.Charge.retrieve(pi.latest_charge)
     re_ = stripe.Refund.create(payment_intent=pi.id, amount=100)
     dp = emulator.post("/_emulator/charges/%s/dispute" % ch.id, {})

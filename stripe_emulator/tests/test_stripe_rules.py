@@ -224,3 +224,25 @@ def test_a_charge_has_refunds_only_when_expanded_and_never_in_events(emulator):
         if event.data.object.object == "charge":
             assert "refunds" not in event.data.object, event.type
     assert [r.id for r in stripe.Refund.list(charge=pi.latest_charge).data] == [refund.id]
+
+
+# --- 6. Asynchronous capture ------------------------------------------------------------------------
+
+
+def test_balance_transaction_and_transfer_arrive_with_a_later_charge_updated(emulator, onboarded_account, receiver):
+    emulator.register_webhook(receiver.url)
+    emulator.configure(capture_delay=100)  # hold the settlement until the test has looked
+    pi = _card_payment(transfer_data={"destination": onboarded_account.id}, expand=["latest_charge"])
+    assert pi.latest_charge.balance_transaction is None and pi.latest_charge.transfer is None
+    assert stripe.Charge.retrieve(pi.latest_charge.id).balance_transaction is None
+    emulator.configure(capture_delay=0.5)
+    assert emulator.flush_webhooks(timeout=20)
+    by_type = {e["type"]: e for e in receiver.events()}
+    succeeded, updated = by_type["charge.succeeded"], by_type["charge.updated"]
+    assert succeeded["data"]["object"]["balance_transaction"] is None
+    assert succeeded["data"]["object"]["transfer"] is None
+    assert updated["data"]["object"]["balance_transaction"].startswith("txn_")
+    assert updated["data"]["object"]["transfer"].startswith("tr_")
+    assert updated["data"]["previous_attributes"] == {"balance_transaction": None, "transfer": None}
+    charge = stripe.Charge.retrieve(pi.latest_charge.id)
+    assert charge.balance_transaction == updated["data"]["object"]["balance_transaction"]
