@@ -236,6 +236,8 @@ class Deliverer:
                 return
             secret = emu.webhook_secrets.get(we_id)
             url = we["url"]
+            if we.get("api_version"):  # rendered in the endpoint's version (the only one it may have)
+                evt = dict(evt, api_version=we["api_version"])
             payload = json.dumps(evt, indent=2).encode("utf-8")
             cfg = emu.config
             timeout = cfg["webhook_timeout"]

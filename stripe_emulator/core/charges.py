@@ -83,6 +83,11 @@ class ChargesMixin:
             self._emit("charge.updated", ch, ctx, self.owner.get(cid), prev)
         return ch
 
+    def _unrefunded(self, ch):
+        """Captured and not refunded. amount_refunded also counts what a partial capture released."""
+        released = self.internal.get(ch["id"], {}).get("released", 0)
+        return ch["amount_captured"] - (ch["amount_refunded"] - released)
+
     @route("GET", "/v1/charges/{cid}/refunds")
     def charge_refunds(self, ctx, q, cid):
         self._get("charge", "charge", cid, ctx)
@@ -136,9 +141,11 @@ class ChargesMixin:
                 param="charge",
                 code="charge_not_refundable",
             )
-        if ch["disputed"]:
+        if ch["disputed"] and not any(
+            self.objects[d]["is_charge_refundable"] for d in self.idx.get(("dispute", "charge", ch["id"]), ())
+        ):  # an inquiry leaves the charge refundable; a chargeback does not
             raise invalid("Charge %s has been charged back; cannot issue a refund." % ch["id"], code="charge_disputed")
-        remaining = ch["amount_captured"] - ch["amount_refunded"]
+        remaining = self._unrefunded(ch)
         if remaining <= 0:
             raise invalid("Charge %s has already been refunded." % ch["id"], code="charge_already_refunded")
         amount = p.get("amount", remaining)
@@ -196,7 +203,7 @@ class ChargesMixin:
         self._store("refund", r, acct, index=("charge", "payment_intent"))
         before = jcopy(self._out(ch))
         ch["amount_refunded"] += amount
-        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
         if p.get("reverse_transfer") and ch.get("transfer"):
             tr = self.objects.get(ch["transfer"])
             if tr:
@@ -243,7 +250,7 @@ class ChargesMixin:
         prev = self._diff(before, r)
         ch_before = jcopy(ch)
         ch["amount_refunded"] -= r["amount"]
-        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"] > 0
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"] and ch["amount_captured"] > 0
         self._emit("refund.updated", r, None, acct, prev)
         self._emit("charge.refund.updated", r, None, acct, prev)
         self._emit("refund.failed", r, None, acct)

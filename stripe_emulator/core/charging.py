@@ -254,7 +254,7 @@ class ChargingMixin:
         self.scheduler.schedule(
             self.config["capture_delay"] * self.config["time_scale"], self._capture_settled_later, pi["id"], ch["id"]
         )
-        if self.internal[ch["id"]].get("behaviour") == "dispute":
+        if self.internal[ch["id"]].get("behaviour") in ("dispute", "inquiry"):
             self.scheduler.schedule(
                 self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
             )
@@ -313,4 +313,5 @@ class ChargingMixin:
         with self.lock:
             ch = self.objects.get(ch_id)
             if ch and not ch["disputed"] and ch["status"] == "succeeded":
-                self.open_dispute(ch_id, "fraudulent")
+                inquiry = self.internal[ch_id].get("behaviour") == "inquiry"
+                self.open_dispute(ch_id, "fraudulent", inquiry=inquiry)

@@ -126,6 +126,13 @@ class EventsMixin:
                 400, "Missing required param: enabled_events.", code="parameter_missing", param="enabled_events"
             )
         self._check_url(p["url"])
+        if p.get("api_version") and p["api_version"] != API_VERSION:
+            # Stripe renders each endpoint's events in its api_version; the emulator renders only its own.
+            raise invalid(
+                "The emulator renders events in API version %s only; it cannot render api_version %s."
+                % (API_VERSION, p["api_version"]),
+                param="api_version",
+            )
         we = self._create_endpoint(
             p["url"],
             p["enabled_events"],

@@ -685,6 +685,7 @@ class PaymentIntentsMixin:
             },
         )
         pi = self._get("payment_intent", "payment_intent", pid, ctx)
+        self._check_descriptors(p, pi["payment_method_types"])
         if pi["status"] != "requires_capture":
             raise ApiError(
                 400,
@@ -719,6 +720,12 @@ class PaymentIntentsMixin:
         before = jcopy(ch)
         ch["application_fee_amount"] = pi.get("application_fee_amount")
         self._capture_charge(ctx, pi, ch, amount)
+        # What is not captured is released, and Stripe counts it as refunded on the charge.
+        released = ch["amount"] - amount
+        if released:
+            self.internal[ch["id"]]["released"] = released
+            ch["amount_refunded"] = released
+            ch["refunded"] = False
         pi["amount_capturable"] = 0
         pi["amount_received"] = amount
         pi["status"] = "succeeded"

@@ -113,6 +113,7 @@ CARDS = {
     "4000002760003184": ("visa", "3ds", None, "credit"),
     "4000000000003220": ("visa", "3ds", None, "credit"),
     "4000000000000259": ("visa", "dispute", None, "credit"),
+    "4000000000001976": ("visa", "inquiry", None, "credit"),
 }
 PM_TOKENS = {
     "pm_card_visa": "4242424242424242",
@@ -132,6 +133,7 @@ PM_TOKENS = {
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_authenticationRequiredOnSetup": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
+    "pm_card_createDisputeInquiry": "4000000000001976",
 }
 CARD_TOKENS = {
     "tok_visa": "4242424242424242",
@@ -140,6 +142,7 @@ CARD_TOKENS = {
     "tok_chargeDeclined": "4000000000000002",
     "tok_chargeDeclinedInsufficientFunds": "4000000000009995",
     "tok_createDispute": "4000000000000259",
+    "tok_createDisputeInquiry": "4000000000001976",
     "tok_bypassPending": "4000000000000077",
 }
 

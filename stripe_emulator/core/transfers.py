@@ -95,7 +95,7 @@ class TransfersMixin:
                     param="currency",
                 )
             used = self.internal[ch["id"]]["transferred"]
-            avail = ch["amount_captured"] - ch["amount_refunded"] - used
+            avail = self._unrefunded(ch) - used
             if amount > avail:
                 raise ApiError(
                     400,

@@ -246,3 +246,71 @@ def test_balance_transaction_and_transfer_arrive_with_a_later_charge_updated(emu
     assert updated["data"]["previous_attributes"] == {"balance_transaction": None, "transfer": None}
     charge = stripe.Charge.retrieve(pi.latest_charge.id)
     assert charge.balance_transaction == updated["data"]["object"]["balance_transaction"]
+
+
+# --- 7. Endpoint versions, inquiries, evidence, validations, partial capture -----------------------
+
+
+def test_endpoints_record_their_api_version_and_refuse_one_the_emulator_cannot_render(emulator, receiver):
+    we = stripe.WebhookEndpoint.create(url=receiver.url, enabled_events=["*"], api_version=stripe.api_version)
+    assert we.api_version == "2026-10-28.endive"
+    stripe.Customer.create()
+    assert emulator.flush_webhooks(timeout=20)
+    assert receiver.events()[0]["api_version"] == "2026-10-28.endive"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.WebhookEndpoint.create(url=receiver.url, enabled_events=["*"], api_version="2020-08-27")
+    assert ei.value.http_status == 400 and ei.value.param == "api_version"
+
+
+def test_the_inquiry_card_opens_an_inquiry_that_withdraws_nothing_and_winning_evidence_closes_it(emulator):
+    pi = _card_payment(payment_method="pm_card_createDisputeInquiry")
+    assert emulator.flush_webhooks(timeout=20)
+    dispute = stripe.Dispute.list(charge=pi.latest_charge).data[0]
+    assert dispute.status == "warning_needs_response" and dispute.balance_transactions == []
+    assert dispute.is_charge_refundable is True
+    assert stripe.Event.list(type="charge.dispute.funds_withdrawn").data == []
+    submitted = stripe.Dispute.modify(dispute.id, evidence={"uncategorized_text": "winning_evidence"})
+    assert submitted.status == "warning_under_review"
+    assert emulator.flush_webhooks(timeout=20)
+    assert stripe.Dispute.retrieve(dispute.id).status == "warning_closed"
+    assert stripe.Event.list(type="charge.dispute.closed").data[0].data.object.status == "warning_closed"
+
+
+@pytest.mark.parametrize(("text", "status"), [("winning_evidence", "won"), ("losing_evidence", "lost")])
+def test_submitted_evidence_decides_a_chargeback_as_stripe_test_mode_does(emulator, text, status):
+    pi = _card_payment()
+    dispute = emulator.post("/_emulator/charges/%s/dispute" % pi.latest_charge, {})
+    assert stripe.Dispute.modify(dispute["id"], evidence={"uncategorized_text": text}).status == "under_review"
+    assert emulator.flush_webhooks(timeout=20)
+    closed = stripe.Dispute.retrieve(dispute["id"])
+    assert closed.status == status and len(closed.balance_transactions) == (2 if status == "won" else 1)
+
+
+def test_statement_descriptor_is_refused_on_card_intents_and_the_suffix_is_limited(emulator):
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.create(amount=2000, currency="usd", statement_descriptor="TALKPAY SESSION")
+    assert ei.value.param == "statement_descriptor" and "statement_descriptor_suffix" in ei.value.user_message
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.create(amount=2000, currency="usd", statement_descriptor_suffix="X" * 23)
+    assert ei.value.param == "statement_descriptor_suffix"
+    ok = stripe.PaymentIntent.create(amount=2000, currency="usd", statement_descriptor_suffix="SESSION 42")
+    assert ok.statement_descriptor_suffix == "SESSION 42"
+
+
+@pytest.mark.parametrize("param", ["return_url", "off_session"])
+def test_return_url_and_off_session_need_confirm_true_on_create(emulator, param):
+    value = "https://shop.example/back" if param == "return_url" else True
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.PaymentIntent.create(amount=2000, currency="usd", **{param: value})
+    assert ei.value.http_status == 400 and ei.value.param == param
+
+
+def test_a_partial_capture_counts_the_released_amount_as_refunded(emulator):
+    pi = _card_payment(capture_method="manual")
+    stripe.PaymentIntent.capture(pi.id, amount_to_capture=3000)
+    charge = stripe.Charge.retrieve(pi.latest_charge)
+    assert (charge.amount_captured, charge.amount_refunded, charge.refunded) == (3000, 2000, False)
+    stripe.Refund.create(charge=charge.id)  # refunds what was captured, not more
+    charge = stripe.Charge.retrieve(charge.id)
+    assert (charge.amount_refunded, charge.refunded) == (5000, True)
+    assert sum(r.amount for r in stripe.Refund.list(charge=charge.id).data) == 3000
