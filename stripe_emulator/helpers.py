@@ -227,6 +227,22 @@ def _dispatch(emu, method, parts, data, headers):
                 "<html><body><h1>Stripe emulator</h1><p>Account %s onboarded.</p></body></html>" % html.escape(a["id"])
             ).encode(),
         )
+    if head == "express_dashboard" and n == 2 and method == "GET":
+        # where a login link leads: the connected account's Express dashboard, reduced to a page
+        with emu.lock:
+            a = emu.objects.get(parts[1])
+            if a is None or a.get("object") != "account" or a.get("deleted"):
+                return _err(emu, 404, "No such account: %s" % parts[1])
+            bal = emu.balance_obj(a["id"])
+        amounts = ", ".join("%d %s" % (b["amount"], b["currency"]) for b in bal["available"]) or "0"
+        return (
+            200,
+            [("Content-Type", "text/html; charset=utf-8")],
+            (
+                '<html><body><h1>Express dashboard (Stripe emulator)</h1><p id="account">%s</p>'
+                '<p id="available">Available: %s</p></body></html>' % (html.escape(a["id"]), html.escape(amounts))
+            ).encode(),
+        )
     if head == "balance":
         account = data.get("account") or None
         if n == 1 and method == "GET":

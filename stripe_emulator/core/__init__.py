@@ -21,6 +21,7 @@ from .payment_intents import PaymentIntentsMixin
 from .payment_methods import PaymentMethodsMixin
 from .render import RenderMixin
 from .router import RouterMixin, route
+from .search import SearchMixin
 from .state import Ctx, StateMixin, address_from, empty_address, jcopy, luhn_ok, not_found, rand, stripe_fee
 from .tables import (
     ALNUM,
@@ -81,6 +82,7 @@ class Emulator(
     AccountsMixin,
     TransfersMixin,
     BalanceMixin,
+    SearchMixin,
 ):
     def __init__(self, config=None, webhook_workers=4, log=None):
         cfg = dict(DEFAULT_CONFIG)

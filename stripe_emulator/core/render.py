@@ -155,6 +155,14 @@ class RenderMixin:
             o = self._expand_path(o, path.split("."), path, 0)
         return o
 
+    def _bank_account(self, ba_id):
+        """A connected account's bank account (a payout's destination), found through its account."""
+        owner = self.objects.get(self.internal.get(ba_id, {}).get("account") or "")
+        for bank in (owner or {}).get("external_accounts", {}).get("data", []):
+            if bank["id"] == ba_id:
+                return bank
+        return None
+
     def _expandable_list(self, o, key):
         """Lists Stripe leaves out unless expanded: a charge's refunds, a customer's sources."""
         if o.get("object") == "charge" and key == "refunds":
@@ -195,6 +203,8 @@ class RenderMixin:
             return o
         if isinstance(v, str):
             target = self.objects.get(v)
+            if target is None and v.startswith("ba_"):
+                target = self._bank_account(v)
             if target is None:
                 if v == self.platform_account["id"]:
                     target = self.platform_account

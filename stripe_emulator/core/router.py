@@ -7,6 +7,7 @@ import traceback
 import urllib.parse
 
 from ..params import ApiError, decode_form, invalid
+from .search import SEARCHABLE
 from .state import Ctx, rand
 from .tables import API_VERSION
 
@@ -158,6 +159,9 @@ class RouterMixin:
         if n > 6:
             action = "\x00"
         route = self.routes.get((method, res, 1 if oid else 0, action, 1 if oid2 else 0))
+        if oid == "search" and action is None and method == "GET" and res in SEARCHABLE:
+            # /v1/charges/search reads like a retrieve of id "search": searches are routed by hand
+            route = (lambda ctx, q, _oid, res=res: self.search(ctx, q, res), False)
         if route is None:
             return self._json(
                 404,
@@ -284,6 +288,8 @@ class RouterMixin:
                     args.append(urllib.parse.unquote(oid2))
                 result = self._out(fn(*args))
                 status = 200
+                if result.get("object") == "search_result":
+                    expand = [e for e in expand if e != "total_count"]
                 if expand:
                     result = self._expand(result, expand)
                 rbody = json.dumps(result).encode("utf-8")

@@ -314,3 +314,87 @@ def test_a_partial_capture_counts_the_released_amount_as_refunded(emulator):
     charge = stripe.Charge.retrieve(charge.id)
     assert (charge.amount_refunded, charge.refunded) == (5000, True)
     assert sum(r.amount for r in stripe.Refund.list(charge=charge.id).data) == 3000
+
+
+# --- 8. Routes real integrations call --------------------------------------------------------------
+
+
+def test_login_links_open_the_express_dashboard_of_an_onboarded_express_account(emulator, onboarded_account):
+    link = stripe.Account.create_login_link(onboarded_account.id)
+    assert link.object == "login_link" and link.created > 0
+    page = requests.get(link.url)
+    assert page.status_code == 200 and onboarded_account.id in page.text
+    fresh = stripe.Account.create(type="express")
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.Account.create_login_link(fresh.id)
+    assert ei.value.http_status == 400 and "onboarding" in ei.value.user_message
+    custom = stripe.Account.create(type="custom")
+    emulator.post("/_emulator/accounts/%s/onboard" % custom.id)
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.Account.create_login_link(custom.id)
+
+
+def test_an_uncaptured_charge_is_captured_through_the_charges_route(emulator):
+    pi = _card_payment(capture_method="manual")
+    charge = stripe.Charge.capture(pi.latest_charge, amount=4000)
+    assert charge.captured and charge.amount_captured == 4000 and charge.amount_refunded == 1000
+    assert stripe.PaymentIntent.retrieve(pi.id).status == "succeeded"
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.Charge.capture(pi.latest_charge)
+
+
+def test_a_card_refund_cannot_be_canceled(emulator):
+    refund = stripe.Refund.create(payment_intent=_card_payment().id)
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.Refund.cancel(refund.id)
+    assert ei.value.http_status == 400 and "requires_action" in ei.value.user_message
+
+
+def test_customer_sources_only_when_expanded(emulator):
+    customer = stripe.Customer.create()
+    assert "sources" not in stripe.Customer.retrieve(customer.id)
+    sources = stripe.Customer.retrieve(customer.id, expand=["sources"]).sources
+    assert sources.object == "list" and sources.data == [] and sources.url.endswith("/sources")
+
+
+def test_payout_destination_and_transfer_destination_payment_expand(emulator, onboarded_account):
+    acct = onboarded_account.id
+    emulator.post("/_emulator/balance/topup", {"amount": 5000})
+    transfer = stripe.Transfer.create(amount=2000, currency="usd", destination=acct, expand=["destination_payment"])
+    payment = transfer.destination_payment
+    assert payment.id.startswith("py_") and payment.amount == 2000 and payment.source_transfer == transfer.id
+    assert stripe.Charge.retrieve(payment.id, stripe_account=acct).status == "succeeded"
+    payout = stripe.Payout.create(amount=500, currency="usd", stripe_account=acct, expand=["destination"])
+    assert payout.destination.object == "bank_account" and payout.destination.account == acct
+
+
+def test_payouts_list_filters_on_arrival_date(emulator, onboarded_account):
+    acct = onboarded_account.id
+    emulator.post("/_emulator/balance/topup", {"amount": 5000})
+    stripe.Transfer.create(amount=3000, currency="usd", destination=acct)
+    standard = stripe.Payout.create(amount=500, currency="usd", stripe_account=acct)
+    instant = stripe.Payout.create(amount=500, currency="usd", stripe_account=acct, method="instant")
+    later = stripe.Payout.list(stripe_account=acct, arrival_date={"gt": instant.arrival_date}).data
+    assert [p.id for p in later] == [standard.id]
+    exact = stripe.Payout.list(stripe_account=acct, arrival_date=instant.arrival_date).data
+    assert [p.id for p in exact] == [instant.id]
+
+
+def test_search_payment_intents_charges_and_customers_with_the_query_language(emulator):
+    alice = stripe.Customer.create(email="alice@example.com", name="Alice", metadata={"tier": "gold"})
+    stripe.Customer.create(email="bob@example.com", name="Bob")
+    big = _card_payment(amount=9000, customer=alice.id, metadata={"booking_id": "42"})
+    _card_payment(amount=2000)
+    found = stripe.Customer.search(query="email~'alice' AND metadata['tier']:'gold'")
+    assert found.object == "search_result" and [c.id for c in found.data] == [alice.id]
+    intents = stripe.PaymentIntent.search(query="amount>5000 AND status:'succeeded'")
+    assert [i.id for i in intents.data] == [big.id]
+    assert [i.id for i in stripe.PaymentIntent.search(query='metadata["booking_id"]:"42"').data] == [big.id]
+    charges = stripe.Charge.search(query="customer:'%s' OR amount:2000" % alice.id, limit=1)
+    assert len(charges.data) == 1 and charges.has_more and charges.next_page
+    rest = stripe.Charge.search(query="customer:'%s' OR amount:2000" % alice.id, page=charges.next_page)
+    assert len(rest.data) == 1 and not rest.has_more
+    assert stripe.Customer.search(query="-name:'Alice'").data[0].name == "Bob"
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.Customer.search(query="email:'a' AND name:'b' OR phone:'c'")
+    assert ei.value.param == "query"
