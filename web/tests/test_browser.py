@@ -199,6 +199,9 @@ def test_listener_onboards_with_stripe_and_sees_payouts_enabled(driver, app, peo
     text_of(driver, "#connect-state", "Payouts enabled")
     screenshot(driver, "payouts")
     assert StripeListenerAccount.objects.get(listener=listener).payouts_enabled
+    # the onboarded listener gets a link into their Express dashboard (a fresh login link)
+    dashboard = css(driver, "#express-dashboard")
+    assert "/_emulator/express_dashboard/" in dashboard.get_attribute("href")
 
 
 def test_cancel_shows_the_refund_first_then_refunds_it(driver, app, people):
