@@ -59,21 +59,17 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, payment: Payment) -> str:
-        return _money(payment.amount, payment.currency)
+        return money.display(payment.amount, payment.currency)
 
     @admin.display(description="refunded", ordering="amount_refunded")
     def refunded_display(self, payment: Payment) -> str:
-        return _money(payment.amount_refunded, payment.currency)
+        return money.display(payment.amount_refunded, payment.currency)
 
     def has_add_permission(self, request):
         return False
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-
-def _money(cents: int, currency: str) -> str:
-    return f"{money.format_amount(cents)} {currency.upper()}"
 
 
 class LedgerEntryInline(admin.TabularInline):
@@ -85,7 +81,7 @@ class LedgerEntryInline(admin.TabularInline):
 
     @admin.display(description="amount (debit +, credit -)")
     def amount_display(self, entry: LedgerEntry) -> str:
-        return _money(entry.amount, entry.transaction.currency)
+        return money.display(entry.amount, entry.transaction.currency)
 
     def has_add_permission(self, request, obj=None):
         return False

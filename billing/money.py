@@ -61,6 +61,11 @@ def format_amount(cents: int, currency: str | None = None) -> str:
     return str(to_decimal(cents, currency))
 
 
+def display(cents: int, currency: str) -> str:
+    """3000, "usd" → "30.00 USD", money as people read it (admin, emails)."""
+    return f"{format_amount(cents, currency)} {currency.upper()}"
+
+
 @dataclass(frozen=True)
 class Split:
     total: int

@@ -52,14 +52,27 @@ class PayoutsOwner(Protocol):
     def payout_transfer_reversed(self, *, transfer: dict) -> bool: ...
 
 
+class SubscriptionsOwner(Protocol):
+    def subscription_sync(self, *, stripe_subscription_id: str) -> bool: ...
+
+    def invoice_sync(self, *, stripe_invoice_id: str) -> bool: ...
+
+
 _owners: dict[str, object] = {}
 
 
-def register(*, bookings: BookingOwner | None = None, payouts: PayoutsOwner | None = None) -> None:
+def register(
+    *,
+    bookings: BookingOwner | None = None,
+    payouts: PayoutsOwner | None = None,
+    subscriptions: SubscriptionsOwner | None = None,
+) -> None:
     if bookings is not None:
         _owners["bookings"] = bookings
     if payouts is not None:
         _owners["payouts"] = payouts
+    if subscriptions is not None:
+        _owners["subscriptions"] = subscriptions
 
 
 def _owner(name: str):
@@ -75,3 +88,7 @@ def bookings() -> BookingOwner:
 
 def payouts() -> PayoutsOwner:
     return _owner("payouts")
+
+
+def subscriptions() -> SubscriptionsOwner:
+    return _owner("subscriptions")

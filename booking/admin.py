@@ -42,15 +42,15 @@ class BookingAdmin(admin.ModelAdmin):
 
     @admin.display(description="total", ordering="total_amount")
     def total_display(self, booking: Booking) -> str:
-        return f"{money.format_amount(booking.total_amount)} {booking.currency.upper()}"
+        return money.display(booking.total_amount, booking.currency)
 
     @admin.display(description="app fee")
     def app_fee_display(self, booking: Booking) -> str:
-        return f"{money.format_amount(booking.app_fee)} {booking.currency.upper()}"
+        return money.display(booking.app_fee, booking.currency)
 
     @admin.display(description="listener's share")
     def listener_amount_display(self, booking: Booking) -> str:
-        return f"{money.format_amount(booking.listener_amount)} {booking.currency.upper()}"
+        return money.display(booking.listener_amount, booking.currency)
 
     def get_readonly_fields(self, request, obj=None):
         money_fields = {"total_amount", "app_fee", "listener_amount"}

@@ -42,9 +42,11 @@ class Booking(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         REFUNDED = "refunded", "Refunded"
         DISPUTED = "disputed", "Disputed"
+        # A subscription's future session, holding the standing slot until its period is paid (subscriptions/).
+        RESERVED = "reserved", "Reserved by a subscription"
 
     # States that hold the listener's time slot.
-    SLOT_HOLDING = (Status.PENDING, Status.CONFIRMED, Status.IN_PROGRESS)
+    SLOT_HOLDING = (Status.PENDING, Status.CONFIRMED, Status.IN_PROGRESS, Status.RESERVED)
 
     talker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="bookings_as_talker")
     listener = models.ForeignKey(

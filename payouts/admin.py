@@ -39,7 +39,7 @@ class PayoutAdmin(admin.ModelAdmin):
 
     @admin.display(description="amount")
     def amount_display(self, payout: Payout) -> str:
-        return f"{money.format_amount(payout.amount)} {payout.currency.upper()}"
+        return money.display(payout.amount, payout.currency)
 
     @admin.display(description="reached Stripe", boolean=True)
     def reached_stripe(self, payout: Payout) -> bool | None:
@@ -75,7 +75,7 @@ class EarningAdmin(admin.ModelAdmin):
 
     @admin.display(description="amount", ordering="amount")
     def amount_display(self, earning: ListenerPayout) -> str:
-        return f"{money.format_amount(earning.amount)} {earning.currency.upper()}"
+        return money.display(earning.amount, earning.currency)
 
     def has_add_permission(self, request) -> bool:
         return False

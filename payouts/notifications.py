@@ -2,48 +2,44 @@
 
 Enqueued by the services when the fact is committed (`workers.notify.notification_enqueue`)."""
 
-from celery import shared_task
-
 from billing import money
 from payouts.models import Payout, StripeListenerAccount
-from workers.notify import notification_send_once
+from workers.notify import notification_send_once, notification_task
 
 PAYOUT_SENT = "payouts.notify_payout_sent"
 PAYOUT_FAILED = "payouts.notify_payout_failed"
 ACCOUNT_RESTRICTED = "payouts.notify_account_restricted"
 
 
-def _money(cents: int, currency: str) -> str:
-    return f"{money.format_amount(cents)} {currency.upper()}"
-
-
-@shared_task(name=PAYOUT_SENT, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@notification_task(PAYOUT_SENT)
 def payout_sent_task(payout_id: int) -> bool:
     payout = Payout.objects.select_related("listener").get(pk=payout_id)
     if payout.status != Payout.Status.PAID or not payout.stripe_transfer_id:
         return False
+    amount = money.display(payout.amount, payout.currency)
     body = (
         f"Hello {payout.listener.username},\n\n"
-        f"Your earnings for {payout.period_start} to {payout.period_end}, {_money(payout.amount, payout.currency)},\n"
+        f"Your earnings for {payout.period_start} to {payout.period_end}, {amount},\n"
         "have been sent to your Stripe account; Stripe pays them out to your bank on your account's schedule.\n"
         f"  Transfer reference: {payout.stripe_transfer_id}\n"
     )
     return notification_send_once(
         key=f"payout-sent-{payout.pk}",
         to=[payout.listener.email],
-        subject=f"Talkpay payout sent: {_money(payout.amount, payout.currency)}",
+        subject=f"Talkpay payout sent: {amount}",
         body=body,
     )
 
 
-@shared_task(name=PAYOUT_FAILED, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@notification_task(PAYOUT_FAILED)
 def payout_failed_task(payout_id: int) -> bool:
     payout = Payout.objects.select_related("listener").get(pk=payout_id)
     if payout.status != Payout.Status.FAILED:
         return False
+    amount = money.display(payout.amount, payout.currency)
     body = (
         f"Hello {payout.listener.username},\n\n"
-        f"We could not send your payout of {_money(payout.amount, payout.currency)} for {payout.period_start} to "
+        f"We could not send your payout of {amount} for {payout.period_start} to "
         f"{payout.period_end}.\nYour earnings are safe and will be in a later payout. "
         "If your Stripe account asks for information, completing it lets payouts resume.\n"
     )
@@ -55,7 +51,7 @@ def payout_failed_task(payout_id: int) -> bool:
     )
 
 
-@shared_task(name=ACCOUNT_RESTRICTED, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@notification_task(ACCOUNT_RESTRICTED)
 def account_restricted_task(account_row_id: int) -> bool:
     account = StripeListenerAccount.objects.select_related("listener").get(pk=account_row_id)
     if account.payouts_enabled:

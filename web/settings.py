@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "booking",
     "billing",
     "payouts",
+    "subscriptions",
 ]
 
 MIDDLEWARE = [
@@ -418,3 +419,6 @@ SESSION_START_LATE_MINUTES = env.int("SESSION_START_LATE_MINUTES", default=30)
 SESSION_MIN_RUN_PERCENT = env.int("SESSION_MIN_RUN_PERCENT", default=50)
 # Unpaid bookings a talker may hold at once (each holds a slot for BOOKING_PENDING_EXPIRY_MINUTES).
 BOOKING_PENDING_MAX_PER_TALKER = env.int("BOOKING_PENDING_MAX_PER_TALKER", default=3)
+
+# Subscriptions (subscriptions/): how many future occurrences of a standing slot stay reserved.
+SUBSCRIPTION_RESERVE_AHEAD = env.int("SUBSCRIPTION_RESERVE_AHEAD", default=4)

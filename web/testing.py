@@ -159,3 +159,16 @@ def throttle_reset() -> None:
 def _fresh_throttle_counts():
     throttle_reset()
     yield
+
+
+@pytest.fixture
+def fresh_notifications():
+    """Forget which notifications were sent (markers in Redis outlive a test) and give the mail outbox."""
+    from django.core import mail
+
+    from workers.health import _client
+
+    redis = _client()
+    for key in redis.scan_iter(match="talkpay:notified:*"):
+        redis.delete(key)
+    return mail.outbox

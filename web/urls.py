@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/payment/", include("booking.api.urls")),
     path("api/payment/", include("billing.api.urls")),
     path("api/payment/", include("payouts.api.urls")),
+    path("api/payment/", include("subscriptions.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="web/redoc.html"), name="redoc"),

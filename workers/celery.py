@@ -45,7 +45,7 @@ app.conf.update(
     task_send_sent_event=True,
 )
 
-app.autodiscover_tasks(["booking", "billing", "payouts", "workers"])
+app.autodiscover_tasks(["booking", "billing", "payouts", "subscriptions", "workers"])
 
 # By name: the step is loaded when a worker starts, after Django is set up (workers.apps connects the
 # metric signals then too).

@@ -10,7 +10,10 @@ A notification lost with the broker down is not re-sent: it is a courtesy, the r
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -19,6 +22,11 @@ from workers.outbox import enqueue_or_leave_to_sweeper
 
 logger = logging.getLogger(__name__)
 SENT_MARKER_SECONDS = 30 * 86400
+
+
+def notification_task(name: str) -> Callable[[Callable[..., bool]], Any]:
+    """A notification's task: late acks, and retried with backoff while the mail server is unreachable."""
+    return shared_task(name=name, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 
 
 def notification_enqueue(task_name: str, object_id: int) -> None:

@@ -48,6 +48,7 @@ SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     "Send refunds whose task was lost": ("billing.refunds_sweep", Every(seconds=60), {}),
     "Cancel PaymentIntents whose cancel task was lost": ("billing.payment_intent_cancels_sweep", Every(seconds=60), {}),
     "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=300), {}),
+    "Create subscriptions and sync plans whose task was lost": ("subscriptions.sweep", Every(seconds=60), {}),
 }
 
 

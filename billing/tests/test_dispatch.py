@@ -20,6 +20,22 @@ HANDLED = {
     "account.updated",
     "transfer.reversed",
     "payout.failed",
+    # subscriptions (issue 14)
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.upcoming",
+    "invoice_payment.paid",
 }
 
 
@@ -36,6 +52,11 @@ def test_booking_and_payouts_registered_as_billings_owners():
 
 
 def test_every_owner_service_billing_names_exists():
-    for owner, protocol in ((owners.bookings(), owners.BookingOwner), (owners.payouts(), owners.PayoutsOwner)):
+    pairs = (
+        (owners.bookings(), owners.BookingOwner),
+        (owners.payouts(), owners.PayoutsOwner),
+        (owners.subscriptions(), owners.SubscriptionsOwner),
+    )
+    for owner, protocol in pairs:
         for name in [n for n in vars(protocol) if not n.startswith("_")]:
             assert callable(getattr(owner, name)), name

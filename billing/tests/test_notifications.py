@@ -10,20 +10,13 @@ from billing import payments
 from billing.models import Dispute, Payment, Refund
 from billing.notifications import dispute_opened_task, payment_receipt_task, refund_confirmation_task
 from billing.tests.factories import PaymentFactory
-from workers.health import _client
+from web.tests.support import eventually
+
+pytestmark = pytest.mark.usefixtures("fresh_notifications")
 
 
-@pytest.fixture(autouse=True)
-def _no_sent_markers():
-    redis = _client()
-    for key in redis.scan_iter(match="talkpay:notified:*"):
-        redis.delete(key)
-
-
-def _wait_for_mail(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while len(mail.outbox) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _wait_for_mail(count: int) -> None:
+    eventually(lambda: len(mail.outbox) >= count, 10, f"{count} notification mail(s)")
 
 
 @pytest.mark.django_db

@@ -11,22 +11,16 @@ from payouts.notifications import account_restricted_task, payout_failed_task, p
 from payouts.periods import period_parse
 from payouts.tests.conftest import at
 from payouts.tests.factories import ListenerPayoutFactory, PayoutFactory, StripeListenerAccountFactory
-from workers.health import _client
+from web.tests.support import eventually
 
 W45 = period_parse("weekly", "2026-W45")
 
 
-@pytest.fixture(autouse=True)
-def _no_sent_markers():
-    redis = _client()
-    for key in redis.scan_iter(match="talkpay:notified:*"):
-        redis.delete(key)
+pytestmark = pytest.mark.usefixtures("fresh_notifications")
 
 
-def _wait_for_mail(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while len(mail.outbox) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _wait_for_mail(count: int) -> None:
+    eventually(lambda: len(mail.outbox) >= count, 10, f"{count} notification mail(s)")
 
 
 @pytest.mark.django_db

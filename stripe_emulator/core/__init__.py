@@ -19,10 +19,13 @@ from .events import EventsMixin
 from .faults import FaultsMixin
 from .payment_intents import PaymentIntentsMixin
 from .payment_methods import PaymentMethodsMixin
+from .products import ProductsMixin
 from .render import RenderMixin
 from .router import RouterMixin, route
 from .search import SearchMixin
+from .setup_intents import SetupIntentsMixin
 from .state import Ctx, StateMixin, address_from, empty_address, jcopy, luhn_ok, not_found, rand, stripe_fee
+from .subscriptions import SubscriptionsMixin
 from .tables import (
     ALNUM,
     API_VERSION,
@@ -38,6 +41,7 @@ from .tables import (
     PREFIX_TYPE,
     ZERO_DECIMAL,
 )
+from .test_clocks import TestClocksMixin
 from .transfers import TransfersMixin
 
 __all__ = [
@@ -68,6 +72,11 @@ __all__ = [
 
 
 class Emulator(
+    # Subscriptions first: they hook _emit (invoice PaymentIntents) and _expand_path (includable fields).
+    SubscriptionsMixin,
+    TestClocksMixin,
+    ProductsMixin,
+    SetupIntentsMixin,
     RouterMixin,
     FaultsMixin,
     StateMixin,

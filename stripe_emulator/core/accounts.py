@@ -59,6 +59,7 @@ class AccountsMixin:
                 "support_url": None,
                 "url": None,
                 "minority_owned_business_designation": None,
+                "specified_commercial_transactions_act_url": None,
             },
             "business_type": business_type,
             "capabilities": caps,
@@ -102,6 +103,8 @@ class AccountsMixin:
                     "statement_descriptor": None,
                     "statement_descriptor_kana": None,
                     "statement_descriptor_kanji": None,
+                    "statement_descriptor_prefix_kana": None,
+                    "statement_descriptor_prefix_kanji": None,
                 },
                 "payouts": {
                     "debit_negative_balances": True,

@@ -99,6 +99,7 @@ class ChargingMixin:
             "payment_method_details": {
                 "card": {
                     "amount_authorized": pi["amount"] if status == "succeeded" else None,
+                    "authorization_code": None,
                     "brand": card["brand"],
                     "checks": dict(card["checks"]),
                     "country": card["country"],
@@ -114,9 +115,21 @@ class ChargingMixin:
                     "multicapture": {"status": "unavailable"},
                     "network": card["brand"],
                     "network_token": {"used": False},
+                    "network_transaction_id": None,
+                    "electronic_commerce_indicator": None,
+                    "regulated_status": None,
+                    "transaction_link_id": None,
                     "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
                     "three_d_secure": (
-                        {"authentication_flow": "challenge", "result": "authenticated", "version": "2.2.0"}
+                        {
+                            "authentication_flow": "challenge",
+                            "electronic_commerce_indicator": "05",
+                            "exemption_indicator": None,
+                            "result": "authenticated",
+                            "result_reason": None,
+                            "transaction_id": None,
+                            "version": "2.2.0",
+                        }
                         if self.internal[pi["id"]].get("3ds_ok")
                         else None
                     ),
@@ -134,7 +147,9 @@ class ChargingMixin:
             "statement_descriptor": pi.get("statement_descriptor"),
             "statement_descriptor_suffix": pi.get("statement_descriptor_suffix"),
             "status": status,
-            "transfer_data": jcopy(pi["transfer_data"]) if pi.get("transfer_data") else None,
+            "transfer_data": (
+                dict({"amount": None}, **jcopy(pi["transfer_data"])) if pi.get("transfer_data") else None
+            ),
             "transfer_group": pi.get("transfer_group"),
             "source": None,
         }

@@ -79,8 +79,10 @@ class CustomersMixin:
             "preferred_locales": p.get("preferred_locales") or [],
             "shipping": p.get("shipping") or None,
             "tax_exempt": p.get("tax_exempt") or "none",
-            "test_clock": None,
+            "test_clock": p.get("test_clock") or None,
         }
+        if c["test_clock"]:
+            self._get("test_helpers.test_clock", "test_clock", c["test_clock"], ctx, "test_clock", 400)
         self._apply_metadata(c, p.get("metadata"))
         self._store("customer", c, ctx.account, index=("email",))
         self._emit("customer.created", c, ctx, ctx.account)

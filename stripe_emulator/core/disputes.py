@@ -77,6 +77,7 @@ class DisputesMixin:
                 "has_evidence": False,
                 "past_due": False,
                 "submission_count": 0,
+                "submission_method": "not_submitted",
                 "enhanced_eligibility": {},
             },
             "is_charge_refundable": inquiry,
@@ -87,6 +88,7 @@ class DisputesMixin:
                 "card": {
                     "brand": ch["payment_method_details"]["card"]["brand"],
                     "case_type": "inquiry" if inquiry else "chargeback",
+                    "network": ch["payment_method_details"]["card"]["network"],
                     "network_reason_code": "10.4",
                 },
                 "type": "card",
@@ -94,6 +96,7 @@ class DisputesMixin:
             "reason": reason or "general",
             "status": "warning_needs_response" if inquiry else "needs_response",
             "enhanced_eligibility_types": [],
+            "intended_submission_method": None,
         }
 
     @staticmethod
@@ -183,6 +186,7 @@ class DisputesMixin:
         if submitted:
             d["status"] = "warning_under_review" if self._is_inquiry(d) else "under_review"
             d["evidence_details"]["submission_count"] += 1
+            d["evidence_details"]["submission_method"] = "manual"
         prev = self._diff(before, d)
         if prev:
             self._emit("charge.dispute.updated", d, ctx, self.owner.get(did), prev)

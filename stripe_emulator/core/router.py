@@ -149,6 +149,8 @@ class RouterMixin:
         ctx.idem = headers.get("idempotency-key") or None
         ctx.api_version = headers.get("stripe-version") or None
 
+        if path.startswith("/v1/test_helpers/"):  # /v1/test_helpers/<resource>/... is one resource
+            path = "/v1/test_helpers." + path[len("/v1/test_helpers/") :]
         parts = path.split("/")
         # ['', 'v1', res, id?, action?, id2?]
         n = len(parts)

@@ -114,6 +114,7 @@ CARDS = {
     "4000000000003220": ("visa", "3ds", None, "credit"),
     "4000000000000259": ("visa", "dispute", None, "credit"),
     "4000000000001976": ("visa", "inquiry", None, "credit"),
+    "4000000000000341": ("visa", "decline", "generic_decline", "credit"),  # attaches, then every charge fails
 }
 PM_TOKENS = {
     "pm_card_visa": "4242424242424242",
@@ -134,6 +135,7 @@ PM_TOKENS = {
     "pm_card_authenticationRequiredOnSetup": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
     "pm_card_createDisputeInquiry": "4000000000001976",
+    "pm_card_chargeCustomerFail": "4000000000000341",
 }
 CARD_TOKENS = {
     "tok_visa": "4242424242424242",

@@ -110,3 +110,18 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the counts the conformance and shape checks record (`record_property("summary", ...)`), also
+    under xdist, where a test's own output is not shown."""
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            lines.extend(value for name, value in getattr(report, "user_properties", ()) if name == "summary")
+    if lines:
+        terminalreporter.write_sep("-", "Stripe conformance")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -25,11 +25,13 @@ def test_route_key_refuses_malformed_patterns(path):
 
 def test_every_handler_is_routed_once_and_publishable_keys_reach_only_two_routes():
     emu = Emulator(log=io.StringIO())
-    assert len(emu.routes) == 64  # login_links, charges capture, refunds cancel added (issue 12)
+    assert len(emu.routes) == 97  # + login_links, charges capture, refunds cancel (issue 12)
     publishable = sorted(k for k, (_, pk) in emu.routes.items() if pk)
     assert publishable == [
         ("GET", "payment_intents", 1, None, 0),
+        ("GET", "setup_intents", 1, None, 0),
         ("POST", "payment_intents", 1, "confirm", 0),
+        ("POST", "setup_intents", 1, "confirm", 0),
     ]
     assert emu.routes[("GET", "transfers", 1, "reversals", 1)][0].__name__ == "reversal_retrieve"
 

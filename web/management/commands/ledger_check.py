@@ -6,11 +6,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.invariants import CHECKS as BILLING_CHECKS
 from payouts.invariants import CHECKS as PAYOUT_CHECKS
+from subscriptions.invariants import CHECKS as SUBSCRIPTION_CHECKS
 from workers.metrics import ledger_check_record
 
 
 def all_checks() -> list:
-    return [*BILLING_CHECKS, *PAYOUT_CHECKS]
+    return [*BILLING_CHECKS, *PAYOUT_CHECKS, *SUBSCRIPTION_CHECKS]
 
 
 class Command(BaseCommand):

@@ -1,0 +1,615 @@
+"""Subscriptions: a standing weekly or monthly slot with one listener, billed by a Stripe subscription.
+
+Flow
+    `subscription_create` (web tier) validates, records the subscription and reserves the next
+    SUBSCRIPTION_RESERVE_AHEAD occurrences of the slot as `reserved` bookings in one transaction (the
+    bookings' exclusion constraint makes a second subscription, or a booking, for the slot lose), and
+    enqueues `subscription_create_on_stripe`. The worker creates the Stripe subscription incomplete
+    (`payment_behavior=default_incomplete`); the talker confirms its first invoice's PaymentIntent with
+    Stripe.js (`payment.client_secret`).
+    Stripe's events (`billing.webhooks.subscriptions`) are triggers: the handler re-reads the subscription
+    or invoice from Stripe, matched by the ids we stored, and applies it here under the subscription's
+    row lock. A paid period invoice turns that period's reservation into a pending booking with what Stripe
+    took, split by the plan's percentage, and billing books it as any paid booking
+    (`billing.subscription_payments`): the booking confirmed, the split in the ledger, the listener's
+    earning, paid out by the normal runs. Reservations are topped up so the next occurrences stay held.
+    A failed renewal leaves its booking reserved and tells the talker; when Stripe ends the subscription
+    (canceled, unpaid, incomplete_expired) every reservation still held is released.
+
+Lock order: subscription → payment → booking → earning → … (common.locks after the subscription).
+
+Periods: Stripe's period k starts k intervals after the billing cycle anchor; occurrence k of the slot is
+`slot_anchor_at` + (k − `slot_anchor_occurrence`) intervals. The first session must fall within the first
+period, so every session is paid before it happens.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from billing import money, stripe_gateway
+from billing.payments import stripe_customer_get_or_create
+from billing.stripe_gateway import subscriptions as gateway
+from billing.subscription_payments import payment_record_for_paid_invoice
+from billing.webhooks.outcomes import EventFlagged
+from booking.models import Booking
+from booking.reservations import reservation_claim_for_payment, reservation_create, reservation_release
+from booking.services import booking_cancel
+from common import locks
+from common.errors import Conflict, Invalid, NotFound, NotPermitted
+from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
+from workers.notify import notification_enqueue
+from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+S = Subscription.Status
+PERIOD_INVOICES = ("subscription_create", "subscription_cycle")
+
+
+# --- Plans --------------------------------------------------------------------------------------------
+
+
+def plan_price_cents(plan: SubscriptionPlan) -> int:
+    if plan.price_cents is not None:
+        return plan.price_cents
+    return money.to_cents(plan.package.price, money.default_currency())
+
+
+def plan_fee_percent(plan: SubscriptionPlan):
+    return plan.app_fee_percent if plan.app_fee_percent is not None else plan.package.app_fee_percentage
+
+
+def plan_signature(plan: SubscriptionPlan) -> str:
+    return f"{plan_price_cents(plan)}-{money.default_currency()}-{plan.interval}"
+
+
+def plan_sync_enqueue(*, plan_id: int) -> None:
+    SubscriptionPlan.objects.filter(pk=plan_id).update(sync_requested_at=timezone.now())
+    transaction.on_commit(
+        lambda: enqueue_or_leave_to_sweeper("subscriptions.plan_sync", plan_id, what="Stripe sync of plan")
+    )
+
+
+def plan_sync(*, plan_id: int) -> SubscriptionPlan:
+    """Create or update the plan's Stripe Product, and a new Price when the amount or interval changed.
+    Running subscriptions keep the Price they were created with (Stripe's rule, and ours)."""
+    with transaction.atomic():
+        plan = locks.lock(SubscriptionPlan.objects.select_related("package").filter(pk=plan_id)).get()
+        if not plan.stripe_product_id:
+            plan.stripe_product_id = gateway.product_create(plan_id=plan.pk, name=plan.display_name)
+        else:
+            gateway.product_update(product_id=plan.stripe_product_id, name=plan.display_name, active=plan.active)
+        signature = plan_signature(plan)
+        if signature != plan.synced_signature or not plan.stripe_price_id:
+            old = plan.stripe_price_id
+            plan.stripe_price_id = gateway.price_create(
+                plan_id=plan.pk,
+                product_id=plan.stripe_product_id,
+                amount=plan_price_cents(plan),
+                currency=money.default_currency(),
+                interval=plan.interval,
+            )
+            plan.synced_signature = signature
+            if old and old != plan.stripe_price_id:
+                gateway.price_deactivate(price_id=old)
+        plan.sync_requested_at = None
+        plan.save(
+            update_fields=[
+                "stripe_product_id",
+                "stripe_price_id",
+                "synced_signature",
+                "sync_requested_at",
+                "updated_at",
+            ]
+        )
+        return plan
+
+
+def plans_sweep_unsynced() -> int:
+    return enqueue_stale(
+        SubscriptionPlan.objects.filter(sync_requested_at__isnull=False),
+        stamp_field="sync_requested_at",
+        enqueue=lambda pk: enqueue_or_leave_to_sweeper("subscriptions.plan_sync", pk, what="Stripe sync of plan"),
+    )
+
+
+# --- Periods and occurrences --------------------------------------------------------------------------
+
+
+def add_intervals(at: datetime, count: int, interval: str) -> datetime:
+    """`at` + count weeks or months (a month keeps the day, clamped to the month's end, as Stripe does)."""
+    if interval == SubscriptionPlan.Interval.WEEK:
+        return at + timedelta(weeks=count)
+    total = at.month - 1 + count
+    year, month = at.year + total // 12, total % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, calendar.monthrange(year, month)[1]))
+
+
+def _ts(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+def occurrence_of(sub: Subscription, period_start: int) -> int | None:
+    """Which period (0, 1, …) of the subscription starts at `period_start` (Stripe's timestamp)."""
+    if sub.billing_anchor is None:
+        return None
+    anchor = _ts(sub.billing_anchor)
+    start = _ts(period_start)
+    assert anchor is not None and start is not None
+    if sub.plan.interval == SubscriptionPlan.Interval.WEEK:
+        k = round((start - anchor).total_seconds() / (7 * 86400))
+    else:
+        k = (start.year - anchor.year) * 12 + start.month - anchor.month
+    if k < 0 or abs((add_intervals(anchor, k, sub.plan.interval) - start).total_seconds()) > 3600:
+        return None
+    return k
+
+
+def session_at(sub: Subscription, occurrence: int) -> datetime:
+    return add_intervals(sub.slot_anchor_at, occurrence - sub.slot_anchor_occurrence, sub.plan.interval)
+
+
+def _current_occurrence(sub: Subscription) -> int:
+    if sub.current_period_start is None:
+        return 0
+    k = occurrence_of(sub, int(sub.current_period_start.timestamp()))
+    return k or 0
+
+
+def _reserve(sub: Subscription, occurrence: int, plan: SubscriptionPlan) -> SubscriptionSession:
+    shares = money.split(plan_price_cents(plan), plan_fee_percent(plan))
+    booking = reservation_create(
+        talker_id=sub.talker_id,
+        listener_id=sub.listener_id,
+        package=plan.package,
+        scheduled_at=session_at(sub, occurrence),
+        shares=shares,
+        currency=sub.currency,
+    )
+    return SubscriptionSession.objects.create(subscription=sub, occurrence=occurrence, booking=booking)
+
+
+def _session_for(sub: Subscription, occurrence: int) -> SubscriptionSession | None:
+    """The occurrence's live session (a released reservation does not count; a later one may replace it)."""
+    return (
+        SubscriptionSession.objects.select_related("booking")
+        .filter(subscription=sub, occurrence=occurrence)
+        .exclude(booking__status=Booking.Status.CANCELLED)
+        .order_by("-id")
+        .first()
+    )
+
+
+def _top_up_reservations(sub: Subscription, *, after: int) -> None:
+    """Keep the next SUBSCRIPTION_RESERVE_AHEAD occurrences after `after` held. An occurrence someone
+    else booked in the meantime is left to its period (logged; its invoice is flagged if it gets paid)."""
+    if sub.status in Subscription.ENDED or sub.cancel_at_period_end:
+        return
+    for k in range(after + 1, after + 1 + settings.SUBSCRIPTION_RESERVE_AHEAD):
+        if _session_for(sub, k) is None:
+            try:
+                _reserve(sub, k, sub.plan)
+            except Conflict:
+                logger.warning("subscription %s: occurrence %s of its slot is taken", sub.pk, k)
+
+
+def _release_reservations(sub: Subscription, *, from_occurrence: int = 0, reason: str) -> int:
+    released = 0
+    sessions = SubscriptionSession.objects.filter(
+        subscription=sub, occurrence__gte=from_occurrence, booking__status=Booking.Status.RESERVED
+    )
+    for session in sessions:
+        released += reservation_release(booking_id=session.booking_id, reason=reason)
+    return released
+
+
+# --- Creating a subscription --------------------------------------------------------------------------
+
+
+def subscription_create(*, talker, listener_id: int, plan_id: int, first_session_at: datetime) -> Subscription:
+    if not talker.is_talker:
+        raise NotPermitted("Only talkers can subscribe.")
+    if listener_id == talker.pk:
+        raise Invalid("You cannot subscribe to yourself.", field="listener_id")
+    listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER, is_active=True).first()
+    if listener is None:
+        raise Invalid("No listener with this id.", field="listener_id", code="not_found")
+    if not listener.accepts_bookings:
+        raise Invalid("This listener is not taking bookings.", field="listener_id", code="unavailable")
+    plan = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+    if plan is None:
+        raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
+    now = timezone.now()
+    if first_session_at <= now:
+        raise Invalid("The first session must be in the future.", field="first_session_at")
+    if first_session_at > add_intervals(now, 1, plan.interval):
+        raise Invalid(
+            f"The first session must be within one {plan.interval} from now: each period pays its session ahead.",
+            field="first_session_at",
+            code="out_of_range",
+        )
+    with transaction.atomic():
+        User.objects.select_for_update().filter(pk=talker.pk).values_list("pk", flat=True).first()
+        open_count = Subscription.objects.filter(talker=talker, status__in=(S.CREATING, S.INCOMPLETE)).count()
+        if open_count >= settings.BOOKING_PENDING_MAX_PER_TALKER:
+            raise Conflict(
+                f"You already have {open_count} unpaid subscriptions; pay or cancel one first.",
+                code="too_many_pending",
+            )
+        sub = Subscription.objects.create(
+            talker=talker,
+            listener=listener,
+            plan=plan,
+            first_session_at=first_session_at,
+            slot_anchor_at=first_session_at,
+            currency=money.default_currency(),
+            stripe_requested_at=now,
+        )
+        for k in range(settings.SUBSCRIPTION_RESERVE_AHEAD):
+            _reserve(sub, k, plan)
+        transaction.on_commit(lambda: subscription_create_enqueue(subscription_id=sub.pk))
+    return sub
+
+
+def subscription_create_enqueue(*, subscription_id: int) -> bool:
+    return enqueue_or_leave_to_sweeper(
+        "subscriptions.subscription_create_on_stripe", subscription_id, what="Stripe subscription"
+    )
+
+
+def subscriptions_sweep_creating() -> int:
+    return enqueue_stale(
+        Subscription.objects.filter(status=S.CREATING, stripe_subscription_id__isnull=True),
+        stamp_field="stripe_requested_at",
+        enqueue=lambda pk: subscription_create_enqueue(subscription_id=pk),
+    )
+
+
+def subscription_create_on_stripe(*, subscription_id: int) -> Subscription:
+    """Create the Stripe subscription once (row lock; idempotency key `subscription-<id>`)."""
+    with transaction.atomic():
+        sub = locks.lock(
+            Subscription.objects.select_related("plan__package", "talker").filter(pk=subscription_id)
+        ).get()
+        if sub.stripe_subscription_id or sub.status != S.CREATING:
+            return sub
+        plan = sub.plan
+        if not plan.stripe_price_id or plan.synced_signature != plan_signature(plan):
+            plan = plan_sync(plan_id=plan.pk)
+        customer_id = stripe_customer_get_or_create(user=sub.talker)
+        try:
+            data = gateway.subscription_create(
+                subscription_id=sub.pk, customer_id=customer_id, price_id=plan.stripe_price_id
+            )
+        except stripe_gateway.PermanentStripeError as error:
+            sub.status = S.FAILED
+            sub.failure_message = error.message
+            sub.save(update_fields=["status", "failure_message", "updated_at"])
+            _release_reservations(sub, reason="The subscription could not be created on Stripe.")
+            return sub
+        sub.stripe_subscription_id = data["id"]
+        sub.stripe_customer_id = customer_id
+        sub.stripe_price_id = plan.stripe_price_id
+        sub.billing_anchor = data.get("billing_cycle_anchor")
+        _apply_subscription(sub, data)
+        invoice = data.get("latest_invoice")
+        if isinstance(invoice, dict):
+            _invoice_record(sub, invoice)
+        return sub
+
+
+# --- Applying what Stripe says ------------------------------------------------------------------------
+
+
+def _confirmation(invoice: dict | None) -> tuple[str, str]:
+    secret = ((invoice or {}).get("confirmation_secret") or {}).get("client_secret") or ""
+    return secret, secret.split("_secret_")[0] if secret else ""
+
+
+def _apply_subscription(sub: Subscription, data: dict) -> bool:
+    """Mirror the subscription as just read from Stripe. Stripe's state is fresh, so it is applied as it
+    stands (statuses cycle: active ⇄ past_due); an ended subscription never comes back."""
+    before = (
+        sub.status,
+        sub.current_period_start,
+        sub.current_period_end,
+        sub.cancel_at_period_end,
+        sub.client_secret,
+    )
+    if sub.status not in Subscription.ENDED:
+        status = data.get("status") or sub.status
+        if data.get("pause_collection") and status in (S.ACTIVE, S.PAST_DUE):
+            status = S.PAUSED
+        if status in S.values:
+            sub.status = status
+    items = ((data.get("items") or {}).get("data")) or []
+    if items:
+        sub.current_period_start = _ts(items[0].get("current_period_start"))
+        sub.current_period_end = _ts(items[0].get("current_period_end"))
+    sub.cancel_at_period_end = bool(data.get("cancel_at_period_end"))
+    sub.canceled_at = _ts(data.get("canceled_at"))
+    sub.ended_at = _ts(data.get("ended_at"))
+    invoice = data.get("latest_invoice")
+    if isinstance(invoice, dict):
+        if invoice.get("status") == "open":
+            secret, intent = _confirmation(invoice)
+            if secret:
+                sub.client_secret, sub.payment_intent_id = secret, intent
+        elif invoice.get("status") in ("paid", "void"):
+            sub.client_secret = ""
+    sub.save()
+    if sub.status in Subscription.ENDED:
+        _release_reservations(sub, reason=f"Subscription {sub.status}.")
+    elif sub.cancel_at_period_end:
+        _release_reservations(sub, from_occurrence=_current_occurrence(sub) + 1, reason="Cancelled at period end.")
+    after = (sub.status, sub.current_period_start, sub.current_period_end, sub.cancel_at_period_end, sub.client_secret)
+    return before != after
+
+
+def _lock_ours(stripe_subscription_id: str) -> Subscription | None:
+    if not stripe_subscription_id:
+        return None
+    return locks.lock(
+        Subscription.objects.select_related("plan__package").filter(stripe_subscription_id=stripe_subscription_id)
+    ).first()
+
+
+def subscription_sync(*, stripe_subscription_id: str) -> bool:
+    """customer.subscription.*: re-read the subscription and apply it. False when it is not ours."""
+    sub = _lock_ours(stripe_subscription_id)
+    if sub is None:
+        return False
+    data = gateway.subscription_retrieve(stripe_subscription_id)
+    if data.get("customer") != sub.stripe_customer_id:
+        raise EventFlagged(f"Stripe subscription {stripe_subscription_id} is not of customer {sub.stripe_customer_id}")
+    return _apply_subscription(sub, data)
+
+
+def invoice_sync(*, stripe_invoice_id: str) -> bool:
+    """invoice.* and invoice_payment.*: re-read the invoice and apply it to our subscription. False when
+    the invoice is not of one of our subscriptions."""
+    invoice = gateway.invoice_retrieve(stripe_invoice_id)
+    sub = _lock_ours(gateway.invoice_subscription_id(invoice))
+    if sub is None:
+        return False
+    if invoice.get("customer") != sub.stripe_customer_id:
+        raise EventFlagged(f"Invoice {stripe_invoice_id} is not of customer {sub.stripe_customer_id}")
+    changed = _invoice_record(sub, invoice)
+    # The subscription's own state (past_due, active again, …) follows from the same read.
+    changed = _apply_subscription(sub, gateway.subscription_retrieve(_stripe_id(sub))) or changed
+    return changed
+
+
+def _invoice_record(sub: Subscription, invoice: dict) -> bool:
+    row, created = SubscriptionInvoice.objects.get_or_create(
+        stripe_invoice_id=invoice["id"], defaults={"subscription": sub, "currency": sub.currency}
+    )
+    if row.subscription_id != sub.pk:
+        raise EventFlagged(f"Invoice {invoice['id']} is recorded for subscription {row.subscription_id}")
+    row = locks.lock(SubscriptionInvoice.objects.filter(pk=row.pk)).get()
+    before = (row.status, row.amount_paid, row.attempt_count, row.booking_id, row.payment_intent_id)
+    row.billing_reason = invoice.get("billing_reason") or ""
+    row.period_start = _ts(invoice.get("period_start"))
+    row.period_end = _ts(invoice.get("period_end"))
+    row.amount_due = invoice.get("amount_due") or 0
+    row.amount_paid = invoice.get("amount_paid") or 0
+    row.currency = (invoice.get("currency") or sub.currency).lower()
+    row.status = invoice.get("status") or ""
+    row.attempt_count = invoice.get("attempt_count") or 0
+    row.payment_intent_id = (
+        gateway.invoice_payment_intent_id(invoice) or _confirmation(invoice)[1] or row.payment_intent_id
+    )
+    if row.billing_reason in PERIOD_INVOICES and invoice.get("period_start"):
+        # A renewal invoice's period is the new period: its lines say which (the invoice's own
+        # period_start/end are those of the lines for create, and the new period for cycles).
+        lines = ((invoice.get("lines") or {}).get("data")) or []
+        starts = [ln["period"]["start"] for ln in lines if not _is_proration(ln) and ln.get("period")]
+        row.occurrence = occurrence_of(sub, starts[0] if starts else invoice["period_start"])
+    row.save()
+    failed_attempts_before = before[2]
+    if row.status == "paid" and row.booking_id is None:
+        _invoice_book(sub, row)
+    elif row.status == "void" and row.occurrence is not None:
+        session = _session_for(sub, row.occurrence)
+        if session is not None:
+            reservation_release(booking_id=session.booking_id, reason="The period's invoice was voided.")
+    elif (
+        row.status == "open"
+        and row.attempt_count > failed_attempts_before
+        and row.billing_reason != "subscription_create"
+    ):
+        notification_enqueue("subscriptions.notify_renewal_failed", row.pk)
+    after = (row.status, row.amount_paid, row.attempt_count, row.booking_id, row.payment_intent_id)
+    return created or before != after
+
+
+def _is_proration(line: dict) -> bool:
+    details = ((line.get("parent") or {}).get("subscription_item_details")) or {}
+    return bool(details.get("proration"))
+
+
+def _invoice_book(sub: Subscription, row: SubscriptionInvoice) -> None:
+    """A paid period: its booking, confirmed and booked through billing with what Stripe took."""
+    if row.billing_reason not in PERIOD_INVOICES or row.occurrence is None:
+        if row.amount_paid:
+            row.review_reason = f"paid {row.billing_reason} invoice is not a period of the standing slot"
+            row.save(update_fields=["review_reason", "updated_at"])
+        return
+    if row.currency != sub.currency:
+        row.review_reason = f"Stripe charged {row.currency}; the subscription is in {sub.currency}"
+        row.save(update_fields=["review_reason", "updated_at"])
+        return
+    if row.amount_paid <= 0:
+        return  # paid entirely from the customer's credit: nothing was charged, nothing to book
+    if not row.payment_intent_id:
+        raise EventFlagged(f"paid invoice {row.stripe_invoice_id} names no PaymentIntent")
+    session = _session_for(sub, row.occurrence)
+    if session is None:
+        try:
+            session = _reserve(sub, row.occurrence, sub.plan)
+        except Conflict:
+            row.review_reason = "paid, but the occurrence's slot was taken by another booking"
+            row.save(update_fields=["review_reason", "updated_at"])
+            return
+    shares = money.split(row.amount_paid, plan_fee_percent(sub.plan))
+    booking = reservation_claim_for_payment(booking_id=session.booking_id, shares=shares)
+    intent = stripe_gateway.payment_intent_retrieve(row.payment_intent_id)
+    if intent.get("status") != "succeeded" or intent.get("amount_received") != row.amount_paid:
+        raise EventFlagged(
+            f"invoice {row.stripe_invoice_id} is paid {row.amount_paid} but its PaymentIntent {intent.get('id')} "
+            f"is {intent.get('status')} with {intent.get('amount_received')}"
+        )
+    charge = intent.get("latest_charge")
+    charge_id = str((charge.get("id") if isinstance(charge, dict) else charge) or "")
+    payment_record_for_paid_invoice(booking=booking, payment_intent_id=row.payment_intent_id, charge_id=charge_id)
+    row.booking_id = booking.pk
+    row.save(update_fields=["booking", "updated_at"])
+    _top_up_reservations(sub, after=row.occurrence)
+
+
+# --- Talker and listener actions ----------------------------------------------------------------------
+
+
+def _participant_lock(*, subscription_id: int, user) -> Subscription:
+    sub = locks.lock(Subscription.objects.select_related("plan__package").filter(pk=subscription_id)).first()
+    if sub is None or user.pk not in (sub.talker_id, sub.listener_id):
+        raise NotFound("No subscription of yours has this id.")
+    return sub
+
+
+def _stripe_id(sub: Subscription) -> str:
+    return sub.stripe_subscription_id or ""
+
+
+def _live(sub: Subscription) -> None:
+    if sub.status in Subscription.ENDED:
+        raise Conflict(f"This subscription is {sub.status}.", field="status", code="invalid_state")
+    if not sub.stripe_subscription_id:
+        raise Conflict("This subscription is still being created; retry shortly.", field="status", code="not_ready")
+
+
+@transaction.atomic
+def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = True) -> Subscription:
+    """At period end: the current period's session stays, nothing more is billed. Now: Stripe stops the
+    subscription and the current period's session, if it has not started, is cancelled and refunded by
+    the cancellation policy (booking.services.booking_cancel → billing refunds)."""
+    sub = _participant_lock(subscription_id=subscription_id, user=user)
+    _live(sub)
+    if at_period_end:
+        data = gateway.subscription_update(
+            stripe_subscription_id=_stripe_id(sub),
+            idempotency_key=f"subscription-{sub.pk}-cancel-at-period-end",
+            cancel_at_period_end=True,
+        )
+        _apply_subscription(sub, data)
+        return sub
+    data = gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub))
+    _apply_subscription(sub, data)
+    current = (
+        SubscriptionInvoice.objects.filter(subscription=sub, booking__status=Booking.Status.CONFIRMED)
+        .order_by("-occurrence")
+        .values_list("booking_id", flat=True)
+        .first()
+    )
+    if current is not None:
+        booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+    return sub
+
+
+@transaction.atomic
+def subscription_pause(*, subscription_id: int, user) -> Subscription:
+    """Stop billing (Stripe voids the renewal invoices); the periods not paid free their slots as their
+    invoices are voided. The standing slot stays reserved for when it resumes."""
+    sub = _participant_lock(subscription_id=subscription_id, user=user)
+    _live(sub)
+    if sub.talker_id != user.pk:
+        raise NotPermitted("Only the talker can pause the subscription.")
+    data = gateway.subscription_update(
+        stripe_subscription_id=_stripe_id(sub),
+        idempotency_key=f"subscription-{sub.pk}-pause-{timezone.now():%Y%m%d%H%M%S%f}",
+        pause_collection={"behavior": "void"},
+    )
+    _apply_subscription(sub, data)
+    return sub
+
+
+@transaction.atomic
+def subscription_resume(*, subscription_id: int, user) -> Subscription:
+    sub = _participant_lock(subscription_id=subscription_id, user=user)
+    _live(sub)
+    if sub.talker_id != user.pk:
+        raise NotPermitted("Only the talker can resume the subscription.")
+    data = gateway.subscription_update(
+        stripe_subscription_id=_stripe_id(sub),
+        idempotency_key=f"subscription-{sub.pk}-resume-{timezone.now():%Y%m%d%H%M%S%f}",
+        pause_collection="",
+    )
+    _apply_subscription(sub, data)
+    _top_up_reservations(sub, after=_current_occurrence(sub))
+    return sub
+
+
+@transaction.atomic
+def subscription_change(
+    *, subscription_id: int, user, plan_id: int | None = None, next_session_at: datetime | None = None
+) -> Subscription:
+    """Another plan (same interval) and/or another slot, from the next period. Stripe prorates the price
+    change (credited and charged on the next invoice, which that period's booking then carries)."""
+    sub = _participant_lock(subscription_id=subscription_id, user=user)
+    _live(sub)
+    if sub.talker_id != user.pk:
+        raise NotPermitted("Only the talker can change the subscription.")
+    if plan_id is None and next_session_at is None:
+        raise Invalid("Give plan_id, next_session_at or both.", field="plan_id")
+    plan = sub.plan
+    if plan_id is not None and plan_id != sub.plan_id:
+        chosen = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+        if chosen is None:
+            raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
+        plan = chosen
+        if plan.interval != sub.plan.interval:
+            raise Invalid(
+                "A subscription keeps its interval; cancel it and subscribe to a plan of the other interval.",
+                field="plan_id",
+                code="interval_mismatch",
+            )
+    nxt = _current_occurrence(sub) + 1
+    if next_session_at is not None:
+        period_start = sub.current_period_end
+        assert period_start is not None
+        if not period_start <= next_session_at < add_intervals(period_start, 1, sub.plan.interval):
+            raise Invalid(
+                f"The new slot must fall within the next period ({period_start:%Y-%m-%d %H:%M} UTC and after).",
+                field="next_session_at",
+                code="out_of_range",
+            )
+        sub.slot_anchor_at, sub.slot_anchor_occurrence = next_session_at, nxt
+    # Move the reservations first (a taken slot refuses the change before Stripe hears of it).
+    _release_reservations(sub, from_occurrence=nxt, reason="The subscription moved to another plan or slot.")
+    sub.plan = plan
+    sub.save(update_fields=["plan", "slot_anchor_at", "slot_anchor_occurrence", "updated_at"])
+    for k in range(nxt, nxt + settings.SUBSCRIPTION_RESERVE_AHEAD):
+        _reserve(sub, k, plan)
+    if plan.stripe_price_id != sub.stripe_price_id:
+        if not plan.stripe_price_id or plan.synced_signature != plan_signature(plan):
+            plan = plan_sync(plan_id=plan.pk)
+        current = gateway.subscription_retrieve(_stripe_id(sub))
+        item_id = current["items"]["data"][0]["id"]
+        data = gateway.subscription_update(
+            stripe_subscription_id=_stripe_id(sub),
+            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}",
+            items=[{"id": item_id, "price": plan.stripe_price_id}],
+            proration_behavior="create_prorations",
+        )
+        sub.stripe_price_id = plan.stripe_price_id
+        sub.save(update_fields=["stripe_price_id", "updated_at"])
+        _apply_subscription(sub, data)
+    return sub

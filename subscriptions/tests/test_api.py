@@ -1,0 +1,135 @@
+"""The subscription API's contract: plans, validation in the house error shape, Idempotency-Key, who sees
+what, pause and resume, a renewal asking for 3-D Secure, and the plan's sync to Stripe."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from billing.stripe_gateway import as_dict, client
+from booking.models import Booking
+from subscriptions import services
+from subscriptions.models import Subscription, SubscriptionInvoice
+from subscriptions.tests.conftest import WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
+from web.testing import auth_client
+from web.tests.factories import TalkerFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def _bookings(sub, status):
+    return list(Booking.objects.filter(subscription_session__subscription=sub, status=status).order_by("scheduled_at"))
+
+
+@pytest.mark.django_db
+def test_active_plans_are_public(api_client, plan):
+    weekly = plan("week", "30.00")
+    plan("month", "70.00", active=False)
+    response = api_client.get("/api/payment/subscription_plans/")
+    assert response.status_code == 200
+    assert [(p["id"], p["interval"], p["price"], p["app_fee_percentage"]) for p in response.json()] == [
+        (weekly.pk, "week", "30.00", "10.00")
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "field", "code"),
+    [
+        ({"first_session_at": "tomorrow"}, "first_session_at", "invalid"),
+        ({"first_session_at": "PAST"}, "first_session_at", "invalid"),
+        ({"first_session_at": "FAR"}, "first_session_at", "out_of_range"),
+        ({"plan_id": 999999}, "plan_id", "not_found"),
+        ({"listener_id": 999999}, "listener_id", "not_found"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(plan, listener, change, field, code):
+    talker = auth_client(TalkerFactory(password=None))
+    body = {"listener_id": listener.pk, "plan_id": plan().pk, "first_session_at": timezone.now() + timedelta(days=1)}
+    body.update(change)
+    if body["first_session_at"] == "PAST":
+        body["first_session_at"] = timezone.now() - timedelta(hours=1)
+    if body["first_session_at"] == "FAR":
+        body["first_session_at"] = timezone.now() + timedelta(days=9)
+    response = talker.post("/api/payment/subscriptions/", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["error"]["fields"] or response.json()["error"].get("field") == field
+    assert response.json()["error"]["code"] == code
+    assert Booking.objects.count() == 0
+
+
+def test_idempotency_key_answers_the_same_subscription(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    weekly = plan()
+    at = timezone.now() + timedelta(days=2)
+    first = subscribe(talker, listener, weekly, at, HTTP_IDEMPOTENCY_KEY="sub-once")
+    again = subscribe(talker, listener, weekly, at, HTTP_IDEMPOTENCY_KEY="sub-once")
+    assert first.status_code == 201 and again.status_code == 201
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["subscription"]["id"] == first.json()["subscription"]["id"]
+    assert Subscription.objects.count() == 1
+
+
+def test_only_participants_see_it_and_only_the_talker_sees_the_secret(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    response = subscribe(talker, listener, plan())
+    sub_id = response.json()["subscription"]["id"]
+    as_listener = auth_client(listener).get(f"/api/payment/subscriptions/{sub_id}/").json()
+    assert as_listener["payment"]["client_secret"] is None and as_listener["payment"]["payment_intent_id"]
+    stranger = auth_client(TalkerFactory(password=None))
+    assert stranger.get(f"/api/payment/subscriptions/{sub_id}/").status_code == 404
+    assert stranger.post(f"/api/payment/subscriptions/{sub_id}/cancel/", {}, format="json").status_code == 404
+    assert [s["id"] for s in talker.api.get("/api/payment/subscriptions/").json()["results"]] == [sub_id]
+
+
+def test_pause_voids_renewals_and_frees_their_slot_resume_bills_again(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan(), wired)
+    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/pause/").json()["status"] == "paused"
+    talker.advance(WEEK + 60, wired)
+    voided = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
+    assert voided.status == "void" and voided.booking_id is None
+    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/").json()["status"] == "active"
+    talker.advance(2 * WEEK + 60, wired)
+    assert len(_bookings(sub, "confirmed")) == 2
+    ledger_clean()
+
+
+def test_a_renewal_asking_for_3d_secure_sends_the_talker_to_confirm_it(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    response = subscribe(talker, listener, plan())
+    intent = pay(response.json()["payment"]["client_secret"], "pm_card_threeDSecure2Required")
+    wired.post(f"/_emulator/payment_intents/{intent['id']}/3ds", {"outcome": "succeed"})
+    settle(wired)
+    sub = Subscription.objects.get(pk=response.json()["subscription"]["id"])
+    talker.advance(WEEK + 60, wired)
+    body = talker.api.get(f"/api/payment/subscriptions/{sub.pk}/").json()
+    assert body["status"] == "past_due"
+    renewal_intent = body["payment"]["client_secret"].split("_secret_")[0]
+    assert renewal_intent != intent["id"]
+    assert len(_bookings(sub, "confirmed")) == 1
+    # the talker completes the challenge (Stripe.js handleNextAction)
+    wired.post(f"/_emulator/payment_intents/{renewal_intent}/3ds", {"outcome": "succeed"})
+    settle(wired)
+    assert talker.api.get(f"/api/payment/subscriptions/{sub.pk}/").json()["status"] == "active"
+    assert len(_bookings(sub, "confirmed")) == 2
+    ledger_clean()
+
+
+def test_plan_sync_creates_the_product_and_a_new_price_when_the_price_changes(stripe_emulator, plan, db):
+    weekly = plan("week", "30.00")
+    synced = services.plan_sync(plan_id=weekly.pk)
+    price = as_dict(client().v1.prices.retrieve(synced.stripe_price_id))
+    assert (price["unit_amount"], price["recurring"]["interval"], price["product"]) == (
+        3000,
+        "week",
+        synced.stripe_product_id,
+    )
+    assert services.plan_sync(plan_id=weekly.pk).stripe_price_id == synced.stripe_price_id  # nothing changed
+    weekly.refresh_from_db()
+    weekly.price_cents = 3500
+    weekly.save()
+    resynced = services.plan_sync(plan_id=weekly.pk)
+    assert resynced.stripe_price_id != synced.stripe_price_id
+    assert as_dict(client().v1.prices.retrieve(resynced.stripe_price_id))["unit_amount"] == 3500
+    assert as_dict(client().v1.prices.retrieve(synced.stripe_price_id))["active"] is False
