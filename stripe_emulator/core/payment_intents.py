@@ -607,7 +607,7 @@ class PaymentIntentsMixin:
         pi["next_action"] = None
         behaviour = self.internal.get(pm["id"], {}).get("behaviour", "success")
         if behaviour == "3ds" and not self.internal[pi["id"]].get("3ds_ok"):
-            if _off_session(p.get("off_session")):
+            if _off_session(p.get("off_session")) and not p.get("_invoice_payment"):
                 # nobody is there to authenticate: Stripe declines instead of asking for an action
                 self._decline_authentication_required(ctx, pi, pm)
             if p.get("error_on_requires_action"):
