@@ -351,7 +351,7 @@ def foreign_intent(payment: Payment, *, payment_method: str | None = "pm_card_vi
     params: dict = {
         "amount": payment.amount,
         "currency": payment.currency,
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],  # confirmed server-side: cards only
         "metadata": {"booking_id": str(payment.booking_id), "payment_id": str(payment.pk)},
     }
     if payment_method:
