@@ -10,7 +10,7 @@ RUN DJANGO_DEBUG=true python manage.py collectstatic --noinput -v 0 \
     && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent talkpay
 # Never root at run time; the code is owned by root and read-only to the app user.
 USER talkpay
-ENV DJANGO_DEBUG=false WEB_CONCURRENCY=3
+ENV DJANGO_DEBUG=false GUNICORN_BIND=0.0.0.0:8000 GUNICORN_WORKERS=3
 EXPOSE 8000
-# gunicorn reads ./gunicorn.conf.py when present; WEB_CONCURRENCY sets its worker count.
-CMD ["gunicorn", "web.wsgi:application", "--bind", "0.0.0.0:8000"]
+# gunicorn.conf.py holds every gunicorn setting; GUNICORN_* variables override them.
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

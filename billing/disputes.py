@@ -12,9 +12,10 @@ and the ledger.
   `dispute-lost-<id>`) — the app gives up its fee, the listener's earning shrinks — and what was
   already transferred to the listener is clawed back (payouts.services.clawbacks).
 
-Every event carries the whole dispute object, so each handler brings our row up to date with it,
-whatever arrived before; the closed statuses are terminal and each effect happens once, so
-duplicated or reordered events change nothing more.
+An event is only the trigger: the dispute it names is read from Stripe (with its balance transactions)
+and must be of the payment we matched by our stored ids, or the event is flagged and nothing booked.
+Our row is brought up to date with Stripe's dispute, whatever arrived before; the closed statuses are
+terminal and each effect happens once, so duplicated or reordered events change nothing more.
 
 Rows are locked in the order payment → booking → earning → dispute, the order of the other webhook
 handlers and of cancellations.
@@ -31,7 +32,8 @@ from django.utils import timezone
 from billing import ledger, money, owners, stripe_gateway
 from billing.models import Dispute, LedgerKind, Payment
 from billing.payments import payment_intent_apply
-from billing.webhooks.outcomes import IGNORED, PROCESSED
+from billing.stripe_gateway import webhook_reads
+from billing.webhooks.outcomes import IGNORED, PROCESSED, EventFlagged
 from common import locks
 from workers.notify import notification_enqueue
 
@@ -55,6 +57,20 @@ def _payment_for(obj: dict) -> Payment | None:
     if intent_id:
         condition |= Q(stripe_payment_intent_id=intent_id)
     return Payment.objects.filter(condition).first()
+
+
+def _dispute_now(dispute_id: str, *, payment: Payment) -> dict:
+    """The dispute as Stripe holds it, checked to be of `payment`; otherwise the event is flagged."""
+    try:
+        dispute = webhook_reads.dispute_retrieve(dispute_id)
+    except stripe_gateway.PermanentStripeError as error:
+        if error.http_status == 404:
+            raise EventFlagged(f"dispute {dispute_id} is not on Stripe") from error
+        raise
+    owner = _payment_for(dispute)
+    if owner is None or owner.pk != payment.pk:
+        raise EventFlagged(f"dispute {dispute_id} is not of our payment #{payment.pk} on Stripe")
+    return dispute
 
 
 def _book_balance_transactions(*, dispute: Dispute, obj: dict, payment: Payment) -> list[str]:
@@ -150,11 +166,12 @@ def _reverse_lost(*, dispute: Dispute, payment: Payment, listener_id: int) -> No
 def dispute_event_apply(event: dict) -> str:
     """Bring our dispute up to date with the object in any `charge.dispute.*` event and apply what
     changed. Runs inside the webhook worker's transaction."""
-    obj = event["data"]["object"]
-    located = _payment_for(obj)
+    claimed = event["data"]["object"]
+    located = _payment_for(claimed)
     if located is None:
-        logger.warning("dispute %s on unknown charge %s: ignored", obj.get("id"), obj.get("charge"))
+        logger.warning("dispute %s on unknown charge %s: ignored", claimed.get("id"), claimed.get("charge"))
         return IGNORED
+    obj = _dispute_now(claimed["id"], payment=located)
 
     # The lock order (common.locks): payment, booking, earning, then the dispute.
     payment = locks.lock(Payment.objects.select_related("booking").filter(pk=located.pk)).get()
@@ -179,12 +196,11 @@ def dispute_event_apply(event: dict) -> str:
 
     if created:
         notification_enqueue("billing.notify_dispute_opened", dispute.pk)
-    event_created = int(event.get("created") or 0)
-    if not dispute.is_closed and event_created >= dispute.stripe_updated:
+    if not dispute.is_closed:  # Stripe's state now: newer than any event, so applied whatever the order
         dispute.status = obj["status"]
         dispute.amount = int(obj["amount"])
         dispute.reason = obj.get("reason") or ""
-        dispute.stripe_updated = event_created
+        dispute.stripe_updated = max(dispute.stripe_updated, int(event.get("created") or 0))
     due_by = (obj.get("evidence_details") or {}).get("due_by")
     if due_by:
         dispute.evidence_due_by = _timestamp(due_by)

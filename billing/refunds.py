@@ -39,7 +39,6 @@ from billing import ledger, money, owners, stripe_gateway
 from billing.models import LedgerEntry, LedgerKind, Payment, Refund
 from billing.payments import object_id, payment_succeed
 from billing.stripe_gateway import refunds as stripe_refunds
-from billing.stripe_gateway import webhook_reads
 from common import locks
 from common.errors import Conflict, Invalid
 from workers.notify import notification_enqueue
@@ -447,15 +446,3 @@ def payment_lock_for_charge(*, charge_id: str, payment_intent_id: str) -> Paymen
     if charge_id:
         match |= Q(stripe_charge_id=charge_id)
     return Payment.objects.select_for_update(of=("self",)).filter(match).order_by("pk").first()
-
-
-def listed_refunds(charge: dict) -> list[dict]:
-    """The charge's refunds: from the payload when it lists them all (older API versions do),
-    otherwise read from Stripe."""
-    listed = charge.get("refunds")
-    if isinstance(listed, dict) and not listed.get("has_more") and isinstance(listed.get("data"), list):
-        data = listed["data"]
-        succeeded = sum(refund["amount"] for refund in data if refund.get("status") == "succeeded")
-        if succeeded >= (charge.get("amount_refunded") or 0):
-            return sorted(data, key=lambda refund: (refund.get("created") or 0, refund["id"]))
-    return webhook_reads.refunds_list_for_charge(charge["id"])

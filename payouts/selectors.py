@@ -97,6 +97,18 @@ def payout_ids_to_execute(
     )
 
 
+def payout_ids_pending_before(*, schedule: str, period_start, after: int = 0, limit: int = 500) -> list[int]:
+    """Payouts of earlier periods of this schedule still PENDING: deferred because the available balance
+    could not cover them (payouts.services.transfers.DEFERRED), or left by a crash before they were sent."""
+    return list(
+        Payout.objects.filter(
+            schedule=schedule, period_start__lt=period_start, status=Payout.Status.PENDING, id__gt=after
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+
+
 def payouts_stuck(*, older_than: datetime) -> QuerySet[Payout]:
     return Payout.objects.filter(
         Q(status=Payout.Status.PENDING, created_at__lt=older_than)

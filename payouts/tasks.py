@@ -12,7 +12,13 @@ def payout_run_due_task(schedule: str, period: str | None = None) -> dict:
     """The beat job: pay the last closed period of `schedule` (earlier missed periods included)."""
     target = period_parse(schedule, period) if period else period_last_closed(schedule, timezone.now())
     summary = services.payout_run(period=target)
-    return {"period": target.label, "paid": summary.paid, "failed": summary.failed, "in_flight": summary.in_flight}
+    return {
+        "period": target.label,
+        "paid": summary.paid,
+        "failed": summary.failed,
+        "deferred": summary.deferred,
+        "in_flight": summary.in_flight,
+    }
 
 
 @shared_task(name="payouts.payout_execute", acks_late=True)

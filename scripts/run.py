@@ -36,6 +36,9 @@ RUN_ENV = RUN_DIR / "env"
 PID_FILE = RUN_DIR / "run.pid"
 # The emulator's objects survive a restart of `make run`; `make reset` removes this with the database.
 EMULATOR_STATE = RUN_DIR / "emulator-state.pickle"
+# Funds are pending as on Stripe, but for a minute rather than Stripe's two days, so a demo payout run
+# soon after a payment works at a human pace (STRIPE_EMULATOR_FUNDS_DELAY changes it).
+EMULATOR_FUNDS_DELAY_SECONDS = 60
 # What `make run` decides, written to .run/env for every other command.
 DECIDED = (
     "DATABASE_URL",
@@ -55,6 +58,9 @@ DECIDED = (
     "DJANGO_SECRET_KEY",
     "JWT_SIGNING_KEY",
 )
+
+# Business rules `make run` relaxes unless they are set (environment or `.env`).
+DEMO_RULES = {"SESSION_MIN_RUN_PERCENT": "0", "PAYOUT_HOLD_HOURS": "0"}
 
 
 def _persistent_secret(name: str, prefix: str) -> str:
@@ -81,6 +87,10 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
     env.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
     env.setdefault("DJANGO_DEBUG", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    # A demonstration stack: a session can complete as soon as it started and its earning is payable
+    # at once, so the README's booking-to-payout recipe runs in a minute (production: 50 %, 72 h).
+    for name, value in DEMO_RULES.items():
+        env.setdefault(name, value)
     # Per-machine development secrets, kept in .run/ (production must set its own: README, Security).
     env.setdefault("DJANGO_SECRET_KEY", _persistent_secret("django_secret_key", "dev-"))
     env.setdefault("JWT_SIGNING_KEY", _persistent_secret("jwt_signing_key", "dev-"))
@@ -125,8 +135,14 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
             f" --webhook-url {webhook_url} --webhook-secret {env['STRIPE_WEBHOOK_SECRET']}"
             f" --connect-webhook-url {webhook_url} --connect-webhook-secret {env['STRIPE_CONNECT_WEBHOOK_SECRET']}"
             f" --state-file {EMULATOR_STATE}"
+            f" --funds-delay {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS}"
         )
         print(f"• stripe: emulator on :{emulator_port}, webhooks (platform and Connect endpoints) to {webhook_url}")
+        print(
+            "• stripe: a payment's funds are pending for"
+            f" {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS} s, as on Stripe"
+            " (which takes 2 days); POST /_emulator/balance/settle makes them available at once"
+        )
     return env, extra
 
 
@@ -153,9 +169,11 @@ def configure_redis(env: dict[str, str], extra: dict[str, str]) -> None:
 
 
 def write_run_env(env: dict[str, str], path: Path = RUN_ENV) -> None:
-    lines = ["# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,", ""]
-    lines[1] = "# before .env, so every manage.py command talks to the same services. Rewritten by each make run."
-    lines += [f"{name}={env[name]}" for name in DECIDED if env.get(name)]
+    lines = [
+        "# Written by `make run`: what this stack uses. Read by web/settings.py after the environment,",
+        "# before .env, so every manage.py command talks to the same services. Rewritten by each make run.",
+        *(f"{name}={env[name]}" for name in DECIDED if env.get(name)),
+    ]
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(lines) + "\n")
     temporary.chmod(0o600)

@@ -43,10 +43,9 @@ if "TALKPAY_TEST_REDIS_BASE" in os.environ:
 # The suite chooses its own services; a `make run` going in this checkout must not leak in through .run/env.
 os.environ["TALKPAY_IGNORE_RUN_ENV"] = "true"
 os.environ.setdefault("BOOKING_PAYMENT_WAIT_SECONDS", "5")
-os.environ.setdefault("API_THROTTLE_USER", "100000/min")
-os.environ.setdefault("API_THROTTLE_ANON", "100000/min")
-os.environ.setdefault("API_THROTTLE_AUTH", "100000/min")
-os.environ.setdefault("API_THROTTLE_BOOKING_CREATE", "100000/min")
+# Tests that are about throttling set their own rates; the rest must never be throttled.
+for _throttle in ("USER", "ANON", "AUTH", "BOOKING_CREATE"):
+    os.environ.setdefault(f"API_THROTTLE_{_throttle}", "100000/min")
 
 # Production settings need real-looking secrets (web/settings.py refuses committed ones): fresh ones per run,
 # and plain HTTP for the test client and live servers.

@@ -48,10 +48,28 @@ def build_parser():
         default=DEFAULT_CONFIG["time_scale"],
         help="multiplier for every emulated delay: webhook retries, dispute opening, payouts (0.01 = 100x faster)",
     )
-    p.add_argument(
+    funds = p.add_mutually_exclusive_group()
+    funds.add_argument(
         "--funds-pending",
+        dest="funds_pending",
         action="store_true",
-        help="charge funds land in the pending balance until POST /_emulator/balance/settle",
+        default=DEFAULT_CONFIG["funds_pending"],
+        help="(the default, as on Stripe) charge funds land in the pending balance and become available "
+        "--funds-delay seconds of emulated time later (POST /_emulator/clock/advance moves time on)",
+    )
+    funds.add_argument(
+        "--funds-available",
+        dest="funds_pending",
+        action="store_false",
+        help="charge funds go straight to the available balance (not like Stripe)",
+    )
+    p.add_argument(
+        "--funds-delay",
+        type=float,
+        default=float(os.environ.get("STRIPE_EMULATOR_FUNDS_DELAY") or DEFAULT_CONFIG["funds_delay"]),
+        help="seconds of emulated time from a charge to its funds being available "
+        "(default 172800: 2 days, a US account in test mode; not multiplied by --time-scale; "
+        "env STRIPE_EMULATOR_FUNDS_DELAY)",
     )
     p.add_argument(
         "--webhook-url",
@@ -154,6 +172,7 @@ def main(argv=None):
     config = {
         "time_scale": args.time_scale,
         "funds_pending": args.funds_pending,
+        "funds_delay": max(0.0, args.funds_delay),
         "chaos_duplicate": args.chaos_duplicate,
         "chaos_reorder": args.chaos_reorder,
         "chaos_delay": args.chaos_delay,

@@ -20,6 +20,7 @@ FLOAT_KEYS = {
     "capture_delay",
     "payout_delay",
     "hang_seconds",
+    "funds_delay",
 }
 PROB_KEYS = {"chaos_duplicate", "chaos_reorder", "chaos_delay"}
 INT_KEYS = {"webhook_max_attempts"}
@@ -243,10 +244,30 @@ def _dispatch(emu, method, parts, data, headers):
                 '<p id="available">Available: %s</p></body></html>' % (html.escape(a["id"]), html.escape(amounts))
             ).encode(),
         )
+    if head == "clock":
+        if n == 1 and method == "GET":
+            with emu.lock:
+                emu._release_due_funds()
+                return _resp(emu, 200, emu.clock_state())
+        if n == 2 and parts[1] == "advance" and method == "POST":
+            seconds = data.get("seconds")
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float, str)):
+                return _err(emu, 400, "seconds is required: a whole number of seconds >= 0", "seconds")
+            try:
+                seconds = int(seconds)
+            except ValueError:
+                return _err(emu, 400, "seconds must be a whole number of seconds >= 0", "seconds")
+            if seconds < 0:
+                return _err(emu, 400, "seconds must be >= 0: emulated time only moves forward", "seconds")
+            with emu.lock:
+                out = emu.clock_advance(seconds)
+                out["balance"] = emu.balance_obj(None)
+                return _resp(emu, 200, out)
     if head == "balance":
         account = data.get("account") or None
         if n == 1 and method == "GET":
             with emu.lock:
+                emu._release_due_funds()
                 return _resp(emu, 200, emu.balance_obj(account))
         if n == 2 and parts[1] == "settle" and method == "POST":
             with emu.lock:

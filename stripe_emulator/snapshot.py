@@ -1,7 +1,8 @@
 """The emulator's state on disk, so a restart of `make run` keeps the demo talker's customer and the
 listener's Connect account (`python -m stripe_emulator --state-file .run/emulator-state.pickle`).
 
-What is saved: every object, index, balance, idempotency record and webhook endpoint. What is not:
+What is saved: every object, index, balance, idempotency record and webhook endpoint, and the emulated
+clock's offset (pending funds are found again from their balance transactions). What is not:
 work still scheduled in memory (webhook retries, payouts and disputes due later) and the faults
 armed. The endpoint pre-registered from the command line is replaced by the one given this time,
 so a changed web port or secret takes effect. The file is written atomically (temporary file, then
@@ -32,7 +33,10 @@ STATE_ATTRIBUTES = (
     "payout_fail_next",
     "payout_fail_accounts",
     "platform_account",
+    "clock_offset",
 )
+# Attributes a snapshot from an older emulator lacks: they keep their fresh value.
+OPTIONAL_ATTRIBUTES = {"clock_offset"}
 PREREGISTERED = "pre-registered from the command line"
 
 
@@ -58,7 +62,10 @@ def snapshot_load(emu, path: str | os.PathLike) -> bool:
         raise ValueError(f"{path}: snapshot format {saved.get('format')!r}, expected {FORMAT}")
     with emu.lock:
         for name in STATE_ATTRIBUTES:
+            if name in OPTIONAL_ATTRIBUTES and name not in saved["state"]:
+                continue
             setattr(emu, name, saved["state"][name])
+        emu._pending_funds_rebuild()
         for endpoint_id in list(emu.endpoints):
             endpoint = emu.objects.get(endpoint_id) or {}
             if endpoint.get("description") == PREREGISTERED:
@@ -84,7 +91,7 @@ class SnapshotWriter:
         self._thread = threading.Thread(target=self._run, name="emulator-snapshot", daemon=True)
 
     def _mark(self):
-        return (self.emu.counter, len(self.emu.idem), id(self.emu.objects))
+        return (self.emu.counter, len(self.emu.idem), id(self.emu.objects), self.emu.clock_offset)
 
     def start(self) -> SnapshotWriter:
         self._saved_mark = self._mark()

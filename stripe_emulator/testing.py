@@ -38,6 +38,7 @@ INHERIT_BLOCKLIST = (
     "STRIPE_EMULATOR_PORT",
     "STRIPE_EMULATOR_HOST",
     "STRIPE_EMULATOR_STATE_FILE",
+    "STRIPE_EMULATOR_FUNDS_DELAY",
 )
 
 
@@ -55,6 +56,9 @@ def free_port(host="127.0.0.1"):
 
 
 def _flag(name, value):
+    if name == "funds_pending":
+        # pending funds are the default; funds_pending=False asks for Stripe-unlike available funds
+        return ["--funds-pending"] if value else ["--funds-available"]
     flag = "--" + name.replace("_", "-")
     if value is True:
         return [flag]
@@ -68,7 +72,8 @@ class EmulatorProcess:
 
     Keyword arguments become CLI flags: ``time_scale=0.01`` -> ``--time-scale 0.01``,
     ``quiet=True`` -> ``--quiet``, ``chaos_duplicate=0.5``, ``webhook_url=...``,
-    ``webhook_secret=...``, ``funds_pending=True``, ``seed=1``, ``webhook_workers=1``...
+    ``webhook_secret=...``, ``funds_pending=False`` (-> ``--funds-available``; funds are pending by
+    default, as on Stripe), ``funds_delay=60``, ``seed=1``, ``webhook_workers=1``...
     ``port`` may be given to use a fixed port; ``python`` picks the interpreter;
     ``log_path`` sends the emulator's stdout/stderr to a file (default: inherit,
     or discard when quiet).
@@ -220,6 +225,14 @@ class EmulatorProcess:
 
     def configure(self, **settings):
         return self.post("/_emulator/config", settings)
+
+    def advance_clock(self, seconds):
+        """Move emulated time on: pending funds whose available_on has come become available."""
+        return self.post("/_emulator/clock/advance", {"seconds": int(seconds)})
+
+    def settle_funds(self):
+        """Make every pending fund available now (without moving the clock)."""
+        return self.post("/_emulator/balance/settle")
 
     def register_webhook(self, url, enabled_events=("*",), secret=None, connect=False):
         """Register a webhook endpoint and return its signing secret (whsec_...).

@@ -64,9 +64,11 @@ def run_idempotent(
     try:
         response = handler()
     except Exception as error:
-        # Client errors are final for this body and are replayed; anything else frees the key.
+        # Other client errors (a conflict, a refusal) are final for this body and are replayed. Anything
+        # else frees the key, a 400 too: input that failed validation never ran, so the client may fix
+        # it and retry with the same key (as Stripe does), and a 5xx may have been transient.
         status_code = getattr(error, "status_code", 500)
-        if 400 <= status_code < 500:
+        if 400 < status_code < 500:
             from web.api.errors import exception_handler
 
             rendered = exception_handler(error, {})

@@ -132,10 +132,11 @@ warnings.filterwarnings("ignore", message="No directory at", category=UserWarnin
 # --- API -------------------------------------------------------------------------------------------
 
 REST_FRAMEWORK: dict[str, Any] = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    # simplejwt's, refusing tokens issued before the user's last password change or revocation.
+    "DEFAULT_AUTHENTICATION_CLASSES": ["web.tokens.StampedJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["web.api.parsers.SafeJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -145,11 +146,12 @@ REST_FRAMEWORK: dict[str, Any] = {
         "user": env("API_THROTTLE_USER", default="6000/min"),
         "anon": env("API_THROTTLE_ANON", default="600/min"),
         "stripe_webhook": env("API_THROTTLE_WEBHOOK", default="60000/min"),
+        # sign-in, refresh and register, per client address
+        "auth": env("API_THROTTLE_AUTH", default="20/min"),
+        "booking_create": env("API_THROTTLE_BOOKING_CREATE", default="30/hour"),
     },
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
-    ],
+    # Counted in Redis, shared by every web process (CACHES["throttle"] below).
+    "DEFAULT_THROTTLE_CLASSES": ["web.api.throttling.UserThrottle", "web.api.throttling.AnonThrottle"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -181,6 +183,7 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "web.api.schema.add_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "BookingStatusEnum": "booking.models.Booking.Status",
         "PaymentStatusEnum": "billing.models.Payment.Status",
@@ -350,8 +353,6 @@ if not DEBUG:
         if any(old in COMMITTED_SECRETS for old in olds)
     ]
     if _insecure:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(
             "Refusing to start with DJANGO_DEBUG off: " + "; ".join(_insecure) + ". See README, Security."
         )
@@ -400,17 +401,8 @@ CACHES["throttle"] = {
     "KEY_PREFIX": "talkpay-throttle",
     "OPTIONS": {"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
 }
-REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["web.api.throttling.UserThrottle", "web.api.throttling.AnonThrottle"]
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"] = env("API_THROTTLE_AUTH", default="20/min")
-REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"] = ["web.tokens.StampedJWTAuthentication"]
-REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["web.api.parsers.SafeJSONParser"]
-SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] = [
-    "drf_spectacular.hooks.postprocess_schema_enums",
-    "web.api.schema.add_error_responses",
-]
 # How far ahead a session can be booked (bounds every date the API accepts).
 BOOKING_MAX_DAYS_AHEAD = env.int("BOOKING_MAX_DAYS_AHEAD", default=365)
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["booking_create"] = env("API_THROTTLE_BOOKING_CREATE", default="30/hour")
 
 # Sessions (issue 11): a confirmed session starts from EARLY minutes before scheduled_at to LATE minutes
 # after; it completes once it ran MIN_RUN_PERCENT of its booked minutes or its scheduled end has come.

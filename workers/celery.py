@@ -45,7 +45,8 @@ app.conf.update(
     task_send_sent_event=True,
 )
 
-app.autodiscover_tasks(["booking", "billing", "payouts", "subscriptions", "workers"])
+# By name, so `workers` imports none of the apps above it; `web` holds the jobs that see every app.
+app.autodiscover_tasks(["booking", "billing", "payouts", "subscriptions", "workers", "web"])
 
 # By name: the step is loaded when a worker starts, after Django is set up (workers.apps connects the
 # metric signals then too).

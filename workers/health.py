@@ -4,11 +4,14 @@ containers' health checks read them.
 - The worker writes `talkpay:heartbeat:worker:<hostname>` from its own event loop's timer (a bootstep),
   so a worker whose loop is stuck stops beating even while its process is alive.
 - Beat writes `talkpay:heartbeat:beat` on its scheduler's ticks (`workers.beat.HeartbeatScheduler`).
-- `python -m workers.health worker|beat` exits 0 when the heartbeat is fresh (compose's healthcheck).
+- `python -m workers.health worker|beat` exits 0 when the heartbeat is fresh (compose's healthcheck);
+  `worker --this-host` counts only workers of this host (node names `<anything>@<hostname>`, as
+  `-n payments@%h` gives), so a container is healthy by its own worker, not by another's.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import socket
@@ -70,13 +73,17 @@ class WorkerHeartbeat(bootsteps.StartStopStep):
 
 
 def check(role: str, hostname: str = "") -> tuple[bool, str]:
+    """`hostname`: only the processes whose name matches it (a glob, e.g. `*@web-1`)."""
     try:
-        ages = heartbeat_ages(role if not hostname else f"{role}:{hostname}")
+        ages = heartbeat_ages(role)
     except redis.RedisError as error:
         return False, f"redis unreachable: {error}"
+    if hostname:
+        ages = {key: age for key, age in ages.items() if fnmatch.fnmatchcase(key, f"{KEY_PREFIX}{role}:{hostname}")}
     fresh = {key: age for key, age in ages.items() if age <= MAX_AGE_SECONDS}
     if not fresh:
-        return False, f"no {role} heartbeat in the last {MAX_AGE_SECONDS:.0f} s"
+        which = f" matching {hostname}" if hostname else ""
+        return False, f"no {role} heartbeat{which} in the last {MAX_AGE_SECONDS:.0f} s"
     return True, ", ".join(f"{key} {age:.0f} s ago" for key, age in sorted(fresh.items()))
 
 
@@ -89,7 +96,7 @@ def main(argv: list[str]) -> int:
     if role not in ("worker", "beat"):
         print("usage: python -m workers.health worker|beat [--this-host]", file=sys.stderr)
         return 2
-    hostname = f"worker@{socket.gethostname()}" if role == "worker" and "--this-host" in argv else ""
+    hostname = f"*@{socket.gethostname()}" if role == "worker" and "--this-host" in argv else ""
     ok, detail = check(role, hostname)
     print(("ok " if ok else "FAIL ") + detail)
     return 0 if ok else 1

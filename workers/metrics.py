@@ -115,6 +115,13 @@ class QueueStateCollector:
             "Payouts sent to Stripe (processing) longer than PAYOUT_RESEND_AFTER_SECONDS without confirmation.",
             value=Payout.objects.filter(status="processing", transfer_sent_at__lt=stuck_before).count(),
         )
+        # payouts.services.transfers.DEFERRED: kept pending until Stripe's available balance covers them
+        deferred = Payout.objects.filter(status="pending", failure_reason__startswith="Deferred: ")
+        yield GaugeMetricFamily(
+            "talkpay_payouts_deferred",
+            "Payouts waiting for the platform's Stripe funds to become available (retried by the next run).",
+            value=deferred.count(),
+        )
         yield GaugeMetricFamily(
             "talkpay_webhook_events_failed",
             "Webhook events whose processing failed (need an operator or a replay).",

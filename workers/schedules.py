@@ -49,6 +49,8 @@ SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     "Cancel PaymentIntents whose cancel task was lost": ("billing.payment_intent_cancels_sweep", Every(seconds=60), {}),
     "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=300), {}),
     "Create subscriptions and sync plans whose task was lost": ("subscriptions.sweep", Every(seconds=60), {}),
+    # Daily, before Monday's payout run: a failing check mails OPERATIONS_EMAILS before money leaves.
+    "Check the books against Stripe (ledger_check)": ("web.ledger_check", Cron(minute="30", hour="5"), {}),
 }
 
 

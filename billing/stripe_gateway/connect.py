@@ -79,6 +79,14 @@ def transfer_create(
     return as_dict(transfer)
 
 
+def platform_balance_available() -> dict[str, int]:
+    """What the platform can transfer now, per currency: Stripe's available balance (a charge's funds
+    are pending until the account's delay has passed, and a transfer beyond what is available is
+    refused with `balance_insufficient`)."""
+    balance = as_dict(call(client().v1.balance.retrieve))
+    return {row["currency"]: int(row["amount"]) for row in balance.get("available") or []}
+
+
 def transfer_find_for_payout(*, payout_id: int) -> dict | None:
     """The transfer already made for this payout, if any: found by its transfer_group, so it works
     long after Stripe's 24-hour idempotency window. Checked against the metadata too."""

@@ -1,5 +1,5 @@
-"""Reads the webhook handlers make when an event's payload is not enough to decide: the current
-charge behind a refund, and every refund of a charge. Plain dicts out, like the rest of the gateway."""
+"""Reads the webhook handlers make: an event is only the trigger, so the charge, refund or dispute it
+names is read from Stripe before anything is applied. Plain dicts out, like the rest of the gateway."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from billing.stripe_gateway import as_dict, call, client
 
 def charge_retrieve(charge_id: str) -> dict:
     return as_dict(call(client().v1.charges.retrieve, charge_id))
+
+
+def refund_retrieve(refund_id: str) -> dict:
+    return as_dict(call(client().v1.refunds.retrieve, refund_id))
+
+
+def dispute_retrieve(dispute_id: str) -> dict:
+    """The dispute with its balance transactions (Stripe always includes them)."""
+    return as_dict(call(client().v1.disputes.retrieve, dispute_id))
 
 
 def refunds_list_for_charge(charge_id: str) -> list[dict]:

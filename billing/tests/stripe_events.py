@@ -358,3 +358,32 @@ def foreign_intent(payment: Payment, *, payment_method: str | None = "pm_card_vi
         params.update(payment_method=payment_method, confirm=True)
     intent = stripe_gateway.call(stripe_gateway.client().v1.payment_intents.create, params=params)
     return stripe_gateway.payment_intent_retrieve(intent.id)
+
+
+# --- Real refunds on the emulator ---------------------------------------------------------------------
+
+
+def charge_refund(charge_id: str, amount: int, *, metadata: dict | None = None) -> dict:
+    """Someone refunds on Stripe (our worker, or an operator in the dashboard): the refund Stripe made."""
+    from billing import stripe_gateway
+    from billing.stripe_gateway import webhook_reads
+
+    params: dict = {"charge": charge_id, "amount": amount}
+    if metadata:
+        params["metadata"] = metadata
+    refund = stripe_gateway.call(stripe_gateway.client().v1.refunds.create, params=params)
+    return webhook_reads.refund_retrieve(refund.id)
+
+
+def charge_refunded_event(charge_id: str) -> dict:
+    """The `charge.refunded` event Stripe sends now: the charge as it holds it (no refunds inside)."""
+    from billing.stripe_gateway import webhook_reads
+
+    return stripe_event("charge.refunded", webhook_reads.charge_retrieve(charge_id))
+
+
+def refund_updated_event(refund_id: str, **payload) -> dict:
+    """`charge.refund.updated` carrying the refund as Stripe holds it; `payload` forges or ages fields."""
+    from billing.stripe_gateway import webhook_reads
+
+    return stripe_event("charge.refund.updated", {**webhook_reads.refund_retrieve(refund_id), **payload})

@@ -1,8 +1,8 @@
 """What each Stripe event does to payments, bookings, the ledger and earnings, whatever the order.
 
-Events are delivered signed to the intake. PaymentIntents are real ones on the emulator (their events
-are applied from the intent read from Stripe); charges and refunds are built from Stripe's sample
-shapes around the real charge."""
+Events are delivered signed to the intake. PaymentIntents, charges and refunds are real ones on the
+emulator: every event is applied from the object read from Stripe, so an event's payload (what it
+carried when it was sent) never decides."""
 
 import itertools
 
@@ -12,7 +12,8 @@ from django.core.management import call_command
 from billing import ledger
 from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
 from billing.tests.stripe_events import (
-    charge_object,
+    charge_refund,
+    charge_refunded_event,
     deliver,
     foreign_intent,
     intent_cancel,
@@ -21,7 +22,7 @@ from billing.tests.stripe_events import (
     intent_payment,
     intent_update,
     payment_intent_object,
-    refund_object,
+    refund_updated_event,
     stripe_event,
     stripe_id,
 )
@@ -44,13 +45,6 @@ def _pay(payment: Payment) -> tuple[dict, str]:
     intent_confirm(payment)
     event = intent_event("payment_intent.succeeded", payment, previous={"status": "requires_payment_method"})
     return event, event["data"]["object"]["latest_charge"]
-
-
-def _refunded_event(payment: Payment, charge_id: str, refunds: list[dict]) -> dict:
-    charge = charge_object(
-        charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=payment.amount, refunds=refunds
-    )
-    return stripe_event("charge.refunded", charge, previous={"amount_refunded": 0, "refunded": False})
 
 
 def _ledger_lines(key: str) -> dict[str, int]:
@@ -118,13 +112,10 @@ def test_every_order_of_succeeded_refunded_and_duplicate_events_ends_in_the_same
     for order in sorted(set(itertools.permutations(names))):
         payment = _awaiting_payment(price="33.33", **people)  # 3333 cents, app fee 333: odd on purpose
         succeeded, charge_id = _pay(payment)
-        first = refund_object(charge_id=charge_id, payment_intent_id=None, amount=1001, created=1_700_000_000)
-        second = refund_object(charge_id=charge_id, payment_intent_id=None, amount=2332, created=1_700_000_100)
-        events = {
-            "succeeded": succeeded,
-            "refund_1": _refunded_event(payment, charge_id, [first]),
-            "refund_2": _refunded_event(payment, charge_id, [first, second]),
-        }
+        charge_refund(charge_id, 1001)
+        after_first = charge_refunded_event(charge_id)
+        charge_refund(charge_id, 2332)
+        events = {"succeeded": succeeded, "refund_1": after_first, "refund_2": charge_refunded_event(charge_id)}
         for name in order:
             deliver(events[name])
         end_states.add(_end_state(payment))
@@ -148,9 +139,9 @@ def test_a_partial_refund_reverses_the_split_in_proportion_and_keeps_the_booking
     payment = _awaiting_payment(price="33.33")
     event, charge_id = _pay(payment)
     deliver(event)
-    refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=1001)
+    refund = charge_refund(charge_id, 1001)
 
-    deliver(stripe_event("charge.refund.updated", refund, previous={"status": "pending"}))
+    deliver(refund_updated_event(refund["id"]))
 
     # app part = round_half_up(1001 × 333 / 3333) = 100, the listener's part is the other 901.
     assert _ledger_lines(f"refund-{refund['id']}") == {
@@ -172,10 +163,9 @@ def test_many_small_refunds_reverse_exactly_the_original_shares(stripe_emulator)
     deliver(event)
     amounts = [1, 1, 7, 13, 499, 1, 1000, 1811]
     assert sum(amounts) == 3333
-    refunds = []
-    for n, amount in enumerate(amounts):
-        refunds.append(refund_object(charge_id=charge_id, payment_intent_id=None, amount=amount, created=1000 + n))
-        deliver(_refunded_event(payment, charge_id, list(refunds)))
+    for amount in amounts:
+        charge_refund(charge_id, amount)
+        deliver(charge_refunded_event(charge_id))
 
     listener = ledger.listener_payable(payment.booking.listener_id)
     assert ledger.balances([ledger.APP_REVENUE, listener, ledger.PLATFORM_CASH]) == {
@@ -192,11 +182,9 @@ def test_a_refund_made_by_our_worker_is_matched_by_its_metadata_not_duplicated()
     event, charge_id = _pay(payment)
     deliver(event)
     ours = Refund.objects.create(payment=payment, amount=1500, status=Refund.Status.REQUESTED)
-    refund = refund_object(
-        charge_id=charge_id, payment_intent_id=None, amount=1500, metadata={"refund_id": str(ours.pk)}
-    )
+    refund = charge_refund(charge_id, 1500, metadata={"refund_id": str(ours.pk)})
 
-    deliver(_refunded_event(payment, charge_id, [refund]))
+    deliver(charge_refunded_event(charge_id))
 
     ours.refresh_from_db()
     assert (ours.stripe_refund_id, ours.status) == (refund["id"], Refund.Status.SUCCEEDED)
@@ -207,16 +195,14 @@ def test_a_refund_that_fails_after_succeeding_gives_the_listener_their_share_bac
     payment = _awaiting_payment()
     event, charge_id = _pay(payment)
     deliver(event)
-    refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=3000)
-    deliver(stripe_event("charge.refund.updated", refund))
+    refund = charge_refund(charge_id, 3000)
+    succeeded = refund_updated_event(refund["id"])
+    deliver(succeeded)
     assert ListenerPayout.objects.get(payment=payment).status == ListenerPayout.Status.CANCELLED
 
-    deliver(
-        stripe_event(
-            "charge.refund.updated", {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
-        )
-    )
-    deliver(stripe_event("charge.refund.updated", refund))  # the older "succeeded" again: changes nothing
+    stripe_emulator.post(f"/_emulator/refunds/{refund['id']}/fail", {"failure_reason": "expired_or_canceled_card"})
+    deliver(refund_updated_event(refund["id"]))
+    deliver(succeeded)  # the older "succeeded" delivered again: Stripe says failed, so nothing changes
 
     payment.refresh_from_db()
     earning = ListenerPayout.objects.get(payment=payment)

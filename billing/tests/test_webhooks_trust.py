@@ -13,6 +13,7 @@ from billing import stripe_gateway
 from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_events import (
+    charge_refund,
     deliver,
     foreign_intent,
     intent_cancel,
@@ -202,3 +203,108 @@ def test_a_succeeded_event_delivered_after_a_refund_applies_the_payment_and_the_
     # and the same event again (a new copy) changes nothing
     assert deliver(stripe_event("payment_intent.succeeded", succeeded["data"]["object"])) == "ignored"
     assert LedgerTransaction.objects.filter(payment=payment).count() == 2
+
+
+# --- Refunds and disputes: read from Stripe, checked against the payment matched by our ids ----------
+
+
+def _paid() -> tuple[Payment, str]:
+    payment = _awaiting_payment()
+    intent = intent_confirm(payment)
+    assert deliver(intent_event("payment_intent.succeeded", payment)) == WebhookEvent.Status.PROCESSED
+    return payment, intent["latest_charge"]["id"]
+
+
+def _refund_payload(*, charge_id: str, payment_intent_id: str, amount: int) -> dict:
+    return {
+        "id": stripe_id("re"),
+        "object": "refund",
+        "amount": amount,
+        "charge": charge_id,
+        "currency": "usd",
+        "metadata": {},
+        "payment_intent": payment_intent_id,
+        "status": "succeeded",
+    }
+
+
+def test_a_signed_refund_event_for_an_unpaid_intent_confirms_nothing_and_is_flagged():
+    # given our real intent, unpaid, and a forged refund "of" it: a refund would mean it was paid
+    payment = _awaiting_payment()
+    forged = stripe_event(
+        "charge.refund.updated",
+        _refund_payload(charge_id=stripe_id("ch"), payment_intent_id=payment.stripe_payment_intent_id, amount=3000),
+    )
+
+    assert deliver(forged) == WebhookEvent.Status.FLAGGED
+    assert "is not on Stripe" in _flag_reason(forged)
+    _nothing_applied(payment)
+    assert not Refund.objects.exists()
+
+
+def test_a_charge_refunded_event_listing_refunds_stripe_never_made_books_nothing():
+    payment, charge_id = _paid()
+    charge = stripe_gateway.webhook_reads.charge_retrieve(charge_id)
+    forged_refund = _refund_payload(
+        charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=3000
+    )
+    forged = stripe_event(
+        "charge.refunded",
+        {**charge, "amount_refunded": 3000, "refunded": True, "refunds": {"object": "list", "data": [forged_refund]}},
+    )
+
+    assert deliver(forged) == WebhookEvent.Status.IGNORED  # Stripe lists no refund of the charge
+
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 0 and not Refund.objects.exists()
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED
+    assert ListenerPayout.objects.get(payment=payment).status == ListenerPayout.Status.PENDING
+
+
+def test_someone_elses_real_refund_named_as_ours_is_flagged():
+    # given our paid payment, and a foreign paid intent refunded on Stripe
+    payment, _ = _paid()
+    other = foreign_intent(PaymentFactory())
+    theirs = charge_refund(other["latest_charge"], 1000)
+    forged = stripe_event("charge.refund.updated", {**theirs, "payment_intent": payment.stripe_payment_intent_id})
+
+    assert deliver(forged) == WebhookEvent.Status.FLAGGED
+    assert "is not of our payment" in _flag_reason(forged)
+    payment.refresh_from_db()
+    assert payment.amount_refunded == 0 and not Refund.objects.exists()
+
+
+def test_a_dispute_event_stripe_never_opened_freezes_nothing(stripe_emulator):
+    payment, charge_id = _paid()
+    forged = stripe_event(
+        "charge.dispute.created",
+        {
+            "id": stripe_id("dp"),
+            "object": "dispute",
+            "amount": 3000,
+            "charge": charge_id,
+            "currency": "usd",
+            "payment_intent": payment.stripe_payment_intent_id,
+            "reason": "fraudulent",
+            "status": "needs_response",
+            "balance_transactions": [{"id": stripe_id("txn"), "net": -4500, "fee": 1500, "type": "adjustment"}],
+        },
+    )
+
+    assert deliver(forged) == WebhookEvent.Status.FLAGGED
+    assert "is not on Stripe" in _flag_reason(forged)
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED
+    assert not LedgerTransaction.objects.filter(key__startswith="dispute-").exists()
+
+
+def test_a_real_dispute_of_another_charge_named_as_ours_is_flagged(stripe_emulator):
+    payment, charge_id = _paid()
+    other = foreign_intent(PaymentFactory())
+    dispute = stripe_emulator.post(f"/_emulator/charges/{other['latest_charge']}/dispute", {"reason": "fraudulent"})
+    forged = stripe_event(
+        "charge.dispute.created", {**dispute, "charge": charge_id, "payment_intent": payment.stripe_payment_intent_id}
+    )
+
+    assert deliver(forged) == WebhookEvent.Status.FLAGGED
+    assert "is not of our payment" in _flag_reason(forged)
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED

@@ -30,7 +30,8 @@ from billing.payments import (
     payment_lock_for_intent,
     payment_review_mark,
 )
-from billing.refunds import listed_refunds, refund_apply
+from billing.refunds import refund_apply
+from billing.stripe_gateway import webhook_reads
 from billing.webhooks.outcomes import IGNORED, PROCESSED, EventFlagged
 
 logger = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _refunds_catch_up(*, payment: Payment, intent: dict) -> bool:
     if not isinstance(charge, dict) or (charge.get("amount_refunded") or 0) <= payment.amount_refunded:
         return False
     changed = False
-    for stripe_refund in listed_refunds(charge):
+    for stripe_refund in webhook_reads.refunds_list_for_charge(charge["id"]):
         changed = refund_apply(payment_id=payment.pk, stripe_refund=stripe_refund) or changed
     return changed
 

@@ -209,6 +209,20 @@ def test_an_idempotent_retry_returns_the_first_booking(celery_worker, stripe_emu
     assert Booking.objects.count() == 1
 
 
+def test_a_request_that_failed_validation_does_not_use_up_its_idempotency_key(celery_worker, stripe_emulator):
+    talker, listener, package = TalkerFactory(), ListenerFactory(), PackageFactory()
+    client = auth_client(talker)
+    body = _body(listener, package)
+    too_far = {**body, "scheduled_at": (timezone.now() + timedelta(days=400)).isoformat()}
+
+    refused = client.post(CREATE, too_far, format="json", HTTP_IDEMPOTENCY_KEY="fix-and-retry")
+    fixed = client.post(CREATE, body, format="json", HTTP_IDEMPOTENCY_KEY="fix-and-retry")
+
+    assert refused.status_code == 400 and "scheduled_at" in refused.json()["error"]["fields"]
+    assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed
+    assert Booking.objects.count() == 1
+
+
 @pytest.mark.django_db
 def test_another_users_booking_is_invisible():
     booking = BookingFactory()

@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +16,7 @@ from payouts import selectors
 from payouts.models import ListenerPayoutSettings, Payout
 from payouts.periods import Period
 from payouts.services.sql import earnings_attach, payout_amounts_refresh
-from payouts.services.transfers import EXECUTE_BATCH, chunks, payout_execute, payouts_execute, resend_after
+from payouts.services.transfers import DEFERRED, EXECUTE_BATCH, chunks, payout_execute, payouts_execute, resend_after
 from web.models import User
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,10 @@ class RunSummary:
     amount_paid: int = 0
     amount_planned: int = 0
     failures: dict[int, str] = field(default_factory=dict)
+    # Kept PENDING because Stripe's available balance could not cover them yet (transfers.DEFERRED).
+    deferred: int = 0
+    amount_deferred: int = 0
+    deferrals: dict[int, str] = field(default_factory=dict)
 
 
 def _minimum_for(payout_settings: ListenerPayoutSettings | None) -> int:
@@ -151,15 +155,40 @@ def payout_run(
         return summary
 
     resend_before = timezone.now() - resend_after()
-    after = 0
-    while True:
-        payout_ids = selectors.payout_ids_to_execute(
+    # Payouts of earlier periods still pending (deferred for want of available funds, or left by a
+    # crash) go first: they are the oldest debts to the listeners.
+    _payouts_execute_pages(
+        summary,
+        lambda after: selectors.payout_ids_pending_before(
+            schedule=period.schedule, period_start=period.start, after=after, limit=batch_size
+        ),
+        resend_before,
+        None,
+    )
+    _payouts_execute_pages(
+        summary,
+        lambda after: selectors.payout_ids_to_execute(
             schedule=period.schedule,
             period_start=period.start,
             resend_before=resend_before,
             after=after,
             limit=batch_size,
-        )
+        ),
+        resend_before,
+        progress,
+    )
+    return summary
+
+
+def _payouts_execute_pages(
+    summary: RunSummary,
+    next_page: Callable[[int], list[int]],
+    resend_before: datetime,
+    progress: Callable[[int], None] | None,
+) -> None:
+    after = 0
+    while True:
+        payout_ids = next_page(after)
         if not payout_ids:
             break
         for chunk in chunks(payout_ids, EXECUTE_BATCH):
@@ -173,7 +202,6 @@ def payout_run(
         if progress:
             progress(len(payout_ids))
         after = payout_ids[-1]
-    return summary
 
 
 def _count_outcome(summary: RunSummary, payout: Payout | None) -> None:
@@ -185,6 +213,10 @@ def _count_outcome(summary: RunSummary, payout: Payout | None) -> None:
     elif payout.status == Payout.Status.FAILED:
         summary.failed += 1
         summary.failures[payout.pk] = payout.failure_reason
+    elif payout.status == Payout.Status.PENDING and payout.failure_reason.startswith(DEFERRED):
+        summary.deferred += 1
+        summary.amount_deferred += payout.amount
+        summary.deferrals[payout.pk] = payout.failure_reason
     else:
         summary.in_flight += 1
 

@@ -29,6 +29,11 @@ logger = logging.getLogger(__name__)
 
 EXECUTE_BATCH = 100
 
+# The start of `failure_reason` of a payout kept PENDING because the platform's available Stripe
+# balance could not cover its transfer (the funds of recent charges are still pending on Stripe):
+# nothing was sent, and the next run (or the sweeper) sends it once the funds are available.
+DEFERRED = "Deferred: "
+
 
 def resend_after() -> timedelta:
     # How long a PROCESSING payout is left to the worker that sent it before another one looks it up.
@@ -52,9 +57,14 @@ def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = N
     """Send these payouts' transfers and record them: claim (one transaction), Stripe (outside any
     transaction, a few calls at a time), record (one transaction). Payouts another worker holds, or
     that need nothing, are skipped. Raises nothing from Stripe: refusals fail the payout, timeouts
-    leave it PROCESSING for the sweeper."""
+    leave it PROCESSING for the sweeper, and a transfer the available balance cannot cover is
+    deferred (see `_payouts_bound_by_balance`)."""
     resend_before = resend_before or (timezone.now() - resend_after())
     claimed, finished = _payouts_claim(payout_ids=payout_ids, resend_before=resend_before)
+    if not claimed:
+        return finished
+    claimed, deferred = _payouts_bound_by_balance(claimed)
+    finished.extend(deferred)
     if not claimed:
         return finished
     with ThreadPoolExecutor(max_workers=min(_transfer_concurrency(), len(claimed))) as pool:
@@ -63,7 +73,12 @@ def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = N
         (payout, outcome) for (payout, _), outcome in zip(claimed, outcomes, strict=True) if isinstance(outcome, dict)
     ]
     for (payout, _), outcome in zip(claimed, outcomes, strict=True):
-        if isinstance(outcome, PermanentStripeError):
+        if isinstance(outcome, PermanentStripeError) and outcome.code == "balance_insufficient":
+            # Another run took the balance first, or it was read before a refund: the same deferral.
+            reason = f"{DEFERRED}Stripe refused the transfer ({_reason(outcome)}); the next run retries it."
+            logger.warning("payout %s deferred: %s", payout.pk, _reason(outcome))
+            finished.extend(payouts_defer(deferrals=[(payout.pk, payout.attempts, reason)], sent=True))
+        elif isinstance(outcome, PermanentStripeError):
             finished.append(
                 payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
             )
@@ -158,6 +173,84 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
             # Restart the clock, so a second sweeper leaves these to us.
             Payout.objects.filter(pk__in=resending).update(transfer_sent_at=now, updated_at=now)
     return to_send, finished
+
+
+def _payouts_bound_by_balance(
+    claimed: list[tuple[Payout, bool]],
+) -> tuple[list[tuple[Payout, bool]], list[Payout]]:
+    """What is paid is bounded by what Stripe has available: card funds stay pending for days (two in
+    test mode for a US account) and a transfer beyond the available balance is refused. The balance is
+    read once per batch and the claimed payouts take from it in id order (oldest first); those that do
+    not fit go back to PENDING without reaching Stripe, with the reason, for the next run. A payout
+    being resent may already have its transfer, so it takes nothing from the bound. When the balance
+    cannot be read, everything is sent and Stripe's own refusal defers what does not fit.
+
+    (Talkpay pays a period's earnings in one transfer per listener; a Stripe transfer can name only
+    one `source_transaction` charge, so transfers are paid from the available balance.)"""
+    if all(resending for _, resending in claimed):
+        return claimed, []
+    try:
+        left = gateway.platform_balance_available()
+    except StripeGatewayError as error:
+        logger.warning("could not read the platform balance (%s); sending the transfers unbounded", error)
+        return claimed, []
+    to_send: list[tuple[Payout, bool]] = []
+    short: list[tuple[int, int, str]] = []
+    for payout, resending in claimed:
+        have = left.get(payout.currency, 0)
+        if resending or payout.amount <= have:
+            if not resending:
+                left[payout.currency] = have - payout.amount
+            to_send.append((payout, resending))
+            continue
+        short.append(
+            (
+                payout.pk,
+                payout.attempts,
+                f"{DEFERRED}the platform's available Stripe balance ({have} {payout.currency} left for this"
+                f" batch) cannot cover the transfer of {payout.amount} yet: the charges' funds are still"
+                " pending on Stripe. The next run retries it.",
+            )
+        )
+    if not short:
+        return to_send, []
+    logger.warning(
+        "payouts %s deferred: the platform's available balance cannot cover them yet", [pk for pk, _, _ in short]
+    )
+    return to_send, payouts_defer(deferrals=short, sent=False)
+
+
+@transaction.atomic
+def payouts_defer(*, deferrals: list[tuple[int, int, str]], sent: bool) -> list[Payout]:
+    """Put these claimed payouts (id, attempt, reason) back to PENDING: nothing was transferred, so the
+    debts netted into them are owed again and a clawback against them has nothing to take back; their
+    earnings stay attached and their amount is again the net of those, for the next attempt. `sent`
+    says whether the attempt reached Stripe (a refused request keeps its idempotency key for 24 hours,
+    so the next attempt needs a new one); an attempt that never left is not counted."""
+    ids = [pk for pk, _, _ in deferrals]
+    attempts = {pk: attempt for pk, attempt, _ in deferrals}
+    reasons = {pk: reason for pk, _, reason in deferrals}
+    _earnings_lock(payout_ids=ids)
+    payouts = list(Payout.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    deferred = []
+    for payout in payouts:
+        if payout.status != Payout.Status.PROCESSING or payout.attempts != attempts[payout.pk]:
+            continue  # recorded or resent by someone else meanwhile
+        debt_recoveries_undo(payout=payout)
+        clawbacks_cancel_for_failed_payout(payout=payout)
+        payout.status = Payout.Status.PENDING
+        payout.failure_reason = reasons[payout.pk][:1000]
+        if not sent:
+            payout.attempts -= 1
+            payout.transfer_sent_at = None
+        payout.save(update_fields=["status", "failure_reason", "attempts", "transfer_sent_at", "updated_at"])
+        deferred.append(payout)
+    if deferred:
+        payout_amounts_refresh([p.pk for p in deferred])
+        amounts = dict(Payout.objects.filter(pk__in=[p.pk for p in deferred]).values_list("pk", "amount"))
+        for payout in deferred:
+            payout.amount = amounts[payout.pk]
+    return payouts
 
 
 def _earnings_recheck(*, payout_ids: list[int]) -> None:

@@ -14,16 +14,21 @@ pytestmark = pytest.mark.django_db
 W45 = period_parse("weekly", "2026-W45")
 
 
-def test_an_operator_retries_a_failed_payout_from_the_admin(admin_client, connected_listener, fund_platform):
-    # given week 45's payout failed because the platform balance was empty
+def test_an_operator_retries_a_failed_payout_from_the_admin(
+    admin_client, connected_listener, fund_platform, stripe_emulator
+):
+    # given week 45's payout failed because Stripe restricted the account before we heard about it
+    fund_platform()
     listener = connected_listener()
     ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    account_id = listener.stripe_listener_account.stripe_account_id
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/restrict")
     services.payout_run(period=W45)
     payout = Payout.objects.get(listener=listener)
     assert payout.status == Payout.Status.FAILED
 
-    # when the balance is topped up and an operator filters failed payouts and retries it
-    fund_platform()
+    # when the account is fixed and an operator filters failed payouts and retries it
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
     listing = admin_client.get("/admin/payouts/payout/", {"status__exact": "failed"})
     assert listing.status_code == 200 and f"/admin/payouts/payout/{payout.pk}/change/" in listing.content.decode()
     response = admin_client.post(

@@ -72,10 +72,14 @@ def test_a_paid_payout_run_mails_each_listener_through_the_worker(celery_worker,
     assert message.to == [listener.email] and "Talkpay payout sent: 27.00 USD" == message.subject
 
 
-def test_a_failed_payout_mails_the_listener_through_the_worker(celery_worker, connected_listener):
-    # the platform balance is empty, so the transfer is refused
+def test_a_failed_payout_mails_the_listener_through_the_worker(
+    celery_worker, connected_listener, fund_platform, stripe_emulator
+):
+    # Stripe restricted the account before we heard about it, so the transfer is refused
+    fund_platform()
     listener = connected_listener()
     ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    stripe_emulator.post(f"/_emulator/accounts/{listener.stripe_listener_account.stripe_account_id}/restrict")
     services.payout_run(period=W45)
     assert Payout.objects.get(listener=listener).status == Payout.Status.FAILED
     _wait_for_mail(1)

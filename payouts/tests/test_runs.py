@@ -220,42 +220,48 @@ def test_a_crash_between_stripes_answer_and_our_save_makes_no_second_transfer(
     assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
 
 
-def test_a_transfer_refused_for_insufficient_balance_fails_and_the_next_run_pays_it_once(
+def test_a_payout_the_available_balance_cannot_cover_waits_and_the_next_run_pays_it_once(
     connected_listener, fund_platform
 ):
     # given an empty platform balance and a listener who earned 27.00 in week 45
     listener = connected_listener()
     earnings(listener, "2026-11-04 10:00")
 
-    # when week 45 is run, then the payout fails with Stripe's reason and its earning is payable again
+    # when week 45 is run, then the payout waits (not failed), with the reason, and keeps its earning
     summary = services.payout_run(period=W45)
-    assert summary.failed == 1
-    failed = Payout.objects.get(listener=listener)
-    assert failed.status == Payout.Status.FAILED
-    assert "balance_insufficient" in failed.failure_reason
-    assert ListenerPayout.objects.get(listener=listener).payout is None
+    assert (summary.deferred, summary.failed) == (1, 0)
+    waiting = Payout.objects.get(listener=listener)
+    assert waiting.status == Payout.Status.PENDING
+    assert "available Stripe balance" in waiting.failure_reason
+    assert ListenerPayout.objects.get(listener=listener).payout == waiting
     assert stripe_transfers(listener) == []
 
-    # when the balance is topped up and the next week is run (with 27.00 more)
+    # when the balance is topped up and the next week is run (with 27.00 more), twice
     fund_platform()
     earnings(listener, "2026-11-11 10:00")
     services.payout_run(period=W46)
     services.payout_run(period=W46)
 
-    # then both earnings are paid once, in week 46's transfer
-    assert [t["amount"] for t in stripe_transfers(listener)] == [5400]
-    assert Payout.objects.get(listener=listener, period_start=W46.start).status == Payout.Status.PAID
+    # then each week's payout is paid once
+    assert sorted(t["amount"] for t in stripe_transfers(listener)) == [2700, 2700]
+    assert set(Payout.objects.filter(listener=listener).values_list("status", flat=True)) == {Payout.Status.PAID}
     assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
 
 
-def test_rerunning_a_failed_period_retries_its_payout_with_a_new_attempt(connected_listener, fund_platform):
-    # given week 45's payout failed for lack of balance
+def test_rerunning_a_failed_period_retries_its_payout_with_a_new_attempt(
+    connected_listener, fund_platform, stripe_emulator
+):
+    # given week 45's payout failed: Stripe restricted the account before we heard about it
+    fund_platform()
     listener = connected_listener()
     earnings(listener, "2026-11-04 10:00")
+    account_id = listener.stripe_listener_account.stripe_account_id
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/restrict")
     services.payout_run(period=W45)
+    assert Payout.objects.get(listener=listener).status == Payout.Status.FAILED
 
-    # when the balance is topped up and week 45 is run again
-    fund_platform()
+    # when the account is fixed and week 45 is run again
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
     services.payout_run(period=W45)
 
     # then the same payout is paid, on its second attempt, once

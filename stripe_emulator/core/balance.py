@@ -74,20 +74,35 @@ class BalanceMixin:
         )
 
     def settle(self):
-        """Move every pending balance to available (platform and connected)."""
+        """Move every pending balance to available now (platform and connected), whatever its
+        `available_on` (which becomes now), without moving the clock."""
         moved = []
+        now = self._now()
         for oid in self.order["balance_transaction"]:
             t = self.objects[oid]
             if t["status"] == "pending":
-                t["status"] = "available"
-                t["available_on"] = self._now()
-                b = self._bal(self.owner.get(oid), t["currency"])
-                b["pending"] -= t["net"]
-                b["available"] += t["net"]
+                t["available_on"] = now
+                self._make_available(oid)
                 moved.append(self.owner.get(oid))
+        self.pending_funds = []
         for acct in dict.fromkeys(moved):
             self._emit("balance.available", self.balance_obj(acct), None, acct)
         return len(moved)
+
+    def clock_advance(self, seconds):
+        """Move emulated time on by `seconds`: funds whose `available_on` has come become available
+        (`balance.available`), and objects created from now on carry the later timestamps."""
+        self.clock_offset += int(seconds)
+        released = self._release_due_funds()
+        return self.clock_state(released)
+
+    def clock_state(self, released=None):
+        out = {"now": self._now(), "offset": self.clock_offset, "funds_delay": int(self.config["funds_delay"])}
+        if released is not None:
+            out["released_transactions"] = released
+        # the soonest pending funds (the heap holds only pending ones: settle empties it)
+        out["next_available_on"] = self.pending_funds[0][0] if self.pending_funds else None
+        return out
 
     def topup(self, amount, currency, account=None):
         txn = self._txn(account, amount, currency, "topup", "tu_" + rand(), description="Emulator top-up")

@@ -241,6 +241,8 @@ class ChargingMixin:
         ch["captured"] = True
         ch["amount_captured"] = amount
         behaviour = self.internal[ch["id"]].get("behaviour")
+        # Stripe holds card funds in the pending balance until the account's delay has passed; the
+        # 4000000000000077 card (pm_card_bypassPending) puts them straight into the available balance.
         pending = self.config["funds_pending"] and behaviour != "success_available"
         txn = self._txn(
             acct,
@@ -257,12 +259,27 @@ class ChargingMixin:
         self.internal[ch["id"]]["balance_transaction"] = txn["id"]
         fee = pi.get("application_fee_amount")
         if acct and fee:
-            # direct charge with an application fee: the platform collects it
+            # direct charge with an application fee: the platform collects it, available with the charge
+            when = txn["available_on"] if txn["status"] == "pending" else None
             self._txn(
-                acct, -fee, ch["currency"], "application_fee", ch["id"], description="Application fee", pending=pending
+                acct,
+                -fee,
+                ch["currency"],
+                "application_fee",
+                ch["id"],
+                description="Application fee",
+                pending=when is not None,
+                available_on=when,
             )
             self._txn(
-                None, fee, ch["currency"], "application_fee", ch["id"], description="Application fee", pending=pending
+                None,
+                fee,
+                ch["currency"],
+                "application_fee",
+                ch["id"],
+                description="Application fee",
+                pending=when is not None,
+                available_on=when,
             )
 
     def _after_capture(self, ctx, pi, ch):
@@ -314,15 +331,17 @@ class ChargingMixin:
                     ch["id"],
                     {},
                     None,
-                    pending_src=self._txn_pending(ch),
+                    available_on=self._funds_pending_until(ch),
                 )
                 ch["transfer"] = tr["id"]
         self._emit("charge.updated", ch, None, self.owner.get(ch_id), self._diff(before, self._out(ch)))
 
-    def _txn_pending(self, ch):
+    def _funds_pending_until(self, ch):
+        """`available_on` of the charge's funds while they are pending, else None (also before the
+        asynchronous capture has shown the charge its balance transaction)."""
         txn_id = ch.get("balance_transaction") or self.internal.get(ch["id"], {}).get("balance_transaction")
         t = self.objects.get(txn_id or "")
-        return bool(t and t["status"] == "pending")
+        return t["available_on"] if t and t["status"] == "pending" else None
 
     def _auto_dispute(self, ch_id):
         with self.lock:

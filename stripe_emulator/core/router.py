@@ -197,6 +197,7 @@ class RouterMixin:
         if method == "POST" and qs:
             raw_params = (qs + "&" + body.decode("utf-8", "replace")) if body else qs
         with self.lock:
+            self._release_due_funds()  # funds whose available_on has come, before the request sees them
             if acct:
                 a = self.objects.get(acct)
                 if acct == self.platform_account["id"]:

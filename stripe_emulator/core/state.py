@@ -2,6 +2,7 @@
 
 import base64
 import collections
+import heapq
 import json
 import os
 import random
@@ -93,6 +94,10 @@ class StateMixin:
         self.counter = 0
         self.payout_fail_next = []
         self.payout_fail_accounts = {}
+        # Emulated time is the real clock plus this offset (POST /_emulator/clock/advance moves it on).
+        self.clock_offset = 0
+        # (available_on, seq, txn id) of pending balance transactions, soonest first.
+        self.pending_funds = []
         self.platform_account = self._platform_account()
         for url, secret, connect in self.preregistered:
             self._create_endpoint(
@@ -141,7 +146,7 @@ class StateMixin:
         return acct
 
     def _now(self):
-        return int(time.time())
+        return int(time.time()) + self.clock_offset
 
     def _store(self, type_, o, account, index=()):
         oid = o["id"]
@@ -195,15 +200,20 @@ class StateMixin:
         pending=False,
         reporting_category=None,
         fee_desc="Stripe processing fees",
+        available_on=None,
     ):
+        """A balance transaction, and its net on the account's balance. `pending=True` holds the funds
+        until `available_on` (default: now + the `funds_delay` config) in emulated time."""
         now = self._now()
         net = amount - fee
-        status = "pending" if pending else "available"
+        if pending and available_on is None:
+            available_on = now + int(self.config.get("funds_delay", 0))
+        status = "pending" if pending and available_on > now else "available"
         txn = {
             "id": "txn_" + rand(),
             "object": "balance_transaction",
             "amount": amount,
-            "available_on": now + (2 * 86400 if pending else 0),
+            "available_on": available_on if status == "pending" else now,
             "created": now,
             "currency": currency,
             "description": description,
@@ -231,4 +241,44 @@ class StateMixin:
         }
         self._store("balance_transaction", txn, account, index=("source", "type"))
         self._bal(account, currency)[status] += net
+        if status == "pending":
+            heapq.heappush(self.pending_funds, (available_on, self.counter, txn["id"]))
         return txn
+
+    def _release_due_funds(self):
+        """Make available every pending balance transaction whose `available_on` has come in emulated
+        time, emitting `balance.available` once per account. Called before every API request under the
+        lock, so the check is one comparison when nothing is due. Returns how many moved."""
+        limit = self._now()
+        heap = self.pending_funds
+        if not heap or heap[0][0] > limit:
+            return 0
+        accounts = []
+        moved = 0
+        while heap and heap[0][0] <= limit:
+            _, _, tid = heapq.heappop(heap)
+            if self._make_available(tid):
+                accounts.append(self.owner.get(tid))
+                moved += 1
+        for account in dict.fromkeys(accounts):
+            self._emit("balance.available", self.balance_obj(account), None, account)
+        return moved
+
+    def _make_available(self, tid):
+        t = self.objects.get(tid)
+        if t is None or t["status"] != "pending":
+            return False
+        t["status"] = "available"
+        b = self._bal(self.owner.get(tid), t["currency"])
+        b["pending"] -= t["net"]
+        b["available"] += t["net"]
+        return True
+
+    def _pending_funds_rebuild(self):
+        """The heap from the stored transactions (it is not saved in snapshots: rebuilt on load)."""
+        self.pending_funds = [
+            (self.objects[tid]["available_on"], self.seqno.get(tid, 0), tid)
+            for tid in self.order.get("balance_transaction", [])
+            if self.objects[tid]["status"] == "pending"
+        ]
+        heapq.heapify(self.pending_funds)

@@ -12,7 +12,10 @@ PAYMENT_METHOD_TYPES_REMOVED_IN = "2026-09-30"
 
 DEFAULT_CONFIG = {
     "time_scale": 1.0,
-    "funds_pending": False,
+    # Like Stripe: a charge's funds are pending until `funds_delay` seconds of emulated time have passed
+    # (US test accounts: 2 days), see state.StateMixin._release_due_funds and /_emulator/clock/advance.
+    "funds_pending": True,
+    "funds_delay": 2 * 86400.0,
     "chaos_duplicate": 0.0,
     "chaos_reorder": 0.0,
     "chaos_delay": 0.0,

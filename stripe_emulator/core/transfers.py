@@ -18,13 +18,20 @@ from .state import jcopy, not_found, rand
 
 
 class TransfersMixin:
-    def _make_transfer(self, ctx, amount, currency, dest, group, source_tx, metadata, description, pending_src=False):
+    def _make_transfer(self, ctx, amount, currency, dest, group, source_tx, metadata, description, available_on=None):
+        """`available_on` set: the transfer is funded by a charge whose funds are still pending (a
+        `source_transaction`, or a destination charge), so both sides stay pending until that charge's
+        funds are available, as on Stripe. Otherwise it is taken from the available balance."""
         tid = "tr_" + rand()
         now = self._now()
-        txn = self._txn(None, -amount, currency, "transfer", tid, description=description, pending=pending_src)
+        held = available_on is not None
+        txn = self._txn(
+            None, -amount, currency, "transfer", tid, description=description, pending=held, available_on=available_on
+        )
         py = "py_" + rand()
-        pending_dest = self.config["funds_pending"] and pending_src
-        py_txn = self._txn(dest, amount, currency, "payment", py, description=description, pending=pending_dest)
+        py_txn = self._txn(
+            dest, amount, currency, "payment", py, description=description, pending=held, available_on=available_on
+        )
         tr = {
             "id": tid,
             "object": "transfer",
@@ -146,8 +153,11 @@ class TransfersMixin:
                 param="destination",
                 code="insufficient_capabilities_for_transfer",
             )
-        pending_src = False
+        held_until = None
         if p.get("source_transaction"):
+            # Stripe: a transfer tied to a charge draws on that charge's funds, even while they are
+            # pending (then the transfer's funds are pending on both sides until the charge's become
+            # available), up to what the charge has left: captured, less refunded, less transferred.
             ch = self.objects.get(p["source_transaction"])
             if ch is None or ch.get("object") != "charge" or self.owner.get(ch["id"]) is not None:
                 raise not_found("charge", p["source_transaction"], "source_transaction", 400)
@@ -170,8 +180,9 @@ class TransfersMixin:
                     code="balance_insufficient",
                 )
             self.internal[ch["id"]]["transferred"] = used + amount
-            pending_src = self._txn_pending(ch)
+            held_until = self._funds_pending_until(ch)
         else:
+            # Without source_transaction only the available balance can be transferred.
             if self._bal(None, currency)["available"] < amount:
                 raise ApiError(
                     400,
@@ -190,7 +201,7 @@ class TransfersMixin:
             p.get("source_transaction") or None,
             {k: v for k, v in md.items() if v != ""},
             p.get("description") or None,
-            pending_src,
+            available_on=held_until,
         )
 
     @route("GET", "/v1/transfers/{tid}")
@@ -230,6 +241,12 @@ class TransfersMixin:
 
     def _reverse(self, ctx, tr, amount, metadata, description, check_balance=True):
         dest = tr["destination"]
+        # While the transfer's own funds are still pending on the connected account (a transfer tied to
+        # a pending charge), the reversal takes them back from there, pending until the same date.
+        paid = [self.objects[t] for t in self.idx.get(("balance_transaction", "source", tr["destination_payment"]), [])]
+        held_until = paid[0]["available_on"] if paid and paid[0]["status"] == "pending" else None
+        if held_until is not None:
+            check_balance = False
         if check_balance and self._bal(dest, tr["currency"])["available"] < amount:
             raise ApiError(
                 400,
@@ -247,6 +264,8 @@ class TransfersMixin:
             pyr,
             description=description,
             reporting_category="transfer_reversal",
+            pending=held_until is not None,
+            available_on=held_until,
         )
         txn = self._txn(
             None,
@@ -256,6 +275,8 @@ class TransfersMixin:
             rid,
             description=description,
             reporting_category="transfer_reversal",
+            pending=held_until is not None,
+            available_on=held_until,
         )
         rev = {
             "id": rid,

@@ -532,15 +532,25 @@
     });
   };
 
+  // Saving a card for later (off-session) payments: the SetupIntent's customer gets the PaymentMethod.
+  // The emulator's SetupIntents never ask for 3-D Secure (it is asked at the charge, if at all).
   StripeInstance.prototype.confirmCardSetup = function (clientSecret, data) {
     var id = intentId(clientSecret, "setup_intent", "confirmCardSetup");
     var built = paymentMethodParams(data);
     if (built.error) return Promise.resolve({ error: built.error });
     var params = Object.assign({ client_secret: clientSecret, use_stripe_sdk: "true" }, built.params);
-    return request(this._key, "POST", "/v1/setup_intents/" + id + "/confirm", params).then(function (res) {
-      return res.status === 200 ? { setupIntent: res.body } : { error: res.body.error };
-    });
+    if (data && data.return_url !== undefined) params.return_url = data.return_url;
+    return request(this._key, "POST", "/v1/setup_intents/" + id + "/confirm", params).then(setupIntentResult);
   };
+
+  StripeInstance.prototype.retrieveSetupIntent = function (clientSecret) {
+    var id = intentId(clientSecret, "setup_intent", "retrieveSetupIntent");
+    return request(this._key, "GET", "/v1/setup_intents/" + id, { client_secret: clientSecret }).then(setupIntentResult);
+  };
+
+  function setupIntentResult(res) {
+    return res.status === 200 ? { setupIntent: res.body } : { error: res.body.error };
+  }
 
   StripeInstance.prototype.elements = function (options) {
     return new Elements(this, options);

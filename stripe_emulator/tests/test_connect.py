@@ -158,7 +158,6 @@ def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):
 
 
 def test_funds_pending_and_settle(emulator):
-    emulator.configure(funds_pending=True)
     pi = stripe.PaymentIntent.create(
         allowed_payment_method_types=["card"], amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True
     )
@@ -178,7 +177,11 @@ def test_funds_pending_and_settle(emulator):
 
 def test_balance_transactions_follow_money(emulator, onboarded_account):
     pi = stripe.PaymentIntent.create(
-        allowed_payment_method_types=["card"], amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True
+        allowed_payment_method_types=["card"],
+        amount=10000,
+        currency="usd",
+        payment_method="pm_card_bypassPending",
+        confirm=True,
     )
     stripe.Refund.create(payment_intent=pi.id, amount=2000)
     stripe.Transfer.create(amount=5000, currency="usd", destination=onboarded_account.id)

@@ -72,9 +72,10 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     assert ch.outcome.type == "authorized"
     txn = ch.balance_transaction
     assert txn.id.startswith("txn_") and txn.amount == 2000 and txn.fee == 88 and txn.net == 1912
+    assert txn.status == "pending" and txn.available_on == txn.created + 2 * 86400
     assert pi.customer.email == "payer@example.com" and pi.payment_method.card.last4 == "4242"
     bal = stripe.Balance.retrieve()
-    assert bal.available[0].amount == 1912 and bal.available[0].currency == "usd"
+    assert bal.pending[0].amount == 1912 and bal.pending[0].currency == "usd" and bal.available[0].amount == 0
     assert stripe.BalanceTransaction.retrieve(txn.id).source == ch.id
     assert [c.id for c in stripe.Charge.list(payment_intent=pi.id).data] == [ch.id]
     assert [c.id for c in stripe.Charge.list(customer=cus.id).data] == [ch.id]
@@ -103,8 +104,9 @@ def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_accou
     assert ch.transfer.startswith("tr_")
     tr = stripe.Transfer.retrieve(ch.transfer)
     assert tr.amount == 4500 and tr.destination == onboarded_account.id and tr.source_transaction == ch.id
+    # the destination charge's funds are pending on the connected account until the charge's are available
     cb = stripe.Balance.retrieve(stripe_account=onboarded_account.id)
-    assert cb.available[0].amount == 4500
+    assert cb.pending[0].amount == 4500 and cb.available[0].amount == 0
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_top_level_keys_match_fixtures(emulator):
         amount=5000,
         currency="usd",
         customer=cus.id,
-        payment_method="pm_card_visa",
+        payment_method="pm_card_bypassPending",  # available at once, so the connected account can pay out
         confirm=True,
         transfer_data={"destination": acct.id},
     )

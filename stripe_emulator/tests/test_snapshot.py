@@ -62,3 +62,19 @@ def test_the_preregistered_endpoint_is_replaced_by_the_new_one(tmp_path):
     ) as emulator:
         urls = [endpoint.url for endpoint in _client(emulator).v1.webhook_endpoints.list().data]
     assert urls == ["http://127.0.0.1:1/new"]
+
+
+def test_pending_funds_and_the_clock_survive_a_restart(tmp_path):
+    state = tmp_path / "emulator-state.pickle"
+    with EmulatorProcess(quiet=True, state_file=str(state)) as first:
+        client = _client(first)
+        client.v1.payment_intents.create(
+            {"amount": 10000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+        )
+        first.advance_clock(86400)
+    with EmulatorProcess(quiet=True, state_file=str(state)) as second:
+        assert second.get("clock")["offset"] == 86400
+        assert _client(second).v1.balance.retrieve().pending[0].amount == 9680
+        # the restored pending funds are released when their day comes
+        second.advance_clock(86400)
+        assert _client(second).v1.balance.retrieve().available[0].amount == 9680

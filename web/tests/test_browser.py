@@ -3,18 +3,21 @@ Celery worker and the emulator with its webhooks: what a talker and a listener c
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from billing.models import Payment, Refund
+from billing.models import Payment, Refund, StripeCustomer
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import StripeListenerAccount
-from web.testing import webhooks_register
+from subscriptions.models import Subscription, SubscriptionPlan
+from web.testing import webhooks_register, worker_wait_idle
 from web.tests.browser import screenshot, start_chromium
 from web.tests.factories import ListenerFactory, TalkerFactory
 
@@ -41,6 +44,9 @@ def app(driver, live_server, celery_worker, stripe_emulator):
     settings.CONNECT_REFRESH_URL = live_server.url + "/connect/refresh"
     driver.get("about:blank")
     yield live_server
+    # An event still on its way (a PaymentIntent a test made itself) must not meet the database flush.
+    stripe_emulator.flush_webhooks(timeout=WAIT)
+    worker_wait_idle()
     for handle in driver.window_handles[1:]:
         driver.switch_to.window(handle)
         driver.close()
@@ -92,10 +98,10 @@ def book(driver, listener, starts_at):
     return int(driver.execute_script("return location.hash").rsplit("/", 1)[1])
 
 
-def type_card(driver, number, expiry="12 / 34", cvc="123"):
+def type_card(driver, number, expiry="12 / 34", cvc="123", element="#card-element"):
     fields = {"cardnumber": number, "exp-date": expiry, "cvc": cvc}
     for name, value in fields.items():
-        field = css(driver, f"#card-element input[name='{name}']")
+        field = css(driver, f"{element} input[name='{name}']")
         field.clear()
         field.send_keys(value)
 
@@ -398,3 +404,225 @@ def test_stand_in_follows_a_redirect_to_url_when_a_return_url_is_given(driver, a
     assert f"payment_intent={intent.id}" in driver.current_url
     assert "payment_intent_client_secret=" in driver.current_url
     assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
+
+
+# ---------------------------------------------------------------- subscriptions: a standing slot
+
+
+@pytest.fixture
+def weekly_plan():
+    package = PackageFactory(name="Forty minutes", duration_minutes=40, price=Decimal("50.00"))
+    return SubscriptionPlan.objects.create(package=package, interval=SubscriptionPlan.Interval.WEEK)
+
+
+def subscribe(driver, listener, plan, starts_at):
+    """Subscribe in the standing-slot page; returns the subscription id from its pay page's URL."""
+    from selenium.webdriver.support.ui import Select
+
+    driver.execute_script("location.hash = '#/subscribe'")
+    form = css(driver, "#subscribe-form")
+    Select(form.find_element("name", "listener")).select_by_visible_text(listener.get_full_name())
+    Select(form.find_element("name", "plan")).select_by_value(str(plan.pk))
+    local = timezone.localtime(starts_at).strftime("%Y-%m-%dT%H:%M")
+    driver.execute_script(
+        "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input', {bubbles: true}))",
+        form.find_element("name", "first_session_at"),
+        local,
+    )
+    text_of(driver, "#slot-summary", f"Every {timezone.localtime(starts_at):%A} at")
+    return form
+
+
+def submit_subscription(driver, form):
+    form.find_element("css selector", "button[type=submit]").click()
+    css(driver, "#card-element input[name=cardnumber]")
+    return int(driver.execute_script("return location.hash").rsplit("/", 1)[1])
+
+
+def subscription_row(driver, sub_id):
+    return f"#subscriptions tr[data-subscription='{sub_id}']"
+
+
+def test_talker_subscribes_to_a_standing_slot_pays_with_4242_and_sees_it_active(driver, app, people, weekly_plan):
+    talker, listener = people
+    first = in_days(2, hour=18)
+    sign_in(driver, app, talker)
+    form = subscribe(driver, listener, weekly_plan, first)
+    assert "$50.00 billed each week" in css(driver, "#slot-summary").text
+    screenshot(driver, "subscribe")
+
+    sub_id = submit_subscription(driver, form)
+    assert css(driver, "#subscription-status").text == "incomplete"
+    assert css(driver, "#pay").text == "Pay $50.00"
+    type_card(driver, "4242 4242 4242 4242")
+    screenshot(driver, "subscription-pay")
+    pay(driver)
+
+    text_of(driver, "#subscription-status", "active")
+    text_of(driver, "#subscription-sessions tbody tr:first-child .status", "confirmed")
+    screenshot(driver, "subscription-active")
+    sub = Subscription.objects.get(pk=sub_id)
+    assert sub.status == Subscription.Status.ACTIVE
+    assert (sub.talker, sub.listener, sub.plan) == (talker, listener, weekly_plan)
+    sessions = list(Booking.objects.filter(subscription_session__subscription=sub).order_by("scheduled_at"))
+    assert sessions[0].scheduled_at == first and sessions[0].status == Booking.Status.CONFIRMED
+    assert (sessions[0].total_amount, sessions[0].app_fee, sessions[0].listener_amount) == (5000, 500, 4500)
+    assert [b.status for b in sessions[1:]] == [Booking.Status.RESERVED] * (len(sessions) - 1)
+
+    driver.execute_script("location.hash = '#/subscriptions'")
+    row = subscription_row(driver, sub_id)
+    text_of(driver, f"{row} .status", "active")
+    cells = [td.text for td in css(driver, row).find_elements("css selector", "td")]
+    assert cells[1] == "Lin Okafor" and cells[2].startswith("Forty minutes, weekly")
+    assert cells[3] == f"every {first:%A}, {first:%H:%M} UTC"
+
+
+def test_talker_pauses_resumes_and_cancels_a_3d_secure_subscription_seeing_the_refund_first(
+    driver, app, people, weekly_plan
+):
+    talker, listener = people
+    sign_in(driver, app, talker)
+    sub_id = submit_subscription(driver, subscribe(driver, listener, weekly_plan, in_days(3, hour=17)))
+    type_card(driver, "4000 0025 0000 3155")
+    pay(driver)
+    driver.switch_to.frame(css(driver, "iframe[name='__privateStripeFrame3ds']"))
+    css(driver, "#test-source-authorize-3ds").click()
+    driver.switch_to.default_content()
+    text_of(driver, "#subscription-status", "active")
+
+    driver.execute_script("location.hash = '#/subscriptions'")
+    row = subscription_row(driver, sub_id)
+    css(driver, f"{row} button[data-action='pause']").click()
+    text_of(driver, "#subscription-result", f"Subscription #{sub_id} is paused")
+    text_of(driver, f"{row} .status", "paused")
+    assert Subscription.objects.get(pk=sub_id).status == Subscription.Status.PAUSED
+    css(driver, f"{row} button[data-action='resume']").click()
+    text_of(driver, "#subscription-result", f"Subscription #{sub_id} is active again")
+    text_of(driver, f"{row} .status", "active")
+
+    css(driver, f"{row} button[data-action='cancel-at-period-end']").click()
+    text_of(driver, "#subscription-quote-text", "The session already paid for stays booked")
+    css(driver, "#confirm-subscription-cancel").click()
+    text_of(driver, "#subscription-result", f"Subscription #{sub_id} ends on")
+    text_of(driver, f"{row} .status", "active, ends")
+    assert Subscription.objects.get(pk=sub_id).cancel_at_period_end
+
+    css(driver, f"{row} button[data-action='cancel-now']").click()
+    text_of(driver, "#subscription-quote-text", "you get $50.00 back (cancelled early enough: everything back)")
+    screenshot(driver, "subscription-cancel")
+    assert Subscription.objects.get(pk=sub_id).status == Subscription.Status.ACTIVE  # only a quote so far
+    css(driver, "#confirm-subscription-cancel").click()
+    text_of(driver, "#subscription-result", "and its session is refunded: $50.00")
+    text_of(driver, f"{row} .status", "canceled")
+    assert not css(driver, row).find_elements("css selector", ".actions button")
+
+    sub = Subscription.objects.get(pk=sub_id)
+    assert sub.status == Subscription.Status.CANCELED
+    refund = Refund.objects.get(payment__booking__subscription_session__subscription=sub)
+    assert (refund.amount, refund.status) == (5000, Refund.Status.SUCCEEDED)
+    assert not Booking.objects.filter(subscription_session__subscription=sub, status=Booking.Status.RESERVED).exists()
+
+
+def complete_3ds(driver):
+    driver.switch_to.frame(css(driver, "iframe[name='__privateStripeFrame3ds']"))
+    css(driver, "#test-source-authorize-3ds").click()
+    driver.switch_to.default_content()
+
+
+def test_a_renewal_asking_for_3d_secure_is_authenticated_from_the_subscription_page(
+    driver, app, people, weekly_plan, stripe_emulator
+):
+    # given a talker whose Stripe customer lives on a test clock, so that advancing it renews
+    talker, listener = people
+    client = stripe_emulator.stripe_client()
+    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": int(time.time())})
+    customer = client.v1.customers.create(params={"email": talker.email, "test_clock": clock.id})
+    StripeCustomer.objects.create(user=talker, stripe_customer_id=customer.id)
+    # subscribed with a card that asks for 3-D Secure on every payment
+    sign_in(driver, app, talker)
+    sub_id = submit_subscription(driver, subscribe(driver, listener, weekly_plan, in_days(2, hour=16)))
+    type_card(driver, "4000 0027 6000 3184")
+    pay(driver)
+    complete_3ds(driver)
+    text_of(driver, "#subscription-status", "active")
+
+    # when the week is over, the renewal asks for authentication
+    week = 7 * 86400
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + week + 60})
+    wait_for(driver, lambda _: Subscription.objects.get(pk=sub_id).status == Subscription.Status.PAST_DUE)
+    driver.execute_script("location.hash = '#/subscriptions'")
+    row = subscription_row(driver, sub_id)
+    text_of(driver, f"{row} .status", "past_due")
+    css(driver, f"{row} a.button").click()
+    authenticate = css(driver, "#authenticate")
+    screenshot(driver, "subscription-renewal")
+    authenticate.click()
+    complete_3ds(driver)
+
+    # then the subscription is active again with the second period's session confirmed
+    text_of(driver, "#subscription-status", "active")
+    confirmed = "#subscription-sessions tbody tr:nth-child(2) .status"
+    text_of(driver, confirmed, "confirmed")
+    sub = Subscription.objects.get(pk=sub_id)
+    assert sub.status == Subscription.Status.ACTIVE
+    paid = Booking.objects.filter(subscription_session__subscription=sub, status=Booking.Status.CONFIRMED)
+    assert paid.count() == 2
+
+
+def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(driver, app, stripe_emulator):
+    client = stripe_emulator.stripe_client()
+    customer = client.v1.customers.create(params={"email": "ada@example.com"})
+    intent = client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"})
+    driver.get(app.url + "/")
+    css(driver, "#signin-form")
+    driver.execute_script(
+        "document.getElementById('main').insertAdjacentHTML('beforeend', '<div id=\"probe\"></div>');"
+        "window.probeStripe = Stripe(arguments[0]);"
+        "window.probe = probeStripe.elements().create('card'); probe.mount('#probe');"
+        "window.setup = (secret) => probeStripe.confirmCardSetup(secret,"
+        "  {payment_method: {card: probe, billing_details: {name: 'Ada Lovelace'}}});",
+        settings.STRIPE_PUBLISHABLE_KEY,
+    )
+    confirm = "const done = arguments[arguments.length - 1]; setup(arguments[0]).then(done);"
+    incomplete = driver.execute_async_script(confirm, intent.client_secret)
+    incomplete_number = {
+        "type": "validation_error",
+        "code": "incomplete_number",
+        "message": "Your card number is incomplete.",
+    }
+    assert incomplete == {"error": incomplete_number}
+    type_card(driver, "4242 4242 4242 4242", element="#probe")
+    css(driver, "#probe input[name=postal]").send_keys("10115")
+
+    saved = driver.execute_async_script(confirm, intent.client_secret)
+    again = driver.execute_async_script(confirm, intent.client_secret)
+    wrong = driver.execute_async_script(confirm, intent.id + "_secret_wrong")
+    retrieved = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1]; probeStripe.retrieveSetupIntent(arguments[0]).then(done);",
+        intent.client_secret,
+    )
+    not_a_setup = driver.execute_script(
+        "try { probeStripe.confirmCardSetup('pi_123_secret_456', {}); return null; } catch (e) { return e.name; }"
+    )
+
+    assert set(saved) == {"setupIntent"} and saved["setupIntent"]["status"] == "succeeded"
+    assert saved["setupIntent"]["id"] == intent.id
+    method = client.v1.payment_methods.retrieve(saved["setupIntent"]["payment_method"])
+    assert (method.customer, method.card.last4, method.billing_details.name) == (customer.id, "4242", "Ada Lovelace")
+    assert method.billing_details.address.postal_code == "10115"
+    assert set(again) == {"error"} and again["error"]["code"] == "setup_intent_unexpected_state"
+    assert set(wrong) == {"error"} and wrong["error"]["code"] == "resource_missing"
+    assert retrieved["setupIntent"]["status"] == "succeeded"
+    assert not_a_setup == "IntegrationError"
+    # a 3-D Secure card sets up at once: the emulator asks for authentication at the charge, if at all
+    second = client.v1.setup_intents.create(params={"customer": customer.id, "usage": "off_session"})
+    driver.execute_script("probe.clear()")
+    type_card(driver, "4000 0025 0000 3155", element="#probe")
+    css(driver, "#probe input[name=postal]").send_keys("10115")
+    three_d_secure = driver.execute_async_script(confirm, second.client_secret)
+    assert three_d_secure["setupIntent"]["status"] == "succeeded"
+    assert not driver.find_elements("css selector", "iframe[name='__privateStripeFrame3ds']")
+    # the saved card pays later without the talker (what a subscription renewal does)
+    charge = {"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id}
+    renewal = client.v1.payment_intents.create(params={**charge, "off_session": True, "confirm": True})
+    assert renewal.status == "succeeded"

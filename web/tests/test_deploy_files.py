@@ -49,14 +49,74 @@ def test_published_ports_listen_on_localhost_only_and_flower_needs_basic_auth():
     assert SERVICES["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
 
 
-def test_ordering_is_health_checked_and_long_running_services_restart():
-    for name in ("web", "worker-payments", "worker-webhooks", "worker-payouts", "beat", "flower", "emulator"):
-        assert SERVICES[name]["restart"] == "unless-stopped", name
-    assert SERVICES["web"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
-    assert SERVICES["web"]["depends_on"]["emulator"]["condition"] == "service_healthy"
+ONE_SHOT = {"migrate", "seed"}
+WORKERS = [name for name in SERVICES if name.startswith("worker-")]
+
+
+def test_every_long_running_service_is_health_checked_and_restarts():
+    for name, service in SERVICES.items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no", name
+            continue
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"], name
+        assert service["healthcheck"].get("retries"), name
+
+
+def test_start_order_waits_on_health_and_on_the_migrations():
+    conditions = {"service_healthy", "service_completed_successfully"}
+    for name, service in SERVICES.items():
+        for dependency, rule in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, (name, dependency)
+            assert rule["condition"] in conditions, (name, dependency)
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert rule["condition"] == expected, (name, dependency)
+            assert dependency not in ONE_SHOT or SERVICES[dependency]["restart"] == "no"
     assert SERVICES["migrate"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
-    for name in ("web", "worker-payments", "worker-webhooks", "worker-payouts", "emulator", "postgres", "redis"):
-        assert "healthcheck" in SERVICES[name], name
+    assert SERVICES["migrate"]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    # The emulator exists only in the dev profile: waited for when it is there, not required otherwise.
+    assert SERVICES["migrate"]["depends_on"]["emulator"] == {"condition": "service_healthy", "required": False}
+    for name in ("web", "beat", *WORKERS):
+        assert SERVICES[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert SERVICES["web"]["depends_on"]["emulator"]["condition"] == "service_healthy"
+
+
+def test_the_emulator_is_health_checked_in_the_dev_profile():
+    emulator = SERVICES["emulator"]
+    assert emulator["profiles"] == ["dev"]
+    assert "/_emulator/health" in " ".join(emulator["healthcheck"]["test"])
+
+
+def test_web_runs_gunicorn_with_its_config_and_is_checked_on_the_liveness_endpoint():
+    web = SERVICES["web"]
+    assert web["command"].split() == ["gunicorn", "-c", "gunicorn.conf.py"]
+    assert web["environment"]["GUNICORN_BIND"] == "0.0.0.0:8000"
+    assert "http://127.0.0.1:8000/api/health/" in " ".join(web["healthcheck"]["test"])
+
+
+def test_workers_and_beat_are_checked_by_their_heartbeats():
+    for name in WORKERS:
+        assert SERVICES[name]["healthcheck"]["test"] == [
+            "CMD",
+            "python",
+            "-m",
+            "workers.health",
+            "worker",
+            "--this-host",
+        ], name
+        # --this-host matches `<queue>@<container hostname>`
+        assert re.search(r"-n \w+@%h", SERVICES[name]["command"]), name
+    assert SERVICES["beat"]["healthcheck"]["test"] == ["CMD", "python", "-m", "workers.health", "beat"]
+
+
+def test_exactly_one_beat_with_the_scheduler_that_writes_its_heartbeat():
+    from django.conf import settings
+
+    beats = [name for name, service in SERVICES.items() if " beat" in str(service.get("command", ""))]
+    assert beats == ["beat"]
+    assert "deploy" not in SERVICES["beat"]  # no replicas
+    scheduler = re.search(r"-S (\S+)", SERVICES["beat"]["command"]).group(1)
+    assert scheduler == settings.CELERY_BEAT_SCHEDULER == "workers.beat:HeartbeatScheduler"
 
 
 def test_one_worker_service_per_queue_covers_every_queue():

@@ -28,3 +28,17 @@ def test_a_crashed_child_is_restarted_with_a_log_line(tmp_path):
     assert supervisor.returncode == 0
     assert "!! probe exited with code 0" in stderr and "restarting in 1 s" in stderr
     assert runs.read_text() == "xx"  # the stop signal ended it instead of starting a third run
+
+
+def test_make_run_is_a_demonstration_stack_unless_the_rules_are_set(monkeypatch, capsys):
+    """The README's booking-to-payout recipe needs a session that completes at once and no payout hold."""
+    from scripts.run import configure
+
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///unused.sqlite3")
+    monkeypatch.delenv("SESSION_MIN_RUN_PERCENT", raising=False)
+    monkeypatch.setenv("PAYOUT_HOLD_HOURS", "24")
+
+    env, _ = configure()
+
+    assert env["SESSION_MIN_RUN_PERCENT"] == "0"
+    assert env["PAYOUT_HOLD_HOURS"] == "24"  # set by the operator: kept

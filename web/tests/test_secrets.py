@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {"PATH": os.environ["PATH"], "DATABASE_URL": "sqlite:///:memory:", "DJANGO_DEBUG": "false", **env}
+    # A `make run` in this checkout leaves its development secrets in .run/env: not this test's subject.
+    clean["TALKPAY_IGNORE_RUN_ENV"] = "true"
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
     )

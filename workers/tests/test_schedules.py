@@ -39,6 +39,7 @@ def test_setup_schedules_writes_every_job_once_and_keeps_an_operators_pause(caps
         ("payouts.run_due", "payouts"),
         ("billing.payment_reconcile", "payments"),
         ("billing.clawback_execute", "maintenance"),
+        ("web.ledger_check", "maintenance"),
     ],
 )
 def test_tasks_are_routed_to_their_named_queue(task, queue):

@@ -53,7 +53,17 @@ class Command(BaseCommand):
             ).count()
             with tqdm(total=to_send, unit="payout", desc="transfer", disable=None, file=self.stderr) as bar:
                 executed = services.payout_run(period=target, progress=bar.update)
-            for name in ("paid", "failed", "in_flight", "errors", "amount_paid", "failures"):
+            for name in (
+                "paid",
+                "failed",
+                "in_flight",
+                "errors",
+                "amount_paid",
+                "failures",
+                "deferred",
+                "amount_deferred",
+                "deferrals",
+            ):
                 setattr(summary, name, getattr(executed, name))
         rows = [
             ("period", f"{target.label} ({target.start} .. {target.end})"),
@@ -68,9 +78,13 @@ class Command(BaseCommand):
                 ("paid", summary.paid),
                 ("amount paid", money.format_amount(summary.amount_paid)),
                 ("failed", summary.failed),
+                ("deferred (Stripe funds not available yet)", summary.deferred),
+                ("amount deferred", money.format_amount(summary.amount_deferred)),
                 ("in flight (sweeper resends)", summary.in_flight),
                 ("errors", summary.errors),
             ]
         self.stdout.write(tabulate(rows, headers=("", schedule), tablefmt="simple"))
         for payout_id, reason in summary.failures.items():
             self.stdout.write(f"payout #{payout_id} failed: {reason}")
+        for payout_id, reason in summary.deferrals.items():
+            self.stdout.write(f"payout #{payout_id} {reason[0].lower()}{reason[1:]}")

@@ -26,6 +26,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args, **options):
+        if not options["no_users"] and not settings.DEBUG:
+            # Their password is published in this file: never on a production database.
+            raise CommandError("Demo users need DJANGO_DEBUG=true; use --no-users for the packages only.")
         for name, minutes, price, description in DEFAULT_PACKAGES:
             _, created = BookingPackage.objects.get_or_create(
                 duration_minutes=minutes,
@@ -35,9 +38,6 @@ class Command(BaseCommand):
                 self.stdout.write(f"package: {name} ${price}")
         if options["no_users"]:
             return
-        if not settings.DEBUG:
-            # Their password is published in this file: never on a production database.
-            raise CommandError("Demo users need DJANGO_DEBUG=true; use --no-users for the packages only.")
         for username, email, role in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username, defaults={"email": email, "role": role})
             if created:

@@ -95,6 +95,10 @@
     });
   }
 
+  function idempotencyKey() {
+    return { "Idempotency-Key": "web-" + Date.now() + "-" + Math.random().toString(36).slice(2) };
+  }
+
   function results(page) {
     return Array.isArray(page) ? page : page.results;
   }
@@ -124,8 +128,9 @@
     nav.textContent = who.textContent = "";
     if (!state.me) return;
     var links = state.me.role === "talker"
-      ? [["#/listeners", "Book a session"], ["#/bookings", "My bookings"], ["#/payments", "My payments"]]
-      : [["#/account", "Payouts"], ["#/bookings", "My sessions"]];
+      ? [["#/listeners", "Book a session"], ["#/subscribe", "Standing slot"], ["#/bookings", "My bookings"],
+        ["#/subscriptions", "My subscriptions"], ["#/payments", "My payments"]]
+      : [["#/account", "Payouts"], ["#/bookings", "My sessions"], ["#/subscriptions", "Subscriptions"]];
     links.forEach(function (l) { append(nav, h("a", { href: l[0] }, l[1])); });
     append(who, [
       h("span", {}, state.me.username + " (" + state.me.role + ")"),
@@ -246,7 +251,7 @@
         scheduled_at: new Date(form.scheduled_at.value).toISOString(),
         notes: form.notes.value,
       };
-      api("POST", "/payment/bookings/create_booking/", body, { "Idempotency-Key": "web-" + Date.now() + "-" + Math.random().toString(36).slice(2) })
+      api("POST", "/payment/bookings/create_booking/", body, idempotencyKey())
         .then(function (created) { location.hash = "#/pay/" + created.booking.id; }, function (err) {
           error.textContent = errorText(err);
           form.querySelector("button").disabled = false;
@@ -265,6 +270,7 @@
   var TEST_CARDS = [
     ["4242 4242 4242 4242", "succeeds"],
     ["4000 0025 0000 3155", "asks for 3-D Secure"],
+    ["4000 0027 6000 3184", "asks for 3-D Secure on every payment, renewals too"],
     ["4000 0000 0000 0002", "is declined"],
     ["4000 0000 0000 9995", "is declined: insufficient funds"],
   ];
@@ -284,52 +290,60 @@
       if (booking.status !== "pending") {
         return show(h("h1", {}, "Booking #" + id), h("p", {}, "Status: ", status), h("a", { href: "#/bookings" }, "My bookings"));
       }
-      var payment = booking.payment;
-      var cardErrors = h("p", { id: "card-errors", class: "error", role: "alert" });
-      var cardBox = h("div", { id: "card-element", class: "card-input" });
-      var payButton = h("button", { type: "submit", id: "pay" }, "Pay " + money(payment.amount, payment.currency));
-      var email = h("input", { name: "email", type: "email", value: state.me.email, autocomplete: "email", required: true });
-      var form = h("form", { id: "payment-form", "aria-label": "Card payment" },
-        h("label", {}, "Email for the receipt", email),
-        h("div", { class: "label", id: "card-label" }, "Card"),
-        cardBox, cardErrors, payButton);
       var pkg = state.packages.find(function (p) { return p.id === booking.package; });
+      var pay = payForm(booking.payment.client_secret, "Pay " + money(booking.payment.amount, booking.payment.currency), function (result) {
+        status.textContent = "paid, confirming…";
+        flash("Payment " + result.paymentIntent.status + ". Waiting for Talkpay to confirm the booking.");
+        return waitForStatus(id, ["confirmed"], status).then(function (b) {
+          if (b.status === "confirmed") {
+            pay.form.remove();
+            flash("Booking #" + id + " is confirmed.");
+          }
+        });
+      });
       show(
         h("h1", {}, "Pay booking #" + id),
         h("p", {}, (pkg ? pkg.name + " (" + pkg.duration_minutes + " min), " : "") + when(booking.scheduled_at) + ". Status: ", status),
-        form,
-        h("section", { "aria-labelledby": "cards-title", class: "test-cards" },
-          h("h2", { id: "cards-title" }, "Test cards"),
-          h("p", { class: "muted" }, "Any future expiry date and any CVC."),
-          h("ul", {}, TEST_CARDS.map(function (c) { return h("li", {}, h("code", {}, c[0]), " " + c[1]); }))),
+        pay.form, pay.cards,
       );
-      var elements = state.stripe.elements();
-      var card = elements.create("card", { hidePostalCode: true });
-      card.mount(cardBox);
-      card.on("change", function (event) { cardErrors.textContent = event.error ? event.error.message : ""; });
-      form.addEventListener("submit", function (e) {
-        e.preventDefault();
-        payButton.disabled = true;
-        cardErrors.textContent = "";
-        state.stripe.confirmCardPayment(payment.client_secret, {
-          payment_method: { card: card, billing_details: { email: email.value } },
-        }).then(function (result) {
-          if (result.error) {
-            cardErrors.textContent = result.error.message;
-            payButton.disabled = false;
-            return;
-          }
-          status.textContent = "paid, confirming…";
-          flash("Payment " + result.paymentIntent.status + ". Waiting for Talkpay to confirm the booking.");
-          return waitForStatus(id, ["confirmed"], status).then(function (b) {
-            if (b.status === "confirmed") {
-              form.remove();
-              flash("Booking #" + id + " is confirmed.");
-            }
-          });
-        });
+      pay.mount();
+    });
+  }
+
+  // The card form both pay pages use: the card element, Stripe.js's confirmCardPayment (3-D Secure in
+  // its modal), the decline message on failure. `onPaid(result)` runs once the PaymentIntent is paid.
+  function payForm(clientSecret, label, onPaid) {
+    var cardErrors = h("p", { id: "card-errors", class: "error", role: "alert" });
+    var cardBox = h("div", { id: "card-element", class: "card-input" });
+    var payButton = h("button", { type: "submit", id: "pay" }, label);
+    var email = h("input", { name: "email", type: "email", value: state.me.email, autocomplete: "email", required: true });
+    var form = h("form", { id: "payment-form", "aria-label": "Card payment" },
+      h("label", {}, "Email for the receipt", email),
+      h("div", { class: "label", id: "card-label" }, "Card"),
+      cardBox, cardErrors, payButton);
+    var cards = h("section", { "aria-labelledby": "cards-title", class: "test-cards" },
+      h("h2", { id: "cards-title" }, "Test cards"),
+      h("p", { class: "muted" }, "Any future expiry date and any CVC."),
+      h("ul", {}, TEST_CARDS.map(function (c) { return h("li", {}, h("code", {}, c[0]), " " + c[1]); })));
+    var card = state.stripe.elements().create("card", { hidePostalCode: true });
+    card.on("change", function (event) { cardErrors.textContent = event.error ? event.error.message : ""; });
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      payButton.disabled = true;
+      cardErrors.textContent = "";
+      state.stripe.confirmCardPayment(clientSecret, {
+        payment_method: { card: card, billing_details: { email: email.value } },
+      }).then(function (result) {
+        if (result.error) {
+          cardErrors.textContent = result.error.message;
+          payButton.disabled = false;
+          return;
+        }
+        return onPaid(result);
       });
     });
+    // mount() once the form is on the page (the element needs its container in the document).
+    return { form: form, cards: cards, mount: function () { card.mount(cardBox); } };
   }
 
   // Poll the booking until it reaches one of `wanted` (the webhook's worker moves it), at most ~60 s.
@@ -439,10 +453,316 @@
   }
 
   function viewBookingsKeeping(notice) {
+    return rerenderKeeping(viewBookings, "cancel-panel", notice);
+  }
+
+  // Re-render a view and move what `notice` shows into the new view's panel `panelId`.
+  function rerenderKeeping(view, panelId, notice) {
     var kept = Array.prototype.slice.call(notice.childNodes);
-    return viewBookings().then(function () {
-      var fresh = document.getElementById("cancel-panel");
+    return view().then(function () {
+      var fresh = document.getElementById(panelId);
       kept.forEach(function (n) { fresh.appendChild(n); });
+    });
+  }
+
+  // ------------------------------------------------------------------ subscriptions: a standing slot
+
+  var WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+  var ENDED = ["canceled", "unpaid", "incomplete_expired", "failed"];
+
+  function headRow(titles) {
+    return h("thead", {}, h("tr", {}, titles.map(function (t) { return h("th", { scope: "col" }, t); })));
+  }
+
+  function planLabel(p) {
+    return p.name + " · " + p.duration_minutes + " min · " + money(p.price, p.currency) + " a " + p.interval;
+  }
+
+  // What the form's choice means, in the talker's own time: "Every Tuesday at 18:00, from ...".
+  function slotSummary(startLocal, plan) {
+    var d = new Date(startLocal);
+    if (!plan || isNaN(d.getTime())) return "";
+    var every = plan.interval === "week" ? "Every " + WEEKDAYS[d.getDay()] : "Every month on day " + d.getDate();
+    return every + " at " + d.toLocaleTimeString(undefined, { timeStyle: "short" }) + ", from " + when(d) + ": " +
+      money(plan.price, plan.currency) + " billed each " + plan.interval + ", ahead of its session.";
+  }
+
+  function standingSlot(sub) {
+    var s = sub.standing_slot;
+    return (s.interval === "week" ? "every " + s.weekday : "day " + s.day_of_month + " of each month") + ", " + s.time + " " + s.timezone;
+  }
+
+  function otherParty(sub) {
+    var talker = state.me.role === "talker";
+    var other = talker ? state.listeners[sub.listener] : null;
+    return other ? listenerName(other) : "#" + (talker ? sub.listener : sub.talker);
+  }
+
+  function payable(sub) {
+    return (sub.status === "incomplete" || sub.status === "past_due") && !!(sub.payment && sub.payment.client_secret);
+  }
+
+  function viewSubscribe() {
+    return Promise.all([api("GET", "/payment/listeners/"), api("GET", "/payment/subscription_plans/")]).then(function (r) {
+      var listeners = results(r[0]);
+      var plans = results(r[1]);
+      listeners.forEach(function (l) { state.listeners[l.id] = l; });
+      var title = h("h1", {}, "Subscribe to a standing slot");
+      if (!plans.length) return show(title, h("p", {}, "No subscription plans are on offer yet: an admin adds them at ", h("a", { href: "/admin/subscriptions/subscriptionplan/" }, "/admin/subscriptions/subscriptionplan/"), "."));
+      if (!listeners.length) return show(title, h("p", {}, "No listener takes bookings right now."));
+      var error = h("p", { class: "error", role: "alert", id: "subscribe-error" });
+      var summary = h("p", { id: "slot-summary", "aria-live": "polite" });
+      var button = h("button", { type: "submit" }, "Subscribe and pay");
+      var form = h("form", { id: "subscribe-form", "aria-labelledby": "subscribe-title" },
+        h("h2", { id: "subscribe-title" }, "The same listener at the same time, every week or month"),
+        h("label", {}, "Listener", h("select", { name: "listener" }, listeners.map(function (l) {
+          return h("option", { value: l.id, "data-username": l.username }, listenerName(l));
+        }))),
+        h("label", {}, "Plan", h("select", { name: "plan" }, plans.map(function (p) { return h("option", { value: p.id }, planLabel(p)); }))),
+        h("label", {}, "First session", h("input", { name: "first_session_at", type: "datetime-local", value: nextSlot(1), required: true })),
+        summary, button, error);
+      var update = function () {
+        var plan = plans.find(function (p) { return p.id === +form.plan.value; });
+        summary.textContent = slotSummary(form.first_session_at.value, plan);
+      };
+      form.addEventListener("input", update);
+      form.addEventListener("change", update);
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        error.textContent = "";
+        button.disabled = true;
+        api("POST", "/payment/subscriptions/", {
+          listener_id: +form.listener.value,
+          plan_id: +form.plan.value,
+          first_session_at: new Date(form.first_session_at.value).toISOString(),
+        }, idempotencyKey()).then(function (created) {
+          location.hash = "#/subscription/" + created.subscription.id;
+        }, function (err) {
+          error.textContent = errorText(err);
+          button.disabled = false;
+        });
+      });
+      show(title,
+        h("p", { class: "muted" }, "Subscribing holds the next sessions of the slot at once. Each period is paid ahead, " +
+          "and its session is confirmed when it is. Pause, resume or cancel it under My subscriptions."),
+        form);
+      update();
+    });
+  }
+
+  // Poll the subscription until `done(sub)` (webhooks move it), at most ~60 s.
+  function waitForSubscription(id, done, statusNode, tries) {
+    tries = tries || 0;
+    return api("GET", "/payment/subscriptions/" + id + "/").then(function (sub) {
+      if (done(sub) || tries > 120) {
+        if (statusNode) statusNode.textContent = sub.status;
+        return sub;
+      }
+      return sleep(500).then(function () { return waitForSubscription(id, done, statusNode, tries + 1); });
+    });
+  }
+
+  function confirmedCount(sub) {
+    return sub.bookings.filter(function (b) { return b.status === "confirmed"; }).length;
+  }
+
+  // Done once the paid period's session is confirmed too (the invoice's webhook), or it ended.
+  function activeAndBooked(before) {
+    return function (sub) {
+      return (sub.status === "active" && confirmedCount(sub) > before) || ENDED.indexOf(sub.status) >= 0;
+    };
+  }
+
+  function subscriptionFacts(sub, statusNode) {
+    return h("dl", { class: "facts" },
+      h("dt", {}, state.me.role === "talker" ? "Listener" : "Talker"), h("dd", {}, otherParty(sub)),
+      h("dt", {}, "Plan"), h("dd", {}, planLabel(sub.plan)),
+      h("dt", {}, "Standing slot"), h("dd", {}, standingSlot(sub)),
+      h("dt", {}, "Next session"), h("dd", { id: "next-session" }, sub.next_session_at ? when(sub.next_session_at) : "—"),
+      h("dt", {}, "Status"), h("dd", {}, statusNode));
+  }
+
+  function sessionsTable(sub) {
+    if (!sub.bookings.length) return h("p", { class: "muted" }, "No sessions are held for it.");
+    return h("table", { id: "subscription-sessions", "aria-label": "Sessions of subscription #" + sub.id },
+      headRow(["Session", "When", "Amount", "Status"]),
+      h("tbody", {}, sub.bookings.map(function (b) {
+        return h("tr", { "data-session": b.id },
+          h("td", {}, "#" + (b.occurrence + 1)), h("td", {}, when(b.scheduled_at)),
+          h("td", {}, money(b.total_amount, sub.plan.currency)), h("td", { class: "status" }, b.status));
+      })));
+  }
+
+  // One subscription: its slot and sessions, and the card form while a payment waits (the first
+  // invoice, or a renewal that asks for 3-D Secure).
+  function viewSubscription(id) {
+    show(h("h1", {}, "Subscription #" + id), h("p", {}, "Preparing the first invoice…"));
+    return waitForSubscription(id, function (s) { return s.status !== "creating"; }).then(function (sub) {
+      var status = h("strong", { id: "subscription-status", class: "status", role: "status" }, sub.status);
+      var sessions = h("section", { "aria-labelledby": "sessions-title" }, h("h2", { id: "sessions-title" }, "Sessions"), sessionsTable(sub));
+      var head = [h("h1", {}, "Subscription #" + id), subscriptionFacts(sub, status)];
+      var back = h("p", {}, h("a", { href: "#/subscriptions" }, state.me.role === "talker" ? "My subscriptions" : "Subscriptions"));
+      if (state.me.role !== "talker" || !payable(sub)) return show(head, sessions, back);
+      var renewal = sub.status === "past_due";
+      var paid = function () {
+        status.textContent = "paid, activating…";
+        flash("Payment received. Waiting for Stripe's invoice to activate the subscription.");
+        return waitForSubscription(id, activeAndBooked(confirmedCount(sub)), status).then(function (s) {
+          show(h("h1", {}, "Subscription #" + id), subscriptionFacts(s, status),
+            h("section", { "aria-labelledby": "sessions-title" }, h("h2", { id: "sessions-title" }, "Sessions"), sessionsTable(s)), back);
+          if (s.status === "active") flash("Subscription #" + id + " is active. Next session: " + (s.next_session_at ? when(s.next_session_at) : "—") + ".");
+        });
+      };
+      var amount = money(sub.plan.price, sub.plan.currency);
+      var pay = payForm(sub.payment.client_secret, (renewal ? "Pay the renewal with this card, " : "Pay ") + amount, paid);
+      // A renewal that asks for 3-D Secure: the saved card only needs the challenge (confirmCardPayment
+      // with no payment method confirms the one the PaymentIntent has).
+      var saved = null;
+      if (renewal) {
+        var savedError = h("p", { id: "authenticate-errors", class: "error", role: "alert" });
+        var authenticate = h("button", { type: "button", id: "authenticate", onclick: function () {
+          authenticate.disabled = true;
+          savedError.textContent = "";
+          state.stripe.confirmCardPayment(sub.payment.client_secret).then(function (result) {
+            if (result.error) {
+              savedError.textContent = result.error.message;
+              authenticate.disabled = false;
+              return;
+            }
+            return paid();
+          });
+        } }, "Authenticate " + amount + " with your saved card");
+        saved = h("section", { "aria-labelledby": "renewal-title" }, h("h2", { id: "renewal-title" }, "This renewal asks for 3-D Secure"),
+          h("p", {}, "Your bank wants to confirm the renewal payment. Authenticate it with the card you subscribed with, or pay it with another card below."),
+          authenticate, savedError);
+      }
+      show(head, saved, pay.form, pay.cards, sessions, back);
+      pay.mount();
+    });
+  }
+
+  function viewSubscriptions() {
+    var talker = state.me.role === "talker";
+    return Promise.all([
+      api("GET", "/payment/subscriptions/"),
+      talker ? api("GET", "/payment/listeners/") : Promise.resolve([]),
+    ]).then(function (r) {
+      var subs = results(r[0]);
+      results(r[1]).forEach(function (l) { state.listeners[l.id] = l; });
+      var notice = h("div", { id: "subscription-panel", role: "region", "aria-live": "polite", "aria-label": "Subscription changes" });
+      var table = h("table", { id: "subscriptions" },
+        headRow(["#", talker ? "Listener" : "Talker", "Plan", "Standing slot", "Next session", "Status", ""]),
+        h("tbody", {}, subs.map(function (s) { return subscriptionRow(s, talker, notice); })));
+      var none = talker
+        ? h("p", {}, "No subscriptions yet. ", h("a", { href: "#/subscribe" }, "Subscribe to a standing slot"))
+        : h("p", {}, "No talker subscribes to your time yet.");
+      show(h("h1", {}, talker ? "My subscriptions" : "Subscriptions"), notice, subs.length ? table : none);
+    });
+  }
+
+  function subscriptionRow(sub, talker, notice) {
+    var actions = h("td", { class: "actions" });
+    var live = ENDED.indexOf(sub.status) < 0 && sub.status !== "creating";
+    if (talker && payable(sub)) append(actions, h("a", { href: "#/subscription/" + sub.id, class: "button" }, "Pay"));
+    if (talker && live) {
+      if (sub.status === "active" || sub.status === "past_due") append(actions, subscriptionAction(sub, "pause", "Pause", notice));
+      if (sub.status === "paused") append(actions, subscriptionAction(sub, "resume", "Resume", notice));
+      if (!sub.cancel_at_period_end && sub.status !== "incomplete") {
+        append(actions, h("button", { type: "button", "data-action": "cancel-at-period-end", onclick: function () {
+          askCancelSubscription(sub, true, notice);
+        } }, "Cancel at period end"));
+      }
+      append(actions, h("button", { type: "button", "data-action": "cancel-now", onclick: function () {
+        askCancelSubscription(sub, false, notice);
+      } }, "Cancel now"));
+    }
+    var ends = live && sub.cancel_at_period_end && sub.current_period_end ? ", ends " + when(sub.current_period_end) : "";
+    return h("tr", { "data-subscription": sub.id },
+      h("td", {}, h("a", { href: "#/subscription/" + sub.id, "aria-label": "Subscription #" + sub.id }, String(sub.id))),
+      h("td", {}, otherParty(sub)),
+      h("td", {}, planLabel(sub.plan)),
+      h("td", {}, standingSlot(sub)),
+      h("td", {}, sub.next_session_at ? when(sub.next_session_at) : "—"),
+      h("td", { class: "status" }, sub.status + ends),
+      actions);
+  }
+
+  function subscriptionAction(sub, action, label, notice) {
+    return h("button", { type: "button", "data-action": action, onclick: function (e) {
+      e.target.disabled = true;
+      notice.textContent = "";
+      api("POST", "/payment/subscriptions/" + sub.id + "/" + action + "/").then(function (s) {
+        var text = action === "pause"
+          ? "Subscription #" + s.id + " is " + s.status + ": nothing is billed until you resume it."
+          : "Subscription #" + s.id + " is " + s.status + " again: billing resumes and the slot is held ahead.";
+        append(notice, h("div", { class: "panel" }, h("p", { id: "subscription-result" }, text)));
+        return rerenderKeeping(viewSubscriptions, "subscription-panel", notice);
+      }, function (err) {
+        notice.textContent = errorText(err);
+        e.target.disabled = false;
+      });
+    } }, label);
+  }
+
+  // The session of the period paid for, which cancelling now cancels and refunds by the policy.
+  function currentSession(sub) {
+    var paid = sub.bookings.filter(function (b) { return b.status === "confirmed"; });
+    return paid.length ? paid[paid.length - 1] : null;
+  }
+
+  function askCancelSubscription(sub, atPeriodEnd, notice) {
+    notice.textContent = "";
+    var current = atPeriodEnd ? null : currentSession(sub);
+    var quoted = current ? api("GET", "/payment/bookings/" + current.id + "/cancel_quote/") : Promise.resolve(null);
+    quoted.then(function (quote) {
+      var text;
+      if (atPeriodEnd) {
+        text = "Stop subscription #" + sub.id + " at the end of this period" +
+          (sub.current_period_end ? " (" + when(sub.current_period_end) + ")" : "") +
+          "? The session already paid for stays booked; nothing more is billed.";
+      } else if (!current) {
+        text = "Cancel subscription #" + sub.id + " now? No paid session is coming, so nothing is refunded; the held slots are released.";
+      } else {
+        text = "Cancel subscription #" + sub.id + " now? Billing stops, the held slots are released, and this period's session (" +
+          when(current.scheduled_at) + ") is cancelled: you get " + money(quote.amount, sub.plan.currency) + " back (" +
+          (POLICY[quote.policy] || quote.policy) + ").";
+      }
+      append(notice, h("div", { class: "panel", id: "subscription-quote" },
+        h("p", { id: "subscription-quote-text" }, text),
+        h("button", { type: "button", id: "confirm-subscription-cancel", onclick: function (e) {
+          e.target.disabled = true;
+          api("POST", "/payment/subscriptions/" + sub.id + "/cancel/", { at_period_end: atPeriodEnd }).then(function (s) {
+            return subscriptionCancelled(s, current, quote, notice);
+          }, function (err) {
+            notice.textContent = errorText(err);
+          });
+        } }, atPeriodEnd ? "Cancel at period end" : "Cancel now"),
+        h("button", { type: "button", class: "link", onclick: function () { notice.textContent = ""; } }, "Keep subscription")));
+      notice.querySelector("#confirm-subscription-cancel").focus();
+    }, function (err) { notice.textContent = errorText(err); });
+  }
+
+  function subscriptionCancelled(sub, current, quote, notice) {
+    notice.textContent = "";
+    var line = h("p", { id: "subscription-result" });
+    append(notice, h("div", { class: "panel" }, line));
+    var reload = function () { return rerenderKeeping(viewSubscriptions, "subscription-panel", notice); };
+    var name = "Subscription #" + sub.id;
+    if (ENDED.indexOf(sub.status) < 0) {
+      line.textContent = name + " ends " + (sub.current_period_end ? "on " + when(sub.current_period_end) : "at the end of this period") + ": nothing more is billed.";
+      return reload();
+    }
+    if (!current || !quote || quote.amount === "0.00") {
+      line.textContent = name + " is " + sub.status + ". Nothing to refund.";
+      return reload();
+    }
+    var amount = money(quote.amount, sub.plan.currency);
+    line.textContent = name + " is " + sub.status + ". Refund of " + amount + " for the session of " + when(current.scheduled_at) + ": requested…";
+    return waitForStatus(current.id, ["refunded"]).then(function (b) {
+      line.textContent = b.status === "refunded"
+        ? name + " is " + sub.status + " and its session is refunded: " + amount + " is on its way back to your card."
+        : name + " is " + sub.status + ". The refund of " + amount + " is still being processed.";
+      return reload();
     });
   }
 
@@ -575,8 +895,9 @@
     }
     var parts = hash.split("/");
     var views = state.me.role === "talker"
-      ? { listeners: viewListeners, pay: viewPay, bookings: viewBookings, payments: viewPayments }
-      : { account: viewAccount, bookings: viewBookings };
+      ? { listeners: viewListeners, pay: viewPay, bookings: viewBookings, payments: viewPayments,
+          subscribe: viewSubscribe, subscriptions: viewSubscriptions, subscription: viewSubscription }
+      : { account: viewAccount, bookings: viewBookings, subscriptions: viewSubscriptions, subscription: viewSubscription };
     var view = views[parts[0]];
     if (!view) return home();
     var done = view(parts[1]);
