@@ -624,5 +624,6 @@ def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(dri
     assert not driver.find_elements("css selector", "iframe[name='__privateStripeFrame3ds']")
     # the saved card pays later without the talker (what a subscription renewal does)
     charge = {"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id}
+    charge["allowed_payment_method_types"] = ["card"]  # confirmed on the server: no redirect methods
     renewal = client.v1.payment_intents.create(params={**charge, "off_session": True, "confirm": True})
     assert renewal.status == "succeeded"
