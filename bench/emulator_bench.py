@@ -31,14 +31,27 @@ def _client(url):
 
 
 def _op_two_calls(client):
-    pi = client.v1.payment_intents.create(params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa"})
+    pi = client.v1.payment_intents.create(
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],  # confirmed server-side: no redirect methods
+            "payment_method": "pm_card_visa",
+        }
+    )
     pi = client.v1.payment_intents.confirm(pi.id)
     assert pi.status == "succeeded", pi.status
 
 
 def _op_one_call(client):
     pi = client.v1.payment_intents.create(
-        params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
     )
     assert pi.status == "succeeded", pi.status
 

@@ -105,7 +105,7 @@ def _paid_intents(payments: list, customer_id: str) -> list[dict]:
                 "amount": payment.amount,
                 "currency": payment.currency,
                 "customer": customer_id,
-                "payment_method_types": ["card"],
+                "allowed_payment_method_types": ["card"],
                 "payment_method": "pm_card_visa",
                 "confirm": True,
                 "metadata": {

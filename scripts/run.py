@@ -47,6 +47,7 @@ DECIDED = (
     "STRIPE_SECRET_KEY",
     "STRIPE_PUBLISHABLE_KEY",
     "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_CONNECT_WEBHOOK_SECRET",
     "STRIPE_EMULATOR_PORT",
     "WEB_PORT",
     "PUBLIC_BASE_URL",
@@ -123,14 +124,20 @@ def configure() -> tuple[dict[str, str], dict[str, str]]:
         env["STRIPE_WEBHOOK_SECRET"] = env.get("STRIPE_WEBHOOK_SECRET") or _persistent_secret(
             "webhook_secret", "whsec_"
         )
+        env["STRIPE_CONNECT_WEBHOOK_SECRET"] = env.get("STRIPE_CONNECT_WEBHOOK_SECRET") or _persistent_secret(
+            "connect_webhook_secret", "whsec_"
+        )
         webhook_url = f"http://127.0.0.1:{web_port}/api/payment/stripe/webhook/"
+        # Two endpoints at the same URL, as on Stripe: the platform's, and the Connect one that alone
+        # receives the listeners' accounts' events (account.updated, their payouts).
         extra["stripe-emulator"] = (
             f"{sys.executable} -m stripe_emulator --port {emulator_port}"
             f" --webhook-url {webhook_url} --webhook-secret {env['STRIPE_WEBHOOK_SECRET']}"
+            f" --connect-webhook-url {webhook_url} --connect-webhook-secret {env['STRIPE_CONNECT_WEBHOOK_SECRET']}"
             f" --state-file {EMULATOR_STATE}"
             f" --funds-delay {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS}"
         )
-        print(f"• stripe: emulator on :{emulator_port}, webhooks to {webhook_url}")
+        print(f"• stripe: emulator on :{emulator_port}, webhooks (platform and Connect endpoints) to {webhook_url}")
         print(
             "• stripe: a payment's funds are pending for"
             f" {env.get('STRIPE_EMULATOR_FUNDS_DELAY') or EMULATOR_FUNDS_DELAY_SECONDS} s, as on Stripe"

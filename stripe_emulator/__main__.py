@@ -83,6 +83,18 @@ def build_parser():
         "random if omitted, printed at start",
     )
     p.add_argument(
+        "--connect-webhook-url",
+        default=os.environ.get("STRIPE_EMULATOR_CONNECT_WEBHOOK_URL"),
+        help="pre-register a Connect endpoint (connect=true): it receives the connected accounts' events, "
+        "which --webhook-url does not (env STRIPE_EMULATOR_CONNECT_WEBHOOK_URL)",
+    )
+    p.add_argument(
+        "--connect-webhook-secret",
+        default=os.environ.get("STRIPE_EMULATOR_CONNECT_WEBHOOK_SECRET"),
+        help="signing secret for --connect-webhook-url (env STRIPE_EMULATOR_CONNECT_WEBHOOK_SECRET); "
+        "random if omitted, printed at start",
+    )
+    p.add_argument(
         "--webhook-max-attempts",
         type=int,
         default=DEFAULT_CONFIG["webhook_max_attempts"],
@@ -129,6 +141,13 @@ def build_parser():
         help="seconds (times --time-scale) before a 4000000000000259 charge is disputed (default 2)",
     )
     p.add_argument(
+        "--capture-delay",
+        type=float,
+        default=DEFAULT_CONFIG["capture_delay"],
+        help="seconds (times --time-scale) before a captured charge gets its balance_transaction and "
+        "transfer, announced by charge.updated (default 0.5)",
+    )
+    p.add_argument(
         "--payout-delay",
         type=float,
         default=DEFAULT_CONFIG["payout_delay"],
@@ -148,6 +167,8 @@ def main(argv=None):
     gc.set_threshold(100_000, 50, 100)
     if args.webhook_secret and not args.webhook_url:
         sys.stderr.write("stripe_emulator: --webhook-secret given without --webhook-url; ignoring it\n")
+    if args.connect_webhook_secret and not args.connect_webhook_url:
+        sys.stderr.write("stripe_emulator: --connect-webhook-secret given without --connect-webhook-url; ignoring it\n")
     config = {
         "time_scale": args.time_scale,
         "funds_pending": args.funds_pending,
@@ -163,16 +184,19 @@ def main(argv=None):
         "quiet": args.quiet,
         "seed": args.seed,
         "dispute_delay": args.dispute_delay,
+        "capture_delay": args.capture_delay,
         "payout_delay": args.payout_delay,
     }
     emu = Emulator(config, webhook_workers=args.webhook_workers)
-    if args.webhook_url:
-        secret = args.webhook_secret
-        if not secret:
-            from .core import rand
+    from .core import rand
 
-            secret = "whsec_" + rand(32)
-        emu.preregistered.append((args.webhook_url, secret))
+    for url, secret, connect in (
+        (args.webhook_url, args.webhook_secret, False),
+        (args.connect_webhook_url, args.connect_webhook_secret, True),
+    ):
+        if url:
+            emu.preregistered.append((url, secret or "whsec_" + rand(32), connect))
+    if emu.preregistered:
         emu.reset(keep_webhooks=False, reset_config=False)
     writer = None
     if args.state_file:
@@ -188,9 +212,9 @@ def main(argv=None):
         "stripe_emulator listening on http://%s:%d (api version %s)\n"
         % (server.host, server.port, __import__("stripe_emulator").API_VERSION)
     )
-    if args.webhook_url:
+    for url, secret, connect in emu.preregistered:
         sys.stderr.write(
-            "stripe_emulator webhook endpoint %s secret %s\n" % (args.webhook_url, emu.preregistered[0][1])
+            "stripe_emulator %swebhook endpoint %s secret %s\n" % ("Connect " if connect else "", url, secret)
         )
     sys.stderr.flush()
 

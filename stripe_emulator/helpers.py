@@ -17,6 +17,7 @@ FLOAT_KEYS = {
     "webhook_retry_base",
     "webhook_timeout",
     "dispute_delay",
+    "capture_delay",
     "payout_delay",
     "hang_seconds",
     "funds_delay",
@@ -148,7 +149,13 @@ def _dispatch(emu, method, parts, data, headers):
             events = data.get("enabled_events") or ["*"]
             with emu.lock:
                 emu._check_url(url)
-                we = emu._create_endpoint(url, events, data.get("secret") or None, data.get("description"))
+                we = emu._create_endpoint(
+                    url,
+                    events,
+                    data.get("secret") or None,
+                    data.get("description"),
+                    connect=_bool(data.get("connect", False)),
+                )
                 out = dict(we, secret=emu.webhook_secrets[we["id"]])
             return _resp(emu, 200, out)
     if head == "payment_intents" and n == 3 and parts[2] == "3ds" and method == "POST":
@@ -219,6 +226,22 @@ def _dispatch(emu, method, parts, data, headers):
             [("Content-Type", "text/html; charset=utf-8")],
             (
                 "<html><body><h1>Stripe emulator</h1><p>Account %s onboarded.</p></body></html>" % html.escape(a["id"])
+            ).encode(),
+        )
+    if head == "express_dashboard" and n == 2 and method == "GET":
+        # where a login link leads: the connected account's Express dashboard, reduced to a page
+        with emu.lock:
+            a = emu.objects.get(parts[1])
+            if a is None or a.get("object") != "account" or a.get("deleted"):
+                return _err(emu, 404, "No such account: %s" % parts[1])
+            bal = emu.balance_obj(a["id"])
+        amounts = ", ".join("%d %s" % (b["amount"], b["currency"]) for b in bal["available"]) or "0"
+        return (
+            200,
+            [("Content-Type", "text/html; charset=utf-8")],
+            (
+                '<html><body><h1>Express dashboard (Stripe emulator)</h1><p id="account">%s</p>'
+                '<p id="available">Available: %s</p></body></html>' % (html.escape(a["id"]), html.escape(amounts))
             ).encode(),
         )
     if head == "clock":

@@ -72,8 +72,11 @@ def snapshot_load(emu, path: str | os.PathLike) -> bool:
                 emu.endpoints.remove(endpoint_id)
                 emu.objects.pop(endpoint_id, None)
                 emu.webhook_secrets.pop(endpoint_id, None)
-        for url, secret in emu.preregistered:
-            emu._create_endpoint(url, ["*"], secret=secret, description=PREREGISTERED)
+        for url, secret, connect in emu.preregistered:
+            emu._create_endpoint(url, ["*"], secret=secret, description=PREREGISTERED, connect=connect)
+        # captures still settling when the state was saved (that scheduled work is not kept)
+        for charge in [o for o in emu.objects.values() if o.get("object") == "charge" and o.get("captured")]:
+            emu._settle_capture_now(charge)
     return True
 
 

@@ -33,6 +33,8 @@ DEFAULT_API_KEY = "sk_test_emulator"
 INHERIT_BLOCKLIST = (
     "STRIPE_EMULATOR_WEBHOOK_URL",
     "STRIPE_EMULATOR_WEBHOOK_SECRET",
+    "STRIPE_EMULATOR_CONNECT_WEBHOOK_URL",
+    "STRIPE_EMULATOR_CONNECT_WEBHOOK_SECRET",
     "STRIPE_EMULATOR_PORT",
     "STRIPE_EMULATOR_HOST",
     "STRIPE_EMULATOR_STATE_FILE",
@@ -232,11 +234,16 @@ class EmulatorProcess:
         """Make every pending fund available now (without moving the clock)."""
         return self.post("/_emulator/balance/settle")
 
-    def register_webhook(self, url, enabled_events=("*",), secret=None):
-        """Register a webhook endpoint and return its signing secret (whsec_...)."""
+    def register_webhook(self, url, enabled_events=("*",), secret=None, connect=False):
+        """Register a webhook endpoint and return its signing secret (whsec_...).
+
+        connect=True makes it a Connect endpoint: it receives the connected accounts' events (and
+        only those), as on Stripe."""
         payload = {"url": url, "enabled_events": list(enabled_events)}
         if secret:
             payload["secret"] = secret
+        if connect:
+            payload["connect"] = True
         return self.post("/_emulator/webhooks/register", payload)["secret"]
 
     def flush_webhooks(self, timeout=10):

@@ -14,11 +14,16 @@ import threading
 import time
 import urllib.parse
 
+# Stripe's test-mode deliveries also carry a v0 signature, made with a key the receiver does not have;
+# clients must ignore it (the SDKs check v1 only), so it is here to catch those that do not.
+TEST_MODE_V0_KEY = b"whsec_stripe_emulator_test_mode_v0"
+
 
 def sign_payload(payload: bytes, secret: str, timestamp: int) -> str:
     signed = str(timestamp).encode() + b"." + payload
     mac = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
-    return "t=%d,v1=%s" % (timestamp, mac)
+    v0 = hmac.new(TEST_MODE_V0_KEY, signed, hashlib.sha256).hexdigest()
+    return "t=%d,v1=%s,v0=%s" % (timestamp, mac, v0)
 
 
 class Work:
@@ -231,6 +236,8 @@ class Deliverer:
                 return
             secret = emu.webhook_secrets.get(we_id)
             url = we["url"]
+            if we.get("api_version"):  # rendered in the endpoint's version (the only one it may have)
+                evt = dict(evt, api_version=we["api_version"])
             payload = json.dumps(evt, indent=2).encode("utf-8")
             cfg = emu.config
             timeout = cfg["webhook_timeout"]

@@ -12,6 +12,10 @@ _SHAPES: dict[str, tuple[re.Pattern[str], str]] = {
     "STRIPE_SECRET_KEY": (re.compile(r"^(sk|rk)_(test|live)_[0-9A-Za-z]{16,}$"), "a Stripe key sk_live_… or rk_live_…"),
     "STRIPE_PUBLISHABLE_KEY": (re.compile(r"^pk_(test|live)_[0-9A-Za-z]{16,}$"), "a Stripe key pk_live_…"),
     "STRIPE_WEBHOOK_SECRET": (re.compile(r"^whsec_[0-9A-Za-z]{16,}$"), "the endpoint's signing secret whsec_…"),
+    "STRIPE_CONNECT_WEBHOOK_SECRET": (
+        re.compile(r"^whsec_[0-9A-Za-z]{16,}$"),
+        "the Connect endpoint's signing secret whsec_…",
+    ),
 }
 
 
@@ -40,5 +44,6 @@ def throwaway_production_env() -> dict[str, str]:
         "STRIPE_SECRET_KEY": "sk_test_" + secrets.token_hex(16),
         "STRIPE_PUBLISHABLE_KEY": "pk_test_" + secrets.token_hex(16),
         "STRIPE_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
+        "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_" + secrets.token_hex(16),
         "DJANGO_SECURE_SSL_REDIRECT": "false",
     }

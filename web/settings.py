@@ -250,6 +250,12 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="pk_test_talkpay_
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="whsec_talkpay_emulator_dev_secret")
 # Extra secrets accepted during a rotation (comma separated).
 STRIPE_WEBHOOK_SECRETS_OLD = env.list("STRIPE_WEBHOOK_SECRETS_OLD", default=[])
+# Stripe sends connected accounts' events (account.updated, their payout.*) only to a Connect endpoint,
+# which has its own signing secret; both endpoints point at the same URL, which accepts either secret.
+STRIPE_CONNECT_WEBHOOK_SECRET = env(
+    "STRIPE_CONNECT_WEBHOOK_SECRET", default="whsec_talkpay_emulator_connect_dev_secret"
+)
+STRIPE_CONNECT_WEBHOOK_SECRETS_OLD = env.list("STRIPE_CONNECT_WEBHOOK_SECRETS_OLD", default=[])
 STRIPE_WEBHOOK_TOLERANCE = env.int("STRIPE_WEBHOOK_TOLERANCE", default=300)
 # Base URL of the Stripe emulator. Empty means the real Stripe API, but only with a real key: the
 # emulator's own key never goes to api.stripe.com, so an empty value left in `.env` cannot switch to Stripe.
@@ -341,6 +347,7 @@ COMMITTED_SECRETS = frozenset(
         "sk_test_talkpay_emulator",
         "pk_test_talkpay_emulator",
         "whsec_talkpay_emulator_dev_secret",
+        "whsec_talkpay_emulator_connect_dev_secret",
         "whsec_compose_emulator_secret",
         "whsec_talkpay_test_secret",
     }
@@ -360,14 +367,18 @@ if not DEBUG:
             "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
             "STRIPE_PUBLISHABLE_KEY": STRIPE_PUBLISHABLE_KEY,
             "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            "STRIPE_CONNECT_WEBHOOK_SECRET": STRIPE_CONNECT_WEBHOOK_SECRET,
         },
         committed=COMMITTED_SECRETS,
     )
     _insecure += [
-        "STRIPE_WEBHOOK_SECRETS_OLD holds a value committed to the repository"
-        for old in STRIPE_WEBHOOK_SECRETS_OLD
-        if old in COMMITTED_SECRETS
-    ][:1]
+        f"{name} holds a value committed to the repository"
+        for name, olds in (
+            ("STRIPE_WEBHOOK_SECRETS_OLD", STRIPE_WEBHOOK_SECRETS_OLD),
+            ("STRIPE_CONNECT_WEBHOOK_SECRETS_OLD", STRIPE_CONNECT_WEBHOOK_SECRETS_OLD),
+        )
+        if any(old in COMMITTED_SECRETS for old in olds)
+    ]
     if _insecure:
         raise ImproperlyConfigured(
             "Refusing to start with DJANGO_DEBUG off: " + "; ".join(_insecure) + ". See README, Security."

@@ -32,6 +32,15 @@ def stripe_emulator(stripe_emulator_process):
     yield stripe_emulator_process
 
 
+def webhooks_register(emulator, base_url: str) -> None:
+    """Register Talkpay's two webhook endpoints on the emulator, as on Stripe: the platform's, and the
+    Connect one (connect=true) that alone receives the connected accounts' events (account.updated,
+    their payouts). Both at the same URL, each with the secret the settings accept."""
+    url = base_url.rstrip("/") + WEBHOOK_PATH
+    emulator.register_webhook(url, secret=settings.STRIPE_WEBHOOK_SECRET)
+    emulator.register_webhook(url, secret=settings.STRIPE_CONNECT_WEBHOOK_SECRET, connect=True)
+
+
 _running_worker: list = []
 
 

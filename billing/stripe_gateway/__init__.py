@@ -126,7 +126,13 @@ def payment_intent_create(
             "currency": currency,
             "customer": customer_id,
             "description": description,
-            "automatic_payment_methods": {"enabled": True},
+            # Cards only, named explicitly: the web app confirms with the Card Element (Stripe.js
+            # confirmCardPayment) and the workers may confirm server-side, so a method the Dashboard turns
+            # on (automatic payment methods) that redirects or settles days later (bank debits) would
+            # need a return_url and a `processing` booking flow we do not have. This is Stripe's
+            # replacement for the removed payment_method_types (API 2026-09-30): the intent takes a card
+            # whatever the Dashboard says, and a server-side confirmation needs no return_url.
+            "allowed_payment_method_types": ["card"],
             "transfer_group": f"booking-{booking_id}",
             "metadata": {
                 "booking_id": str(booking_id),

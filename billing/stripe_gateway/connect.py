@@ -52,6 +52,12 @@ def account_link_create(*, account_id: str, refresh_url: str, return_url: str) -
     return as_dict(link)
 
 
+def login_link_create(*, account_id: str) -> dict:
+    """A single-use, short-lived link into the listener's Express dashboard (balance, bank payouts,
+    details). Stripe refuses it until onboarding is complete. Not idempotent: each call is a new link."""
+    return as_dict(call(client().v1.accounts.login_links.create, account_id))
+
+
 # --- Transfers ---------------------------------------------------------------------------------------
 
 

@@ -63,7 +63,8 @@ def payment_intent_object(
         "amount_received": amount if succeeded else 0,
         "application": None,
         "application_fee_amount": None,
-        "automatic_payment_methods": {"enabled": True},
+        "allowed_payment_method_types": ["card"],  # as billing.stripe_gateway creates it
+        "automatic_payment_methods": None,
         "canceled_at": int(time.time()) if status == "canceled" else None,
         "cancellation_reason": "requested_by_customer" if status == "canceled" else None,
         "capture_method": "automatic",
@@ -144,7 +145,11 @@ def refund_object(
 
 
 def charge_object(*, charge_id: str, payment_intent_id: str, amount: int, refunds: list[dict] | None = None) -> dict:
-    """A succeeded card charge; with `refunds`, refunded by their succeeded total (listed newest first)."""
+    """A succeeded card charge; with `refunds`, refunded by their succeeded total (listed newest first).
+
+    The payload lists the refunds as API versions before 2022-11-15 rendered `charge.refunds`: it tests
+    the handler's shortcut for such payloads. Stripe's current payloads have no `refunds`; the tests that
+    deliver the emulator's own events (billing.tests.refund_support) take the path that lists them."""
     refunds = sorted(refunds or [], key=lambda refund: (refund["created"], refund["id"]), reverse=True)
     refunded = sum(refund["amount"] for refund in refunds if refund["status"] == "succeeded")
     return {
@@ -346,7 +351,7 @@ def foreign_intent(payment: Payment, *, payment_method: str | None = "pm_card_vi
     params: dict = {
         "amount": payment.amount,
         "currency": payment.currency,
-        "payment_method_types": ["card"],
+        "allowed_payment_method_types": ["card"],  # confirmed server-side: cards only
         "metadata": {"booking_id": str(payment.booking_id), "payment_id": str(payment.pk)},
     }
     if payment_method:

@@ -127,3 +127,22 @@ def test_a_broker_outage_at_booking_time_is_recovered_by_the_sweeper(celery_work
     assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
     customer = StripeCustomer.objects.get(user=booking.talker)
     assert len(_intents_of(customer.stripe_customer_id)) == 1
+
+
+@pytest.mark.django_db
+def test_the_intent_takes_cards_only_so_a_server_side_confirmation_needs_no_return_url(stripe_emulator):
+    """Stripe's default since 2023-08-16 (automatic payment methods, redirects allowed) would refuse a
+    server-side confirmation without return_url; ours names its one method, the card."""
+    booking = _book()
+    payment = services.payment_intent_create(payment_id=booking.payment.pk)
+
+    intent = stripe_gateway.payment_intent_retrieve(payment.stripe_payment_intent_id)
+    confirmed = stripe_gateway.call(
+        stripe_gateway.client().v1.payment_intents.confirm,
+        payment.stripe_payment_intent_id,
+        params={"payment_method": "pm_card_visa"},
+    )
+
+    assert intent["allowed_payment_method_types"] == ["card"] and intent["automatic_payment_methods"] is None
+    assert intent["payment_method_types"] == ["card"]
+    assert confirmed.status == "succeeded"

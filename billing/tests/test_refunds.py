@@ -315,3 +315,20 @@ def test_the_cancellation_policy_follows_its_settings(settings):
     )
 
     assert (quote.amount, quote.policy) == (750, Policy.TALKER_LATE)
+
+
+@pytest.mark.django_db
+def test_a_charge_refunded_event_without_listed_refunds_is_applied_from_stripes_refund_list(events):
+    """Stripe's payloads carry no `charge.refunds` (API 2022-11-15 and later): the handler lists them."""
+    booking = paid_booking(events)
+    payment = payment_of(booking)
+    refund = refund_create_for_admin(payment_id=payment.pk, amount=1000, reason="goodwill", admin=UserFactory())
+    refund_create_task.apply(args=[refund.pk]).get()
+    Refund.objects.filter(pk=refund.pk).update(status=Refund.Status.PENDING)  # as if the worker's save was lost
+
+    charge_refunded = events.new("charge.refunded")
+    deliver(charge_refunded[0])
+
+    assert "refunds" not in charge_refunded[0]["data"]["object"]
+    refund.refresh_from_db()
+    assert refund.status == Refund.Status.SUCCEEDED and refund.stripe_refund_id.startswith("re_")

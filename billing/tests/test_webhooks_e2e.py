@@ -22,7 +22,7 @@ from billing.models import Payment, WebhookEvent
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import ListenerPayout
-from web.testing import WEBHOOK_PATH
+from web.testing import webhooks_register
 from web.tests.factories import ListenerFactory, TalkerFactory
 from web.tests.support import eventually
 from web.tokens import UserRefreshToken
@@ -59,7 +59,7 @@ def test_200_bookings_paid_under_webhook_chaos_end_in_the_right_state(
 ):
     # Each client leaves some bookings unpaid on purpose (declines, abandoned checkouts).
     settings.BOOKING_PENDING_MAX_PER_TALKER = BOOKINGS
-    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    webhooks_register(stripe_emulator, live_server.url)
     stripe_emulator.configure(
         time_scale=0.01,
         chaos_duplicate=0.3,

@@ -130,6 +130,23 @@ def test_during_a_secret_rotation_the_old_secret_and_several_v1_signatures_are_a
     assert WebhookEvent.objects.filter(stripe_event_id__in=[old_signed["id"], both["id"]]).count() == 2
 
 
+def test_the_connect_endpoints_secret_and_its_old_ones_are_accepted_at_the_same_url(api_client, settings):
+    # Stripe sends connected accounts' events only to the Connect endpoint, signed with its own secret.
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_platform"
+    settings.STRIPE_CONNECT_WEBHOOK_SECRET = "whsec_connect_new"
+    settings.STRIPE_CONNECT_WEBHOOK_SECRETS_OLD = ["whsec_connect_old"]
+    current, rotated, stranger = _event(), _event(), _event()
+
+    responses = [
+        _post(api_client, *signed_body(current, secret="whsec_connect_new")),
+        _post(api_client, *signed_body(rotated, secret="whsec_connect_old")),
+        _post(api_client, *signed_body(stranger, secret="whsec_someone_else")),
+    ]
+
+    assert [response.status_code for response in responses] == [200, 200, 400]
+    assert set(WebhookEvent.objects.values_list("stripe_event_id", flat=True)) == {current["id"], rotated["id"]}
+
+
 def test_the_rejection_audit_is_truncated_and_capped(api_client, monkeypatch):
     monkeypatch.setattr(intake, "REJECTIONS_KEPT", 5)
     monkeypatch.setattr(intake, "_REJECTION_PRUNE_EVERY", 1)

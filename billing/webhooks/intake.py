@@ -37,8 +37,16 @@ class WebhookReceipt:
 
 
 def webhook_secrets() -> list[str]:
-    """The endpoint secret and, during a rotation, the previous ones still accepted."""
-    return [secret for secret in [settings.STRIPE_WEBHOOK_SECRET, *settings.STRIPE_WEBHOOK_SECRETS_OLD] if secret]
+    """The secrets of both endpoints that deliver here, the platform's and the Connect one's (Stripe
+    sends connected accounts' events only to a Connect endpoint), and during a rotation the previous
+    ones still accepted."""
+    candidates = [
+        settings.STRIPE_WEBHOOK_SECRET,
+        settings.STRIPE_CONNECT_WEBHOOK_SECRET,
+        *settings.STRIPE_WEBHOOK_SECRETS_OLD,
+        *settings.STRIPE_CONNECT_WEBHOOK_SECRETS_OLD,
+    ]
+    return [secret for secret in candidates if secret]
 
 
 def webhook_rejection_record(*, reason: str, remote_addr: str, signature_header: str, body: bytes) -> None:

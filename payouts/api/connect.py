@@ -40,6 +40,11 @@ class OnboardingLinkSerializer(serializers.Serializer):
 
 class ConnectStatusSerializer(serializers.Serializer):
     account = ConnectAccountSerializer(allow_null=True)
+    dashboard_url = serializers.URLField(
+        allow_null=True,
+        help_text="A single-use link into the listener's Stripe Express dashboard, made for this answer "
+        "(it expires within minutes: open it right away). Null until onboarding is complete.",
+    )
     payouts_blocked_by = serializers.ListField(child=serializers.CharField())
     held_amount = serializers.CharField()
     disputed_amount = serializers.CharField()
@@ -78,6 +83,7 @@ class ConnectStatusView(APIView):
         held = selectors.earnings_held_for_listener(listener_id=request.user.pk)
         body = {
             "account": account,
+            "dashboard_url": services.connect_dashboard_url(account=account) if account is not None else None,
             "payouts_blocked_by": held["reasons"],
             "held_amount": money.format_amount(held["held_amount"]),
             "disputed_amount": money.format_amount(held["disputed_amount"]),

@@ -54,6 +54,7 @@ from payouts.services.connect import (
     connect_account_known,
     connect_account_payout_failed,
     connect_account_sync,
+    connect_dashboard_url,
     connect_onboarding_link_create,
 )
 from payouts.services.earnings import (
@@ -88,6 +89,7 @@ __all__ = [
     "connect_account_known",
     "connect_account_payout_failed",
     "connect_account_sync",
+    "connect_dashboard_url",
     "connect_onboarding_link_create",
     "debt_net_into_payout",
     "debt_outstanding",

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing.stripe_gateway import PermanentStripeError, TransientStripeError
 from billing.stripe_gateway import connect as gateway
 from payouts.models import StripeListenerAccount
 from web.models import User
@@ -42,6 +43,19 @@ def connect_onboarding_link_create(*, listener: User) -> dict:
         return_url=settings.CONNECT_RETURN_URL,
     )
     return {"account": account, "url": link["url"], "expires_at": link.get("expires_at")}
+
+
+def connect_dashboard_url(*, account: StripeListenerAccount) -> str | None:
+    """A fresh Express dashboard link for an onboarded listener, or None: before onboarding (Stripe has
+    no dashboard to show yet), or when Stripe cannot be reached (the status page still answers). The
+    link is single-use and expires within minutes, so it is made when the status is read, never stored."""
+    if not account.details_submitted:
+        return None
+    try:
+        return gateway.login_link_create(account_id=account.stripe_account_id)["url"]
+    except (TransientStripeError, PermanentStripeError) as error:
+        logger.warning("no Express dashboard link for %s: %s", account.stripe_account_id, error)
+        return None
 
 
 def _account_fields(account: dict) -> dict:

@@ -5,7 +5,6 @@ clawback tasks, and the books end exact."""
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from billing import ledger, stripe_gateway
@@ -21,7 +20,7 @@ from booking import services as booking_services
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import Clawback, ListenerPayout, Payout
-from web.testing import WEBHOOK_PATH
+from web.testing import webhooks_register
 from web.tests.factories import TalkerFactory, UserFactory
 from web.tests.support import eventually
 
@@ -38,7 +37,7 @@ def _settled(stripe_emulator) -> bool:
 
 @pytest.fixture
 def wired(stripe_emulator, live_server, celery_worker):
-    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    webhooks_register(stripe_emulator, live_server.url)
     stripe_emulator.post("/_emulator/config", {"chaos_duplicate": 0.5, "chaos_reorder": 0.5})
     return stripe_emulator
 

@@ -1,6 +1,7 @@
 """Connect onboarding and status, through the API, against the emulator."""
 
 import pytest
+import requests
 
 from billing.stripe_gateway import connect as gateway
 from payouts.models import StripeListenerAccount
@@ -63,6 +64,38 @@ def test_status_shows_held_earnings_until_the_account_can_receive_payouts(stripe
     body = client.get(STATUS).json()
     assert body["account"]["payouts_enabled"] is True and body["account"]["can_receive_payouts"] is True
     assert (body["payouts_blocked_by"], body["held_amount"]) == ([], "0.00")
+
+
+def test_an_onboarded_listener_gets_a_fresh_express_dashboard_link_with_the_status(stripe_emulator):
+    # given a listener whose onboarding is not finished
+    listener = ListenerFactory()
+    client = auth_client(listener)
+    account_id = client.post(ONBOARDING).json()["account"]["stripe_account_id"]
+    assert client.get(STATUS).json()["dashboard_url"] is None  # Stripe has no dashboard for them yet
+
+    # when onboarding completes
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
+    account_updated_from_stripe(account_id)
+
+    # then each status carries a new single-use login link into their Express dashboard
+    first, second = client.get(STATUS).json()["dashboard_url"], client.get(STATUS).json()["dashboard_url"]
+    assert first and second and first != second
+    page = requests.get(first, timeout=10)
+    assert page.status_code == 200 and account_id in page.text
+
+
+def test_the_status_still_answers_when_stripe_cannot_make_the_dashboard_link(stripe_emulator):
+    listener = ListenerFactory()
+    client = auth_client(listener)
+    account_id = client.post(ONBOARDING).json()["account"]["stripe_account_id"]
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
+    account_updated_from_stripe(account_id)
+    stripe_emulator.fault("500", count=10, path_prefix=f"/v1/accounts/{account_id}/login_links")
+
+    response = client.get(STATUS)
+
+    assert response.status_code == 200
+    assert response.json()["dashboard_url"] is None and response.json()["account"]["payouts_enabled"] is True
 
 
 def test_status_without_an_account_says_so(stripe_emulator):

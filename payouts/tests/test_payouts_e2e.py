@@ -3,7 +3,6 @@ transfer.reversed to our endpoint (live server), a real Celery worker dispatches
 handlers, and payout runs act on the result."""
 
 import pytest
-from django.conf import settings
 
 from billing import ledger
 from billing.stripe_gateway import connect as gateway
@@ -12,7 +11,7 @@ from payouts.models import Payout, StripeListenerAccount
 from payouts.periods import period_parse
 from payouts.tests.conftest import at, stripe_transfers
 from payouts.tests.factories import ListenerPayoutFactory
-from web.testing import WEBHOOK_PATH
+from web.testing import webhooks_register
 from web.tests.support import eventually
 
 pytestmark = pytest.mark.slow
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def wired(stripe_emulator, live_server, celery_worker):
-    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    webhooks_register(stripe_emulator, live_server.url)
     return stripe_emulator
 
 

@@ -35,7 +35,7 @@ def charge(amount: int, payment_method: str = "pm_card_visa") -> None:
             "amount": amount,
             "currency": "usd",
             "payment_method": payment_method,
-            "payment_method_types": ["card"],
+            "allowed_payment_method_types": ["card"],
             "confirm": True,
         }
     )

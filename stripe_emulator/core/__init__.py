@@ -22,6 +22,7 @@ from .payment_methods import PaymentMethodsMixin
 from .products import ProductsMixin
 from .render import RenderMixin
 from .router import RouterMixin, route
+from .search import SearchMixin
 from .setup_intents import SetupIntentsMixin
 from .state import Ctx, StateMixin, address_from, empty_address, jcopy, luhn_ok, not_found, rand, stripe_fee
 from .subscriptions import SubscriptionsMixin
@@ -90,6 +91,7 @@ class Emulator(
     AccountsMixin,
     TransfersMixin,
     BalanceMixin,
+    SearchMixin,
 ):
     def __init__(self, config=None, webhook_workers=4, log=None):
         cfg = dict(DEFAULT_CONFIG)
@@ -106,6 +108,6 @@ class Emulator(
         self.faults = []
         self.fault_lock = threading.Lock()
         self.hang_abort = threading.Event()
-        self.preregistered = []  # (url, secret) from the CLI / env
+        self.preregistered = []  # (url, secret, connect) from the CLI / env
         self._build_routes()
         self._reset_state()

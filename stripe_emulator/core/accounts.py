@@ -240,6 +240,7 @@ class AccountsMixin:
                 "status": "new",
             }
             a["external_accounts"] = dict(a["external_accounts"], data=[bank], total_count=1)
+            self.internal[bank["id"]] = {"account": a["id"]}  # so a payout's destination expands
 
     def onboard_account(self, aid):
         a = self.objects.get(aid)
@@ -323,6 +324,29 @@ class AccountsMixin:
     @route("GET", "/v1/accounts")
     def account_list(self, ctx, q):
         return self._list(ctx, q, "account", "/v1/accounts")
+
+    @route("POST", "/v1/accounts/{aid}/login_links")
+    def login_link_create(self, ctx, q, aid):
+        """A single-use link into the Express dashboard of an onboarded Express account."""
+        validate(q, {})
+        if ctx.account:
+            raise invalid("Login links can only be created by the platform.")
+        a = self._connected(ctx, aid, "account", 404)
+        if a is self.platform_account or a.get("type") != "express":
+            raise invalid(
+                "Login links can only be created for Express accounts; %s is a %s account."
+                % (aid, a.get("type") or "platform"),
+                param="account",
+            )
+        if not a["details_submitted"]:
+            raise invalid(
+                "Cannot create a login link for an account that has not completed onboarding.", param="account"
+            )
+        return {
+            "object": "login_link",
+            "created": self._now(),
+            "url": "%s/_emulator/express_dashboard/%s?link=%s" % (ctx.base_url, aid, rand(16)),
+        }
 
     @route("POST", "/v1/account_links")
     def account_link_create(self, ctx, q):

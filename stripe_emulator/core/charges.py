@@ -83,6 +83,45 @@ class ChargesMixin:
             self._emit("charge.updated", ch, ctx, self.owner.get(cid), prev)
         return ch
 
+    @route("POST", "/v1/charges/{cid}/capture")
+    def charge_capture(self, ctx, q, cid):
+        """The older capture of an uncaptured charge: the same as capturing its PaymentIntent."""
+        p = validate(
+            q,
+            {
+                "amount": INT,
+                "application_fee_amount": INT,
+                "receipt_email": STR,
+                "statement_descriptor": STR,
+                "statement_descriptor_suffix": STR,
+                "transfer_data": ANY,
+                "transfer_group": STR,
+                "metadata": META,
+            },
+        )
+        ch = self._get("charge", "charge", cid, ctx)
+        pi = self.objects.get(ch.get("payment_intent") or "")
+        if ch["captured"] or pi is None or pi["status"] != "requires_capture" or pi.get("latest_charge") != cid:
+            raise invalid(
+                "Charge %s has already been captured or cannot be captured." % cid, code="charge_already_captured"
+            )
+        forwarded = {
+            k: p[k] for k in ("application_fee_amount", "statement_descriptor", "statement_descriptor_suffix") if k in p
+        }
+        if "amount" in p:
+            forwarded["amount_to_capture"] = p["amount"]
+        forwarded = {k: str(v) for k, v in forwarded.items()}  # pi_capture validates form values
+        if p.get("receipt_email"):
+            ch["receipt_email"] = p["receipt_email"]
+        self.pi_capture(ctx, forwarded, pi["id"])
+        self._apply_metadata(ch, p.get("metadata"))
+        return ch
+
+    def _unrefunded(self, ch):
+        """Captured and not refunded. amount_refunded also counts what a partial capture released."""
+        released = self.internal.get(ch["id"], {}).get("released", 0)
+        return ch["amount_captured"] - (ch["amount_refunded"] - released)
+
     @route("GET", "/v1/charges/{cid}/refunds")
     def charge_refunds(self, ctx, q, cid):
         self._get("charge", "charge", cid, ctx)
@@ -128,15 +167,19 @@ class ChargesMixin:
         else:
             ch = self._get("charge", "charge", p["charge"], ctx, "charge", 400)
             pi = self.objects.get(ch.get("payment_intent") or "")
+        if ch["captured"]:
+            self._settle_capture_now(ch)
         if ch["status"] != "succeeded" or not ch["captured"]:
             raise invalid(
                 "Charge %s has not been captured or did not succeed, so it cannot be refunded." % ch["id"],
                 param="charge",
                 code="charge_not_refundable",
             )
-        if ch["disputed"]:
+        if ch["disputed"] and not any(
+            self.objects[d]["is_charge_refundable"] for d in self.idx.get(("dispute", "charge", ch["id"]), ())
+        ):  # an inquiry leaves the charge refundable; a chargeback does not
             raise invalid("Charge %s has been charged back; cannot issue a refund." % ch["id"], code="charge_disputed")
-        remaining = ch["amount_captured"] - ch["amount_refunded"]
+        remaining = self._unrefunded(ch)
         if remaining <= 0:
             raise invalid("Charge %s has already been refunded." % ch["id"], code="charge_already_refunded")
         amount = p.get("amount", remaining)
@@ -194,7 +237,7 @@ class ChargesMixin:
         self._store("refund", r, acct, index=("charge", "payment_intent"))
         before = jcopy(self._out(ch))
         ch["amount_refunded"] += amount
-        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
         if p.get("reverse_transfer") and ch.get("transfer"):
             tr = self.objects.get(ch["transfer"])
             if tr:
@@ -241,7 +284,7 @@ class ChargesMixin:
         prev = self._diff(before, r)
         ch_before = jcopy(ch)
         ch["amount_refunded"] -= r["amount"]
-        ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"] > 0
+        ch["refunded"] = ch["amount_refunded"] >= ch["amount"] and ch["amount_captured"] > 0
         self._emit("refund.updated", r, None, acct, prev)
         self._emit("charge.refund.updated", r, None, acct, prev)
         self._emit("refund.failed", r, None, acct)
@@ -264,6 +307,18 @@ class ChargesMixin:
             acct = self.owner.get(rid)
             self._emit("refund.updated", r, ctx, acct, prev)
             self._emit("charge.refund.updated", r, ctx, acct, prev)
+        return r
+
+    @route("POST", "/v1/refunds/{rid}/cancel")
+    def refund_cancel(self, ctx, q, rid):
+        """Only a refund waiting for the customer's action can be canceled; card refunds never wait."""
+        validate(q, {})
+        r = self._get("refund", "refund", rid, ctx)
+        if r["status"] != "requires_action":
+            raise invalid(
+                "Refund %s cannot be canceled because it has a status of %s. Only refunds with a status of "
+                "requires_action can be canceled." % (rid, r["status"])
+            )
         return r
 
     @route("GET", "/v1/refunds")

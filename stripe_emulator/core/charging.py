@@ -23,6 +23,47 @@ class ChargingMixin:
         if emit:
             self._emit("payment_intent.payment_failed", pi, ctx, self.owner.get(pi["id"]))
 
+    def _decline_authentication_required(self, ctx, pi, pm):
+        """An off-session payment with a card that needs 3-D Secure: a failed charge, the intent back to
+        requires_payment_method, and a 402 authentication_required (Stripe never asks an absent customer)."""
+        acct = self.owner.get(pi["id"])
+        message = "Your card was declined. This transaction requires authentication."
+        outcome = {
+            "advice_code": "try_again_later",
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "declined_by_network",
+            "reason": "authentication_required",
+            "risk_level": "normal",
+            "risk_score": 20,
+            "seller_message": "The bank returned the decline code `authentication_required`.",
+            "type": "issuer_declined",
+        }
+        ch = self._new_charge(ctx, pi, pm, "failed", False, outcome, ("authentication_required", message))
+        err = {
+            "charge": ch["id"],
+            "code": "authentication_required",
+            "decline_code": "authentication_required",
+            "doc_url": "https://stripe.com/docs/error-codes/authentication-required",
+            "message": message,
+            "payment_method": jcopy(pm),
+            "type": "card_error",
+        }
+        pi["status"] = "requires_payment_method"
+        pi["payment_method"] = None
+        pi["next_action"] = None
+        pi["last_payment_error"] = err
+        self._emit("charge.failed", ch, ctx, acct)
+        self._emit("payment_intent.payment_failed", pi, ctx, acct)
+        raise ApiError(
+            402,
+            message,
+            type="card_error",
+            code="authentication_required",
+            decline_code="authentication_required",
+            extra={"charge": ch["id"], "payment_intent": jcopy(self._out(pi)), "payment_method": jcopy(pm)},
+        )
+
     def _new_charge(self, ctx, pi, pm, status, captured, outcome, failure=None):
         now = self._now()
         card = pm["card"]
@@ -213,7 +254,9 @@ class ChargingMixin:
             description=ch.get("description"),
             pending=pending,
         )
-        ch["balance_transaction"] = txn["id"]
+        # Asynchronous capture: the money has moved, but the charge shows its balance transaction only
+        # with a later charge.updated (_capture_settled), as Stripe does.
+        self.internal[ch["id"]]["balance_transaction"] = txn["id"]
         fee = pi.get("application_fee_amount")
         if acct and fee:
             # direct charge with an application fee: the platform collects it, available with the charge
@@ -240,7 +283,39 @@ class ChargingMixin:
             )
 
     def _after_capture(self, ctx, pi, ch):
-        acct = self.owner.get(pi["id"])
+        self.scheduler.schedule(
+            self.config["capture_delay"] * self.config["time_scale"], self._capture_settled_later, pi["id"], ch["id"]
+        )
+        if self.internal[ch["id"]].get("behaviour") in ("dispute", "inquiry"):
+            self.scheduler.schedule(
+                self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
+            )
+
+    def _settle_capture_now(self, ch):
+        """Finish a pending asynchronous capture before something that needs its result (a refund that
+        reverses the transfer, a dispute, a transfer drawing on the charge)."""
+        if ch.get("payment_intent") and not ch.get("balance_transaction"):
+            self._capture_settled(ch["payment_intent"], ch["id"])
+
+    def _capture_settled_later(self, pi_id, ch_id):
+        with self.lock:
+            self._capture_settled(pi_id, ch_id)
+
+    def _capture_settled(self, pi_id, ch_id):
+        """The second half of an asynchronous capture: the charge gets its balance transaction and a
+        destination charge its transfer, announced by charge.updated. Runs once."""
+        ch, pi = self.objects.get(ch_id), self.objects.get(pi_id)
+        state = self.internal.get(ch_id)
+        if (
+            ch is None
+            or pi is None
+            or state is None
+            or ch.get("balance_transaction")
+            or "balance_transaction" not in state
+        ):
+            return
+        before = jcopy(self._out(ch))
+        ch["balance_transaction"] = state["balance_transaction"]
         td = pi.get("transfer_data")
         if td:
             amount = td.get("amount")
@@ -248,7 +323,7 @@ class ChargingMixin:
                 amount = ch["amount_captured"] - (pi.get("application_fee_amount") or 0)
             if amount > 0:
                 tr = self._make_transfer(
-                    ctx,
+                    None,
                     amount,
                     ch["currency"],
                     td["destination"],
@@ -259,19 +334,18 @@ class ChargingMixin:
                     available_on=self._funds_pending_until(ch),
                 )
                 ch["transfer"] = tr["id"]
-        if self.internal[ch["id"]].get("behaviour") == "dispute":
-            self.scheduler.schedule(
-                self.config["dispute_delay"] * self.config["time_scale"], self._auto_dispute, ch["id"]
-            )
-        del acct
+        self._emit("charge.updated", ch, None, self.owner.get(ch_id), self._diff(before, self._out(ch)))
 
     def _funds_pending_until(self, ch):
-        """`available_on` of the charge's funds while they are pending, else None."""
-        t = self.objects.get(ch.get("balance_transaction") or "")
+        """`available_on` of the charge's funds while they are pending, else None (also before the
+        asynchronous capture has shown the charge its balance transaction)."""
+        txn_id = ch.get("balance_transaction") or self.internal.get(ch["id"], {}).get("balance_transaction")
+        t = self.objects.get(txn_id or "")
         return t["available_on"] if t and t["status"] == "pending" else None
 
     def _auto_dispute(self, ch_id):
         with self.lock:
             ch = self.objects.get(ch_id)
             if ch and not ch["disputed"] and ch["status"] == "succeeded":
-                self.open_dispute(ch_id, "fraudulent")
+                inquiry = self.internal[ch_id].get("behaviour") == "inquiry"
+                self.open_dispute(ch_id, "fraudulent", inquiry=inquiry)

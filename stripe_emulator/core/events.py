@@ -27,6 +27,10 @@ class EventsMixin:
             we = self.objects.get(we_id)
             if we is None or we.get("deleted") or we["status"] != "enabled":
                 continue
+            # Stripe routes a connected account's events only to Connect endpoints (connect=true),
+            # and the platform's own events only to the others.
+            if bool(account) != self._endpoint_is_connect(we_id):
+                continue
             ev = we["enabled_events"]
             if "*" in ev or type_ in ev:
                 matched.append(we_id)
@@ -72,6 +76,9 @@ class EventsMixin:
         return self._get("event", "event", eid, ctx)
 
     # ===================================================== webhook endpoints
+    def _endpoint_is_connect(self, we_id):
+        return bool(self.internal.get(we_id, {}).get("connect"))
+
     def _create_endpoint(
         self, url, events, secret=None, description=None, metadata=None, api_version=None, connect=False
     ):
@@ -90,6 +97,7 @@ class EventsMixin:
         }
         self._store("webhook_endpoint", we, None)
         self.webhook_secrets[we["id"]] = secret or ("whsec_" + rand(32))
+        self.internal[we["id"]] = {"connect": bool(connect)}
         self.endpoints.append(we["id"])
         return we
 
@@ -118,8 +126,21 @@ class EventsMixin:
                 400, "Missing required param: enabled_events.", code="parameter_missing", param="enabled_events"
             )
         self._check_url(p["url"])
+        if p.get("api_version") and p["api_version"] != API_VERSION:
+            # Stripe renders each endpoint's events in its api_version; the emulator renders only its own.
+            raise invalid(
+                "The emulator renders events in API version %s only; it cannot render api_version %s."
+                % (API_VERSION, p["api_version"]),
+                param="api_version",
+            )
         we = self._create_endpoint(
-            p["url"], p["enabled_events"], None, p.get("description") or None, None, p.get("api_version") or None
+            p["url"],
+            p["enabled_events"],
+            None,
+            p.get("description") or None,
+            None,
+            p.get("api_version") or None,
+            connect=bool(p.get("connect")),
         )
         self._apply_metadata(we, p.get("metadata"))
         out = dict(we)

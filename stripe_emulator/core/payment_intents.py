@@ -16,7 +16,42 @@ from ..params import (
 )
 from .router import route
 from .state import Ctx, jcopy, not_found, rand
-from .tables import CARD_TOKENS, CURRENCY_MIN, ZERO_DECIMAL
+from .tables import (
+    API_VERSION,
+    AUTOMATIC_PAYMENT_METHODS_SINCE,
+    CARD_TOKENS,
+    CURRENCY_MIN,
+    PAYMENT_METHOD_TYPES_REMOVED_IN,
+    ZERO_DECIMAL,
+)
+
+# Stripe's answer to a server-side confirmation of an intent that may redirect, without a return_url.
+RETURN_URL_REQUIRED = (
+    "A `return_url` must be specified because this Payment Intent is configured to automatically accept "
+    "the payment methods enabled in the Dashboard, some of which may require a full page redirect to "
+    "succeed. If you do not want to accept redirect-based payment methods, set "
+    "`automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to "
+    "`never` when creating Setup Intents and Payment Intents."
+)
+STATEMENT_DESCRIPTOR_ON_CARD = (
+    "The statement_descriptor parameter is not supported for the payment_method_type `card`. To continue "
+    "supporting payment_method_type `card`, please pass in `statement_descriptor_suffix` or remove the "
+    "`statement_descriptor` parameter altogether. Please see https://support.stripe.com/questions/"
+    "use-of-the-statement-descriptor-parameter-on-paymentintents-for-card-charges for additional details."
+)
+# Card statement descriptors (prefix, "* ", suffix) are at most 22 characters.
+DESCRIPTOR_MAX = 22
+# Payment method types the emulator can take; allowed_payment_method_types is filtered to these.
+SUPPORTED_TYPES = ("card",)
+
+
+def _version_date(ctx):
+    """The date part of the API version this request follows (its Stripe-Version, else the emulator's)."""
+    return ((ctx.api_version if ctx is not None else None) or API_VERSION).split(".", 1)[0]
+
+
+def _off_session(value):
+    return str(value).lower() in ("true", "one_off", "recurring")
 
 
 class PaymentIntentsMixin:
@@ -40,6 +75,7 @@ class PaymentIntentsMixin:
         "payment_method_data": ANY,
         "payment_method_configuration": STR,
         "excluded_payment_method_types": STRLIST,
+        "allowed_payment_method_types": STRLIST,
     }
     PI_CREATE = dict(
         PI_COMMON,
@@ -75,6 +111,8 @@ class PaymentIntentsMixin:
         "capture_method": enum("automatic", "automatic_async", "manual"),
         "payment_method_data": ANY,
         "payment_method_types": STRLIST,
+        "allowed_payment_method_types": STRLIST,
+        "excluded_payment_method_types": STRLIST,
         "shipping": ANY,
         "radar_options": ANY,
         "confirmation_token": STR,
@@ -167,12 +205,24 @@ class PaymentIntentsMixin:
                     "(using `transfer_data[destination]`).",
                     param="application_fee_amount",
                 )
-        if p.get("automatic_payment_methods") and p.get("payment_method_types"):
-            raise invalid(
-                "You may only specify one of these parameters: automatic_payment_methods, payment_method_types.",
-                param="automatic_payment_methods",
-                code="parameters_exclusive",
-            )
+        self._check_payment_method_types_param(ctx, p)
+        methods = self._payment_method_settings(ctx, p)
+        self._check_descriptors(p, methods["payment_method_types"])
+        for only_with_confirm in ("return_url", "off_session"):
+            if only_with_confirm in p and not p.get("confirm"):
+                raise invalid(
+                    "The `%s` parameter can only be passed when `confirm` is `true`." % only_with_confirm,
+                    param=only_with_confirm,
+                )
+        apm_new = methods["automatic_payment_methods"] or {}
+        if (
+            p.get("confirm")
+            and not ctx.publishable
+            and apm_new.get("enabled")
+            and apm_new.get("allow_redirects") != "never"
+            and not p.get("return_url")
+        ):
+            raise invalid(RETURN_URL_REQUIRED, param="return_url")
         pm = None
         if p.get("payment_method"):
             pm = self._resolve_pm(ctx, p["payment_method"], "payment_method")
@@ -180,7 +230,7 @@ class PaymentIntentsMixin:
             pm = self._pm_from_data(ctx, p["payment_method_data"])
         now = self._now()
         pid = "pi_" + rand()
-        apm = p.get("automatic_payment_methods")
+        apm = methods["automatic_payment_methods"]
         pi = {
             "id": pid,
             "object": "payment_intent",
@@ -190,11 +240,8 @@ class PaymentIntentsMixin:
             "amount_received": 0,
             "application": None,
             "application_fee_amount": fee,
-            "automatic_payment_methods": (
-                {"allow_redirects": apm.get("allow_redirects", "always"), "enabled": bool(apm.get("enabled"))}
-                if apm
-                else None
-            ),
+            "allowed_payment_method_types": methods["allowed_payment_method_types"],
+            "automatic_payment_methods": apm,
             "canceled_at": None,
             "cancellation_reason": None,
             "capture_method": p.get("capture_method") or "automatic",
@@ -220,7 +267,7 @@ class PaymentIntentsMixin:
                     "request_three_d_secure": "automatic",
                 }
             },
-            "payment_method_types": p.get("payment_method_types") or ["card"],
+            "payment_method_types": methods["payment_method_types"],
             "processing": None,
             "receipt_email": p.get("receipt_email") or None,
             "review": None,
@@ -245,6 +292,84 @@ class PaymentIntentsMixin:
         if p.get("confirm"):
             self._confirm(ctx, pi, None, p)
         return pi
+
+    def _check_payment_method_types_param(self, ctx, p):
+        """payment_method_types is no longer writable since 2026-09-30 (allowed_payment_method_types is)."""
+        if "payment_method_types" in p and _version_date(ctx) >= PAYMENT_METHOD_TYPES_REMOVED_IN:
+            raise invalid(
+                "The `payment_method_types` parameter is not supported on API version %s. Use dynamic payment "
+                "methods (`automatic_payment_methods`), `excluded_payment_method_types` or "
+                "`allowed_payment_method_types` instead." % (ctx.api_version or API_VERSION),
+                param="payment_method_types",
+                code="payment_method_types_no_longer_supported",
+            )
+
+    def _payment_method_settings(self, ctx, p):
+        """automatic_payment_methods, allowed_payment_method_types and payment_method_types of a new intent.
+
+        Without any payment-method setting an intent uses dynamic payment methods with redirects allowed
+        (since 2023-08-16), so a server-side confirmation then needs a return_url."""
+        exclusive = [
+            k
+            for k in (
+                "allowed_payment_method_types",
+                "payment_method_types",
+                "automatic_payment_methods",
+                "excluded_payment_method_types",
+                "payment_method_configuration",
+            )
+            if p.get(k)
+        ]
+        if len(exclusive) > 1 and (
+            "allowed_payment_method_types" in exclusive
+            or {"automatic_payment_methods", "payment_method_types"} <= set(exclusive)
+        ):
+            raise invalid(
+                "You may only specify one of these parameters: %s." % ", ".join(exclusive),
+                param=exclusive[0],
+                code="parameters_exclusive",
+            )
+        apm = p.get("automatic_payment_methods")
+        if p.get("allowed_payment_method_types"):
+            allowed = list(p["allowed_payment_method_types"])
+            usable = [t for t in allowed if t in SUPPORTED_TYPES]
+            if not usable:
+                raise invalid(
+                    "None of the allowed_payment_method_types (%s) can be used for this PaymentIntent; the "
+                    "emulator takes only card." % ", ".join(allowed),
+                    param="allowed_payment_method_types",
+                )
+            return {
+                "automatic_payment_methods": None,
+                "allowed_payment_method_types": allowed,
+                "payment_method_types": usable,
+            }
+        if p.get("payment_method_types"):
+            return {
+                "automatic_payment_methods": None,
+                "allowed_payment_method_types": None,
+                "payment_method_types": list(p["payment_method_types"]),
+            }
+        if apm:
+            apm = {"allow_redirects": apm.get("allow_redirects", "always"), "enabled": bool(apm.get("enabled"))}
+        elif _version_date(ctx) >= AUTOMATIC_PAYMENT_METHODS_SINCE:
+            apm = {"allow_redirects": "always", "enabled": True}
+        return {
+            "automatic_payment_methods": apm,
+            "allowed_payment_method_types": None,
+            "payment_method_types": ["card"],
+        }
+
+    @staticmethod
+    def _check_descriptors(p, types):
+        if p.get("statement_descriptor") and "card" in types:
+            raise invalid(STATEMENT_DESCRIPTOR_ON_CARD, param="statement_descriptor")
+        suffix = p.get("statement_descriptor_suffix")
+        if suffix and len(suffix) > DESCRIPTOR_MAX:
+            raise invalid(
+                "The statement descriptor suffix must be at most %d characters." % DESCRIPTOR_MAX,
+                param="statement_descriptor_suffix",
+            )
 
     def _pm_from_data(self, ctx, d):
         if d.get("type") not in (None, "card"):
@@ -331,7 +456,9 @@ class PaymentIntentsMixin:
     @route("POST", "/v1/payment_intents/{pid}")
     def pi_update(self, ctx, q, pid):
         p = validate(q, self.PI_UPDATE)
+        self._check_payment_method_types_param(ctx, p)
         pi = self._get("payment_intent", "payment_intent", pid, ctx)
+        self._check_descriptors(p, pi["payment_method_types"])
         st = pi["status"]
         only_meta = set(p) <= {"metadata", "description", "receipt_email", "shipping", "expand"}
         if st in ("succeeded", "canceled", "processing") and not only_meta:
@@ -377,6 +504,12 @@ class PaymentIntentsMixin:
             pi["capture_method"] = p["capture_method"]
         if "payment_method_types" in p:
             pi["payment_method_types"] = p["payment_method_types"] or ["card"]
+            pi["automatic_payment_methods"] = None
+        if p.get("allowed_payment_method_types"):
+            methods = self._payment_method_settings(
+                ctx, {"allowed_payment_method_types": p["allowed_payment_method_types"]}
+            )
+            pi.update(methods)
         if "application_fee_amount" in p:
             pi["application_fee_amount"] = p["application_fee_amount"]
         if p.get("transfer_data") and pi["transfer_data"] and "amount" in p["transfer_data"]:
@@ -399,6 +532,7 @@ class PaymentIntentsMixin:
     @route("POST", "/v1/payment_intents/{pid}/confirm", publishable=True)
     def pi_confirm(self, ctx, q, pid):
         p = validate(q, self.PI_CONFIRM)
+        self._check_payment_method_types_param(ctx, p)
         pi = self._pi_for(ctx, pid, p)
         if p.get("capture_method"):
             if pi["status"] in ("requires_payment_method", "requires_confirmation", "requires_action"):
@@ -408,6 +542,13 @@ class PaymentIntentsMixin:
                 pi[f] = p[f]
         if p.get("return_url"):
             self.internal[pid]["return_url"] = p["return_url"]
+        if p.get("allowed_payment_method_types") and pi["status"] in (
+            "requires_payment_method",
+            "requires_confirmation",
+        ):
+            pi.update(
+                self._payment_method_settings(ctx, {"allowed_payment_method_types": p["allowed_payment_method_types"]})
+            )
         self._confirm(ctx, pi, p.get("payment_method"), p)
         if ctx.publishable:
             return self.pi_retrieve(ctx, {"client_secret": pi["client_secret"]}, pid)
@@ -445,6 +586,16 @@ class PaymentIntentsMixin:
                 param="payment_method",
                 extra={"payment_intent": jcopy(self._out(pi))},
             )
+        apm = pi.get("automatic_payment_methods") or {}
+        if (
+            not ctx.publishable
+            and apm.get("enabled")
+            and apm.get("allow_redirects") != "never"
+            and not self.internal[pi["id"]].get("return_url")
+        ):
+            # Stripe.js (publishable key) handles redirects itself; a server-side confirmation must say
+            # where a redirect-based method would come back to.
+            raise invalid(RETURN_URL_REQUIRED, param="return_url")
         if pm.get("customer") and pi.get("customer") and pm["customer"] != pi["customer"]:
             raise invalid(
                 "The provided PaymentMethod belongs to a different Customer than the one on this PaymentIntent.",
@@ -456,6 +607,9 @@ class PaymentIntentsMixin:
         pi["next_action"] = None
         behaviour = self.internal.get(pm["id"], {}).get("behaviour", "success")
         if behaviour == "3ds" and not self.internal[pi["id"]].get("3ds_ok"):
+            if _off_session(p.get("off_session")) and not p.get("_invoice_payment"):
+                # nobody is there to authenticate: Stripe declines instead of asking for an action
+                self._decline_authentication_required(ctx, pi, pm)
             if p.get("error_on_requires_action"):
                 self._fail_auth(ctx, pi, pm, emit=True)
                 raise ApiError(
@@ -531,6 +685,7 @@ class PaymentIntentsMixin:
             },
         )
         pi = self._get("payment_intent", "payment_intent", pid, ctx)
+        self._check_descriptors(p, pi["payment_method_types"])
         if pi["status"] != "requires_capture":
             raise ApiError(
                 400,
@@ -565,6 +720,12 @@ class PaymentIntentsMixin:
         before = jcopy(ch)
         ch["application_fee_amount"] = pi.get("application_fee_amount")
         self._capture_charge(ctx, pi, ch, amount)
+        # What is not captured is released, and Stripe counts it as refunded on the charge.
+        released = ch["amount"] - amount
+        if released:
+            self.internal[ch["id"]]["released"] = released
+            ch["amount_refunded"] = released
+            ch["refunded"] = False
         pi["amount_capturable"] = 0
         pi["amount_received"] = amount
         pi["status"] = "succeeded"

@@ -15,17 +15,9 @@ class RenderMixin:
         if o.get("deleted"):
             return {"id": o["id"], "object": o["object"], "deleted": True}
         kind = o.get("object")
-        if kind == "charge":
-            refunds = [self.objects[r] for r in reversed(self.idx.get(("refund", "charge", o["id"]), ()))]
-            o = dict(o)
-            o["refunds"] = {
-                "object": "list",
-                "data": refunds[:10],
-                "has_more": len(refunds) > 10,
-                "total_count": len(refunds),
-                "url": "/v1/charges/%s/refunds" % o["id"],
-            }
-        elif kind == "transfer":
+        # A charge's `refunds` is not included since API 2022-11-15: only `expand[]=refunds` adds it
+        # (_expandable_list), and webhook payloads never have it.
+        if kind == "transfer":
             revs = [self.objects[r] for r in reversed(self.idx.get(("transfer_reversal", "transfer", o["id"]), ()))]
             o = dict(o)
             o["reversals"] = {
@@ -163,6 +155,31 @@ class RenderMixin:
             o = self._expand_path(o, path.split("."), path, 0)
         return o
 
+    def _bank_account(self, ba_id):
+        """A connected account's bank account (a payout's destination), found through its account."""
+        owner = self.objects.get(self.internal.get(ba_id, {}).get("account") or "")
+        for bank in (owner or {}).get("external_accounts", {}).get("data", []):
+            if bank["id"] == ba_id:
+                return bank
+        return None
+
+    def _expandable_list(self, o, key):
+        """Lists Stripe leaves out unless expanded: a charge's refunds, a customer's sources."""
+        if o.get("object") == "charge" and key == "refunds":
+            items = [self.objects[r] for r in reversed(self.idx.get(("refund", "charge", o["id"]), ()))]
+            url = "/v1/charges/%s/refunds" % o["id"]
+        elif o.get("object") == "customer" and key == "sources":
+            items, url = [], "/v1/customers/%s/sources" % o["id"]
+        else:
+            return None
+        return {
+            "object": "list",
+            "data": [self._out(x) for x in items[:10]],
+            "has_more": len(items) > 10,
+            "total_count": len(items),
+            "url": url,
+        }
+
     def _expand_path(self, o, segs, full, depth):
         if not segs:
             return o
@@ -173,6 +190,12 @@ class RenderMixin:
             new["data"] = [self._expand_path(x, segs[1:], full, depth + 1) for x in o["data"]]
             return new
         key = segs[0]
+        if isinstance(o, dict) and key not in o:
+            listed = self._expandable_list(o, key)
+            if listed is not None:
+                new = dict(o)
+                new[key] = self._expand_path(listed, segs[1:], full, depth + 1) if segs[1:] else listed
+                return new
         if not isinstance(o, dict) or key not in o:
             raise invalid("This property cannot be expanded (%s)." % full, param="expand")
         v = o[key]
@@ -180,6 +203,8 @@ class RenderMixin:
             return o
         if isinstance(v, str):
             target = self.objects.get(v)
+            if target is None and v.startswith("ba_"):
+                target = self._bank_account(v)
             if target is None:
                 if v == self.platform_account["id"]:
                     target = self.platform_account

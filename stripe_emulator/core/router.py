@@ -7,6 +7,7 @@ import traceback
 import urllib.parse
 
 from ..params import ApiError, decode_form, invalid
+from .search import SEARCHABLE
 from .state import Ctx, rand
 from .tables import API_VERSION
 
@@ -82,7 +83,14 @@ class RouterMixin:
         )
 
     @staticmethod
-    def _json(status, payload, extra_headers=(), req_id=None):
+    def _request_log_url(req_id):
+        """Where Stripe's dashboard shows the request; Stripe puts it on every API error."""
+        return "https://dashboard.stripe.com/test/logs/%s" % req_id
+
+    @classmethod
+    def _json(cls, status, payload, extra_headers=(), req_id=None):
+        if req_id and status >= 400 and isinstance(payload.get("error"), dict):
+            payload["error"].setdefault("request_log_url", cls._request_log_url(req_id))
         body = json.dumps(payload).encode("utf-8")
         h = [("Content-Type", "application/json"), ("Stripe-Version", API_VERSION)]
         if req_id:
@@ -139,6 +147,7 @@ class RouterMixin:
         host = headers.get("host", "127.0.0.1")
         ctx.base_url = "http://" + host
         ctx.idem = headers.get("idempotency-key") or None
+        ctx.api_version = headers.get("stripe-version") or None
 
         if path.startswith("/v1/test_helpers/"):  # /v1/test_helpers/<resource>/... is one resource
             path = "/v1/test_helpers." + path[len("/v1/test_helpers/") :]
@@ -152,6 +161,9 @@ class RouterMixin:
         if n > 6:
             action = "\x00"
         route = self.routes.get((method, res, 1 if oid else 0, action, 1 if oid2 else 0))
+        if oid == "search" and action is None and method == "GET" and res in SEARCHABLE:
+            # /v1/charges/search reads like a retrieve of id "search": searches are routed by hand
+            route = (lambda ctx, q, _oid, res=res: self.search(ctx, q, res), False)
         if route is None:
             return self._json(
                 404,
@@ -279,19 +291,29 @@ class RouterMixin:
                     args.append(urllib.parse.unquote(oid2))
                 result = self._out(fn(*args))
                 status = 200
+                if result.get("object") == "search_result":
+                    expand = [e for e in expand if e != "total_count"]
                 if expand:
                     result = self._expand(result, expand)
                 rbody = json.dumps(result).encode("utf-8")
                 save = True
             except ApiError as e:
                 status = e.status
-                rbody = json.dumps(e.body()).encode("utf-8")
+                err_body = e.body()
+                err_body["error"]["request_log_url"] = self._request_log_url(req_id)
+                rbody = json.dumps(err_body).encode("utf-8")
                 save = not (e.code or "").startswith("parameter_")
             except Exception as e:
                 traceback.print_exc()
                 status = 500
                 rbody = json.dumps(
-                    {"error": {"type": "api_error", "message": "Emulator internal error: %r" % (e,)}}
+                    {
+                        "error": {
+                            "type": "api_error",
+                            "message": "Emulator internal error: %r" % (e,),
+                            "request_log_url": self._request_log_url(req_id),
+                        }
+                    }
                 ).encode("utf-8")
                 save = False
             if idem_slot is not None and save:

@@ -5,6 +5,7 @@ Confirming attaches the PaymentMethod to the SetupIntent's customer. Cards that 
 """
 
 from ..params import ANY, BOOL, META, STR, STRLIST, ApiError, enum, invalid, obj, validate
+from .payment_intents import RETURN_URL_REQUIRED
 from .router import route
 from .state import not_found, rand
 
@@ -14,6 +15,9 @@ class SetupIntentsMixin:
         "customer": STR,
         "payment_method": STR,
         "payment_method_types": STRLIST,
+        "allowed_payment_method_types": STRLIST,
+        "excluded_payment_method_types": STRLIST,
+        "payment_method_configuration": STR,
         "automatic_payment_methods": obj(enabled=BOOL, allow_redirects=enum("always", "never")),
         "usage": enum("off_session", "on_session"),
         "confirm": BOOL,
@@ -42,6 +46,9 @@ class SetupIntentsMixin:
     @route("POST", "/v1/setup_intents")
     def si_create(self, ctx, q):
         p = validate(q, self.SI_CREATE)
+        # the same payment-method rules as PaymentIntents (API 2023-08-16 and 2026-09-30)
+        self._check_payment_method_types_param(ctx, p)
+        methods = self._payment_method_settings(ctx, p)
         cust = None
         if p.get("customer"):
             cust = self._get("customer", "customer", p["customer"], ctx, "customer", 400)
@@ -49,14 +56,12 @@ class SetupIntentsMixin:
         if p.get("payment_method"):
             pm = self._resolve_pm(ctx, p["payment_method"], "payment_method")
         sid = "seti_" + rand()
-        apm = p.get("automatic_payment_methods")
         si = {
             "id": sid,
             "object": "setup_intent",
+            "allowed_payment_method_types": methods["allowed_payment_method_types"],
             "application": None,
-            "automatic_payment_methods": {"allow_redirects": apm.get("allow_redirects", "always"), "enabled": True}
-            if apm and apm.get("enabled")
-            else None,
+            "automatic_payment_methods": methods["automatic_payment_methods"],
             "cancellation_reason": None,
             "client_secret": "%s_secret_%s" % (sid, rand(25)),
             "created": self._now(),
@@ -76,7 +81,7 @@ class SetupIntentsMixin:
             "payment_method_options": {
                 "card": {"mandate_options": None, "network": None, "request_three_d_secure": "automatic"}
             },
-            "payment_method_types": p.get("payment_method_types") or ["card"],
+            "payment_method_types": methods["payment_method_types"],
             "single_use_mandate": None,
             "status": "requires_confirmation" if pm else "requires_payment_method",
             "usage": p.get("usage") or "off_session",
@@ -141,6 +146,14 @@ class SetupIntentsMixin:
                 code="setup_intent_unexpected_state",
                 param="payment_method",
             )
+        apm = si.get("automatic_payment_methods") or {}
+        if (
+            not ctx.publishable
+            and apm.get("enabled")
+            and apm.get("allow_redirects") != "never"
+            and not (p.get("return_url") or self.internal[si["id"]].get("return_url"))
+        ):
+            raise invalid(RETURN_URL_REQUIRED, param="return_url")
         acct = self.owner.get(si["id"])
         si["payment_method"] = pm["id"]
         if si.get("customer"):

@@ -61,7 +61,7 @@ def address_from(d):
 
 
 class Ctx:
-    __slots__ = ("account", "publishable", "req_id", "idem", "base_url", "method", "path", "key")
+    __slots__ = ("account", "publishable", "req_id", "idem", "base_url", "method", "path", "key", "api_version")
 
     def __init__(self):
         self.account = None
@@ -72,6 +72,7 @@ class Ctx:
         self.method = "GET"
         self.path = ""
         self.key = None
+        self.api_version = None  # the request's Stripe-Version header, if any
 
 
 def not_found(kind, oid, param="id", status=404):
@@ -98,8 +99,10 @@ class StateMixin:
         # (available_on, seq, txn id) of pending balance transactions, soonest first.
         self.pending_funds = []
         self.platform_account = self._platform_account()
-        for url, secret in self.preregistered:
-            self._create_endpoint(url, ["*"], secret=secret, description="pre-registered from the command line")
+        for url, secret, connect in self.preregistered:
+            self._create_endpoint(
+                url, ["*"], secret=secret, description="pre-registered from the command line", connect=connect
+            )
 
     def reset(self, keep_webhooks=False, reset_config=True):
         self.hang_abort.set()
@@ -114,14 +117,15 @@ class StateMixin:
                 for we_id in self.endpoints:
                     we = self.objects.get(we_id)
                     if we and not we.get("deleted") and we.get("description") != "pre-registered from the command line":
-                        kept.append((jcopy(we), self.webhook_secrets.get(we_id)))
+                        kept.append((jcopy(we), self.webhook_secrets.get(we_id), self._endpoint_is_connect(we_id)))
             if reset_config:
                 self.config = dict(self.base_config)
                 self.rng = random.Random(self.config.get("seed"))
             self._reset_state()
-            for we, secret in kept:
+            for we, secret, connect in kept:
                 self._store("webhook_endpoint", we, None)
                 self.webhook_secrets[we["id"]] = secret
+                self.internal[we["id"]] = {"connect": connect}
                 self.endpoints.append(we["id"])
         self.hang_abort = threading.Event()
 

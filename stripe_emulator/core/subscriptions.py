@@ -735,7 +735,7 @@ class SubscriptionsMixin:
                     "subscription_create": "Subscription creation",
                     "subscription_update": "Subscription update",
                 }.get(inv["billing_reason"], "Subscription cycle"),
-                "payment_method_types": ["card"],
+                "allowed_payment_method_types": ["card"],
             }
             if save:
                 q["setup_future_usage"] = "off_session"
@@ -778,7 +778,9 @@ class SubscriptionsMixin:
         if pi["status"] == "requires_action":
             pi["status"] = "requires_payment_method"
         try:
-            self._confirm(ctx, pi, pm_id, {"off_session": off_session})
+            # Stripe Billing leaves an invoice's intent in requires_action for the customer to authenticate
+            # (invoice.payment_action_required), unlike a direct off_session payment's 402.
+            self._confirm(ctx, pi, pm_id, {"off_session": off_session, "_invoice_payment": True})
         except ApiError:
             pass  # a decline: recorded on the PaymentIntent and the invoice by the hook
 

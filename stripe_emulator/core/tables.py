@@ -3,6 +3,12 @@
 import string
 
 API_VERSION = "2026-10-28.endive"
+# Versions whose behaviour the emulator follows (by the date before the dot; a request's Stripe-Version
+# header picks the behaviour, the shape of every answer stays API_VERSION's):
+# a PaymentIntent without payment-method settings gets automatic payment methods, redirects allowed
+AUTOMATIC_PAYMENT_METHODS_SINCE = "2023-08-16"
+# payment_method_types is no longer writable on PaymentIntents (allowed_payment_method_types replaces it)
+PAYMENT_METHOD_TYPES_REMOVED_IN = "2026-09-30"
 
 DEFAULT_CONFIG = {
     "time_scale": 1.0,
@@ -20,6 +26,9 @@ DEFAULT_CONFIG = {
     "webhook_timeout": 10.0,
     "dispute_delay": 2.0,  # seconds (times time_scale) before a 0259 card's dispute opens
     "payout_delay": 2.0,  # seconds (times time_scale) before a payout is paid/failed
+    # seconds (times time_scale) before a captured charge gets its balance_transaction (and a destination
+    # charge its transfer), announced by charge.updated: Stripe captures asynchronously
+    "capture_delay": 0.5,
     "hang_seconds": 30.0,
     "quiet": False,
     "seed": None,
@@ -107,6 +116,7 @@ CARDS = {
     "4000002760003184": ("visa", "3ds", None, "credit"),
     "4000000000003220": ("visa", "3ds", None, "credit"),
     "4000000000000259": ("visa", "dispute", None, "credit"),
+    "4000000000001976": ("visa", "inquiry", None, "credit"),
     "4000000000000341": ("visa", "decline", "generic_decline", "credit"),  # attaches, then every charge fails
 }
 PM_TOKENS = {
@@ -127,6 +137,7 @@ PM_TOKENS = {
     "pm_card_threeDSecure2Required": "4000000000003220",
     "pm_card_authenticationRequiredOnSetup": "4000002760003184",
     "pm_card_createDispute": "4000000000000259",
+    "pm_card_createDisputeInquiry": "4000000000001976",
     "pm_card_chargeCustomerFail": "4000000000000341",
 }
 CARD_TOKENS = {
@@ -136,6 +147,7 @@ CARD_TOKENS = {
     "tok_chargeDeclined": "4000000000000002",
     "tok_chargeDeclinedInsufficientFunds": "4000000000009995",
     "tok_createDispute": "4000000000000259",
+    "tok_createDisputeInquiry": "4000000000001976",
     "tok_bypassPending": "4000000000000077",
 }
 

@@ -50,7 +50,7 @@ class TestClocksMixin:
         return {"id": cid, "object": "test_helpers.test_clock", "deleted": True}
 
     @route("POST", "/v1/test_helpers.test_clocks/{cid}/advance")
-    def clock_advance(self, ctx, q, cid):
+    def advance_test_clock(self, ctx, q, cid):
         p = validate(q, {"frozen_time": INT})
         require(p, "frozen_time")
         clock = self._get("test_helpers.test_clock", "test_clock", cid, ctx)

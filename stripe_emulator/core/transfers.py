@@ -6,6 +6,7 @@ from ..params import (
     META,
     STR,
     STRLIST,
+    TSFILTER,
     ApiError,
     enum,
     invalid,
@@ -28,7 +29,7 @@ class TransfersMixin:
             None, -amount, currency, "transfer", tid, description=description, pending=held, available_on=available_on
         )
         py = "py_" + rand()
-        self._txn(
+        py_txn = self._txn(
             dest, amount, currency, "payment", py, description=description, pending=held, available_on=available_on
         )
         tr = {
@@ -50,8 +51,73 @@ class TransfersMixin:
             "transfer_group": group,
         }
         self._store("transfer", tr, None, index=("destination", "transfer_group", "source_transaction"))
+        self._store_destination_payment(py, tr, py_txn["id"])
         self._emit("transfer.created", tr, ctx, None)
         return tr
+
+    def _store_destination_payment(self, py, tr, txn_id):
+        """The transfer's arrival on the connected account: a charge `py_` of that account (what Stripe's
+        transfer.destination_payment names), retrievable with its Stripe-Account and expandable."""
+        now = tr["created"]
+        payment = {
+            "id": py,
+            "object": "charge",
+            "amount": tr["amount"],
+            "amount_captured": tr["amount"],
+            "amount_refunded": 0,
+            "application": None,
+            "application_fee": None,
+            "application_fee_amount": None,
+            "balance_transaction": txn_id,
+            "billing_details": {
+                "address": {
+                    "city": None,
+                    "country": None,
+                    "line1": None,
+                    "line2": None,
+                    "postal_code": None,
+                    "state": None,
+                },
+                "email": None,
+                "name": None,
+                "phone": None,
+                "tax_id": None,
+            },
+            "calculated_statement_descriptor": None,
+            "captured": True,
+            "created": now,
+            "currency": tr["currency"],
+            "customer": None,
+            "description": tr.get("description"),
+            "disputed": False,
+            "failure_balance_transaction": None,
+            "failure_code": None,
+            "failure_message": None,
+            "fraud_details": {},
+            "livemode": False,
+            "metadata": {},
+            "on_behalf_of": None,
+            "outcome": None,
+            "paid": True,
+            "payment_intent": None,
+            "payment_method": None,
+            "payment_method_details": {"stripe_account": {}, "type": "stripe_account"},
+            "receipt_email": None,
+            "receipt_number": None,
+            "receipt_url": None,
+            "refunded": False,
+            "review": None,
+            "shipping": None,
+            "source_transfer": tr["id"],
+            "statement_descriptor": None,
+            "statement_descriptor_suffix": None,
+            "status": "succeeded",
+            "transfer_data": None,
+            "transfer_group": tr.get("transfer_group"),
+            "source": None,
+        }
+        self._store("charge", payment, tr["destination"])
+        self.internal[py] = {"transferred": 0}
 
     @route("POST", "/v1/transfers")
     def transfer_create(self, ctx, q):
@@ -97,6 +163,7 @@ class TransfersMixin:
                 raise not_found("charge", p["source_transaction"], "source_transaction", 400)
             if ch["status"] != "succeeded" or not ch["captured"]:
                 raise invalid("The source_transaction charge has not succeeded.", param="source_transaction")
+            self._settle_capture_now(ch)
             if ch["currency"] != currency:
                 raise invalid(
                     "The currency of source_transaction's balance transaction (%s) must be the same as "
@@ -104,7 +171,7 @@ class TransfersMixin:
                     param="currency",
                 )
             used = self.internal[ch["id"]]["transferred"]
-            avail = ch["amount_captured"] - ch["amount_refunded"] - used
+            avail = self._unrefunded(ch) - used
             if amount > avail:
                 raise ApiError(
                     400,
@@ -451,11 +518,23 @@ class TransfersMixin:
     def payout_list(self, ctx, q):
         st = self._pop_str(q, "status")
         dest = self._pop_str(q, "destination")
-        self._pop_str(q, "arrival_date")
+        arrival = (
+            validate({"arrival_date": q.pop("arrival_date")}, {"arrival_date": TSFILTER})["arrival_date"]
+            if "arrival_date" in q
+            else {}
+        )
+
+        def arrives(o):
+            at = o["arrival_date"]
+            return all(
+                {"eq": at == bound, "gt": at > bound, "gte": at >= bound, "lt": at < bound, "lte": at <= bound}[op]
+                for op, bound in arrival.items()
+            )
+
         return self._list(
             ctx,
             q,
             "payout",
             "/v1/payouts",
-            pred=lambda o: (not st or o["status"] == st) and (not dest or o["destination"] == dest),
+            pred=lambda o: (not st or o["status"] == st) and (not dest or o["destination"] == dest) and arrives(o),
         )

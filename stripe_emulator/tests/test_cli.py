@@ -22,7 +22,13 @@ def test_request_log_one_line_per_request_and_quiet(tmp_path):
 def _charge_and_balance(emu):
     client = emu.stripe_client()
     client.v1.payment_intents.create(
-        params={"amount": 1000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+        params={
+            "allowed_payment_method_types": ["card"],
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
     )
     return client.v1.balance.retrieve()
 

@@ -18,6 +18,7 @@ def test_concurrent_payments_are_consistent(emulator):
             for i in range(15):
                 pi = client.v1.payment_intents.create(
                     params={
+                        "allowed_payment_method_types": ["card"],
                         "amount": 1000,
                         "currency": "usd",
                         "payment_method": "pm_card_visa",

@@ -102,7 +102,9 @@ def test_reversal_fails_when_connected_balance_short(emulator, onboarded_account
 
 def test_transfer_destination_checks_and_source_transaction(emulator):
     pending = stripe.Account.create(type="express", capabilities={"transfers": {"requested": True}})
-    pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True)
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True
+    )
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.Transfer.create(amount=100, currency="usd", destination=pending.id)
     assert ei.value.code == "insufficient_capabilities_for_transfer"
@@ -121,7 +123,7 @@ def test_transfer_destination_checks_and_source_transaction(emulator):
 
 def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):
     acct = onboarded_account.id
-    emulator.register_webhook(receiver.url)
+    emulator.register_webhook(receiver.url, connect=True)  # connected payouts go to Connect endpoints
     emulator.post("/_emulator/balance/topup", {"amount": 20000})
     stripe.Transfer.create(amount=10000, currency="usd", destination=acct)
     with pytest.raises(stripe.InvalidRequestError) as ei:
@@ -156,9 +158,12 @@ def test_payouts_paid_and_failed(emulator, onboarded_account, receiver):
 
 
 def test_funds_pending_and_settle(emulator):
-    pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True)
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=10000, currency="usd", payment_method="pm_card_visa", confirm=True
+    )
     bal = stripe.Balance.retrieve()
     assert bal.available[0].amount == 0 and bal.pending[0].amount == 9680
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     txn = stripe.BalanceTransaction.retrieve(stripe.Charge.retrieve(pi.latest_charge).balance_transaction)
     assert txn.status == "pending"
     emulator.post("/_emulator/balance/settle")
@@ -171,7 +176,13 @@ def test_funds_pending_and_settle(emulator):
 
 
 def test_balance_transactions_follow_money(emulator, onboarded_account):
-    pi = stripe.PaymentIntent.create(amount=10000, currency="usd", payment_method="pm_card_bypassPending", confirm=True)
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"],
+        amount=10000,
+        currency="usd",
+        payment_method="pm_card_bypassPending",
+        confirm=True,
+    )
     stripe.Refund.create(payment_intent=pi.id, amount=2000)
     stripe.Transfer.create(amount=5000, currency="usd", destination=onboarded_account.id)
     kinds = [t.type for t in stripe.BalanceTransaction.list().data]

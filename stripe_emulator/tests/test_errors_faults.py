@@ -38,7 +38,7 @@ def _err(exc):
 )
 def test_bad_payment_intent_requests(emulator, kwargs, code, param):
     with pytest.raises(stripe.InvalidRequestError) as ei:
-        stripe.PaymentIntent.create(**kwargs)
+        stripe.PaymentIntent.create(allowed_payment_method_types=["card"], **kwargs)
     e = ei.value
     assert e.http_status == 400
     body = _err(e)
@@ -98,7 +98,7 @@ def test_garbage_input_never_500(emulator):
         "/v1/webhook_endpoints",
         "/v1/payment_methods",
     ]
-    pi = stripe.PaymentIntent.create(amount=1000, currency="usd")
+    pi = stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=1000, currency="usd")
     paths += [
         "/v1/payment_intents/%s" % pi.id,
         "/v1/payment_intents/%s/confirm" % pi.id,
@@ -147,7 +147,9 @@ def test_garbage_input_never_500(emulator):
 
 def test_fault_500_uses_sdk_retries_and_idempotency(emulator):
     emulator.fault("500", count=1, path_prefix="/v1/payment_intents")
-    pi = stripe.PaymentIntent.create(amount=1000, currency="usd")  # SDK retries with the same idempotency key
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=1000, currency="usd"
+    )  # SDK retries with the same idempotency key
     assert pi.status == "requires_payment_method"
     assert len(stripe.PaymentIntent.list().data) == 1
     emulator.fault("500", count=5)

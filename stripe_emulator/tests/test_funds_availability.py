@@ -11,8 +11,16 @@ DAY = 86400
 
 
 def _charge(amount=10000, pm="pm_card_visa"):
-    pi = stripe.PaymentIntent.create(amount=amount, currency="usd", payment_method=pm, confirm=True)
-    return stripe.Charge.retrieve(pi.latest_charge, expand=["balance_transaction"])
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=amount, currency="usd", payment_method=pm, confirm=True
+    )
+    # the capture settles asynchronously: the charge shows its balance transaction with a later charge.updated
+    deadline = time.monotonic() + 10
+    while True:
+        ch = stripe.Charge.retrieve(pi.latest_charge, expand=["balance_transaction"])
+        if ch.balance_transaction is not None or time.monotonic() > deadline:
+            return ch
+        time.sleep(0.01)
 
 
 def _balance(account=None):

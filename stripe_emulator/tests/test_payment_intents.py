@@ -58,9 +58,11 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     assert pi.status == "requires_payment_method"
     assert pi.client_secret.startswith(pi.id + "_secret_")
     assert pi.latest_charge is None and pi.amount_received == 0
-    pi = stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa")
+    # automatic payment methods with redirects allowed: a server-side confirmation names its return_url
+    pi = stripe.PaymentIntent.confirm(pi.id, payment_method="pm_card_visa", return_url="https://shop.example/done")
     assert pi.status == "succeeded" and pi.amount_received == 2000
     assert isinstance(pi.latest_charge, str) and pi.latest_charge.startswith("ch_")
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     pi = stripe.PaymentIntent.retrieve(
         pi.id, expand=["latest_charge.balance_transaction", "customer", "payment_method"]
     )
@@ -78,11 +80,12 @@ def test_create_and_confirm_visa_succeeds_with_charge_and_balance(emulator):
     assert [c.id for c in stripe.Charge.list(payment_intent=pi.id).data] == [ch.id]
     assert [c.id for c in stripe.Charge.list(customer=cus.id).data] == [ch.id]
     types = [e.type for e in stripe.Event.list().data]
-    assert types[:3] == ["payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
+    assert types[:4] == ["charge.updated", "payment_intent.succeeded", "charge.succeeded", "payment_intent.created"]
 
 
 def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_account):
     pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"],
         amount=5000,
         currency="usd",
         payment_method="pm_card_visa",
@@ -95,6 +98,7 @@ def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_accou
         capture_method="automatic",
     )
     assert pi.status == "succeeded" and pi.transfer_data.destination == onboarded_account.id
+    assert emulator.flush_webhooks()  # the capture settles asynchronously (balance_transaction, transfer)
     ch = stripe.Charge.retrieve(pi.latest_charge)
     assert ch.transfer_group == "booking_9" and ch.application_fee_amount == 500
     assert ch.transfer.startswith("tr_")
@@ -113,7 +117,7 @@ def test_create_with_confirm_true_and_statement_fields(emulator, onboarded_accou
     ],
 )
 def test_declines_raise_card_error_and_reset_intent(emulator, pm, decline_code, code):
-    pi = stripe.PaymentIntent.create(amount=1500, currency="usd")
+    pi = stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=1500, currency="usd")
     with pytest.raises(stripe.CardError) as ei:
         stripe.PaymentIntent.confirm(pi.id, payment_method=pm)
     err = ei.value
@@ -148,7 +152,9 @@ def test_raw_card_numbers(emulator, number, expect):
         type="card", card={"number": number, "exp_month": 4, "exp_year": 2040, "cvc": "314"}
     )
     try:
-        pi = stripe.PaymentIntent.create(amount=1000, currency="eur", payment_method=pm.id, confirm=True)
+        pi = stripe.PaymentIntent.create(
+            allowed_payment_method_types=["card"], amount=1000, currency="eur", payment_method=pm.id, confirm=True
+        )
         assert pi.status == expect
     except stripe.CardError as e:
         assert e.error.decline_code == expect
@@ -156,7 +162,11 @@ def test_raw_card_numbers(emulator, number, expect):
 
 def test_three_d_secure_success_and_failure(emulator):
     pi = stripe.PaymentIntent.create(
-        amount=3000, currency="usd", payment_method="pm_card_authenticationRequired", confirm=True
+        allowed_payment_method_types=["card"],
+        amount=3000,
+        currency="usd",
+        payment_method="pm_card_authenticationRequired",
+        confirm=True,
     )
     assert pi.status == "requires_action" and pi.next_action.type == "use_stripe_sdk"
     assert pi.latest_charge is None
@@ -165,6 +175,7 @@ def test_three_d_secure_success_and_failure(emulator):
     assert stripe.PaymentIntent.retrieve(pi.id).latest_charge.startswith("ch_")
 
     pi2 = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"],
         amount=3000,
         currency="usd",
         payment_method="pm_card_authenticationRequired",
@@ -183,7 +194,12 @@ def test_three_d_secure_success_and_failure(emulator):
 
 def test_manual_capture_partial_and_cancel(emulator):
     pi = stripe.PaymentIntent.create(
-        amount=4000, currency="usd", payment_method="pm_card_visa", capture_method="manual", confirm=True
+        allowed_payment_method_types=["card"],
+        amount=4000,
+        currency="usd",
+        payment_method="pm_card_visa",
+        capture_method="manual",
+        confirm=True,
     )
     assert pi.status == "requires_capture" and pi.amount_capturable == 4000
     with pytest.raises(stripe.InvalidRequestError) as ei:
@@ -197,7 +213,12 @@ def test_manual_capture_partial_and_cancel(emulator):
     assert "payment_intent.amount_capturable_updated" in types and "charge.captured" in types
 
     pi2 = stripe.PaymentIntent.create(
-        amount=4000, currency="usd", payment_method="pm_card_visa", capture_method="manual", confirm=True
+        allowed_payment_method_types=["card"],
+        amount=4000,
+        currency="usd",
+        payment_method="pm_card_visa",
+        capture_method="manual",
+        confirm=True,
     )
     pi2 = stripe.PaymentIntent.cancel(pi2.id, cancellation_reason="requested_by_customer")
     assert pi2.status == "canceled" and pi2.cancellation_reason == "requested_by_customer" and pi2.canceled_at
@@ -211,8 +232,13 @@ def test_manual_capture_partial_and_cancel(emulator):
 
 def test_update_and_list_by_customer_with_pagination(emulator):
     cus = stripe.Customer.create()
-    ids = [stripe.PaymentIntent.create(amount=1000 + i, currency="usd", customer=cus.id).id for i in range(5)]
-    stripe.PaymentIntent.create(amount=999, currency="usd")
+    ids = [
+        stripe.PaymentIntent.create(
+            allowed_payment_method_types=["card"], amount=1000 + i, currency="usd", customer=cus.id
+        ).id
+        for i in range(5)
+    ]
+    stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=999, currency="usd")
     page = stripe.PaymentIntent.list(customer=cus.id, limit=2)
     assert [p.id for p in page.data] == ids[::-1][:2] and page.has_more and page.url == "/v1/payment_intents"
     page2 = stripe.PaymentIntent.list(customer=cus.id, limit=2, starting_after=page.data[-1].id)
@@ -230,7 +256,7 @@ def test_update_and_list_by_customer_with_pagination(emulator):
 
 
 def test_publishable_key_only_with_client_secret(emulator):
-    pi = stripe.PaymentIntent.create(amount=1200, currency="usd")
+    pi = stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=1200, currency="usd")
     pk = "pk_test_frontend"
     got = stripe.PaymentIntent.retrieve(pi.id, api_key=pk, client_secret=pi.client_secret)
     assert got.status == "requires_payment_method"
@@ -249,7 +275,14 @@ def test_publishable_key_only_with_client_secret(emulator):
 def test_stripe_client_with_base_addresses(emulator, client):
     cus = client.v1.customers.create(params={"email": "x@example.com"})
     pi = client.v1.payment_intents.create(
-        params={"amount": 700, "currency": "gbp", "customer": cus.id, "payment_method": "pm_card_visa", "confirm": True}
+        params={
+            "allowed_payment_method_types": ["card"],
+            "amount": 700,
+            "currency": "gbp",
+            "customer": cus.id,
+            "payment_method": "pm_card_visa",
+            "confirm": True,
+        }
     )
     assert pi.status == "succeeded"
     assert client.v1.payment_intents.retrieve(pi.id).amount_received == 700
@@ -257,8 +290,12 @@ def test_stripe_client_with_base_addresses(emulator, client):
 
 
 def test_idempotent_replay_success_error_and_mismatch(emulator):
-    pi = stripe.PaymentIntent.create(amount=2000, currency="usd", idempotency_key="k1")
-    again = stripe.PaymentIntent.create(amount=2000, currency="usd", idempotency_key="k1")
+    pi = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=2000, currency="usd", idempotency_key="k1"
+    )
+    again = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=2000, currency="usd", idempotency_key="k1"
+    )
     assert again.id == pi.id
     assert again.last_response.headers.get("Idempotent-Replayed") == "true"
     assert len(stripe.PaymentIntent.list().data) == 1
@@ -267,7 +304,12 @@ def test_idempotent_replay_success_error_and_mismatch(emulator):
     for _ in range(2):
         with pytest.raises(stripe.CardError) as ei:
             stripe.PaymentIntent.create(
-                amount=2000, currency="usd", payment_method="pm_card_chargeDeclined", confirm=True, idempotency_key="k2"
+                allowed_payment_method_types=["card"],
+                amount=2000,
+                currency="usd",
+                payment_method="pm_card_chargeDeclined",
+                confirm=True,
+                idempotency_key="k2",
             )
         errors.append(ei.value)
     assert errors[0].http_status == errors[1].http_status == 402
@@ -275,16 +317,22 @@ def test_idempotent_replay_success_error_and_mismatch(emulator):
     assert errors[1].headers.get("Idempotent-Replayed") == "true"
     assert len(stripe.PaymentIntent.list().data) == 2
     with pytest.raises(stripe.IdempotencyError) as ei:
-        stripe.PaymentIntent.create(amount=2100, currency="usd", idempotency_key="k1")
+        stripe.PaymentIntent.create(
+            allowed_payment_method_types=["card"], amount=2100, currency="usd", idempotency_key="k1"
+        )
     assert ei.value.http_status == 400 and ei.value.error.type == "idempotency_error"
     # keys are scoped per account: same key on a connected account is a new request
     acct = stripe.Account.create(type="express")
-    other = stripe.PaymentIntent.create(amount=2000, currency="usd", idempotency_key="k1", stripe_account=acct.id)
+    other = stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=2000, currency="usd", idempotency_key="k1", stripe_account=acct.id
+    )
     assert other.id != pi.id
 
 
 def test_expand_on_lists(emulator):
-    stripe.PaymentIntent.create(amount=900, currency="usd", payment_method="pm_card_visa", confirm=True)
+    stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=900, currency="usd", payment_method="pm_card_visa", confirm=True
+    )
     lst = stripe.PaymentIntent.list(expand=["data.latest_charge"])
     assert lst.data[0].latest_charge.object == "charge"
     with pytest.raises(stripe.InvalidRequestError) as ei:
@@ -315,7 +363,9 @@ def test_expand_on_lists(emulator):
 )
 def test_every_test_payment_method(emulator, token, outcome):
     try:
-        pi = stripe.PaymentIntent.create(amount=1000, currency="usd", payment_method=token, confirm=True)
+        pi = stripe.PaymentIntent.create(
+            allowed_payment_method_types=["card"], amount=1000, currency="usd", payment_method=token, confirm=True
+        )
         got = pi.status
     except stripe.CardError as e:
         assert e.http_status == 402 and e.error.payment_intent.status == "requires_payment_method"

@@ -3,7 +3,9 @@ import stripe
 
 
 def _paid(amount=5000, pm="pm_card_visa", **kw):
-    return stripe.PaymentIntent.create(amount=amount, currency="usd", payment_method=pm, confirm=True, **kw)
+    return stripe.PaymentIntent.create(
+        allowed_payment_method_types=["card"], amount=amount, currency="usd", payment_method=pm, confirm=True, **kw
+    )
 
 
 def _available(**kw):
@@ -26,7 +28,7 @@ def test_partial_then_full_refund_and_over_refund_rejected(emulator):
     assert ei.value.http_status == 400 and ei.value.param == "amount"
     r2 = stripe.Refund.create(charge=ch.id)  # default: everything that remains
     assert r2.amount == 4000
-    ch = stripe.Charge.retrieve(ch.id)
+    ch = stripe.Charge.retrieve(ch.id, expand=["refunds"])  # listed only when expanded
     assert ch.refunded is True and ch.amount_refunded == 5000
     assert [r.id for r in ch.refunds.data] == [r2.id, r1.id]
     with pytest.raises(stripe.InvalidRequestError) as ei:
@@ -50,7 +52,7 @@ def test_refund_validation(emulator):
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.Refund.create(payment_intent="pi_missing")
     assert ei.value.code == "resource_missing" and ei.value.param == "payment_intent"
-    pi = stripe.PaymentIntent.create(amount=1000, currency="usd")
+    pi = stripe.PaymentIntent.create(allowed_payment_method_types=["card"], amount=1000, currency="usd")
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Refund.create(payment_intent=pi.id)
     pi = _paid(1000)

@@ -69,7 +69,13 @@ def test_pending_funds_and_the_clock_survive_a_restart(tmp_path):
     with EmulatorProcess(quiet=True, state_file=str(state)) as first:
         client = _client(first)
         client.v1.payment_intents.create(
-            {"amount": 10000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True}
+            {
+                "allowed_payment_method_types": ["card"],
+                "amount": 10000,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+            }
         )
         first.advance_clock(86400)
     with EmulatorProcess(quiet=True, state_file=str(state)) as second:

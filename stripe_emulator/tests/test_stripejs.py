@@ -48,7 +48,8 @@ def test_preflight_allows_any_origin(emulator):
 
 
 def _intent():
-    return stripe.PaymentIntent.create(amount=2000, currency="usd", payment_method_types=["card"])
+    # Stripe's default since 2023-08-16 (automatic payment methods, redirects allowed): Stripe.js confirms it
+    return stripe.PaymentIntent.create(amount=2000, currency="usd")
 
 
 def test_key_in_the_body_confirms_with_the_client_secret_and_answers_cors(emulator):

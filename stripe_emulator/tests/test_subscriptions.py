@@ -226,7 +226,7 @@ def test_incomplete_subscription_expires_after_23_hours(emulator):
 
 def test_setup_intent_saves_a_card_for_off_session_invoices(emulator):
     cus = stripe.Customer.create()
-    si = stripe.SetupIntent.create(customer=cus.id, payment_method_types=["card"])
+    si = stripe.SetupIntent.create(customer=cus.id, allowed_payment_method_types=["card"])
     assert si.status == "requires_payment_method" and si.client_secret.startswith(si.id + "_secret_")
     si = stripe.SetupIntent.confirm(si.id, payment_method="pm_card_visa")
     assert si.status == "succeeded"
@@ -254,6 +254,8 @@ def test_shapes_match_the_fixtures(emulator):
         "setup_intent": stripe.SetupIntent.create().to_dict(),
         "subscription_item": stripe.Subscription.retrieve(sub.id)["items"].data[0].to_dict(),
     }
+    # fields of API versions newer than the sample (the SDK's SetupIntent type has it)
+    newer = {"setup_intent": {"allowed_payment_method_types"}}
     for kind, obj in served.items():
-        want = set(res[kind]) - {"object"}
+        want = (set(res[kind]) | newer.get(kind, set())) - {"object"}
         assert set(obj) - {"object"} == want, (kind, set(obj) ^ want)

@@ -17,7 +17,7 @@ from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts.models import StripeListenerAccount
 from subscriptions.models import Subscription, SubscriptionPlan
-from web.testing import WEBHOOK_PATH, worker_wait_idle
+from web.testing import webhooks_register, worker_wait_idle
 from web.tests.browser import screenshot, start_chromium
 from web.tests.factories import ListenerFactory, TalkerFactory
 
@@ -39,7 +39,7 @@ def driver():
 @pytest.fixture
 def app(driver, live_server, celery_worker, stripe_emulator):
     """The live server wired to the emulator's webhooks; the browser starts signed out on a blank page."""
-    stripe_emulator.register_webhook(live_server.url + WEBHOOK_PATH, secret=settings.STRIPE_WEBHOOK_SECRET)
+    webhooks_register(stripe_emulator, live_server.url)
     settings.CONNECT_RETURN_URL = live_server.url + "/connect/return"
     settings.CONNECT_REFRESH_URL = live_server.url + "/connect/refresh"
     driver.get("about:blank")
@@ -205,6 +205,9 @@ def test_listener_onboards_with_stripe_and_sees_payouts_enabled(driver, app, peo
     text_of(driver, "#connect-state", "Payouts enabled")
     screenshot(driver, "payouts")
     assert StripeListenerAccount.objects.get(listener=listener).payouts_enabled
+    # the onboarded listener gets a link into their Express dashboard (a fresh login link)
+    dashboard = css(driver, "#express-dashboard")
+    assert "/_emulator/express_dashboard/" in dashboard.get_attribute("href")
 
 
 def test_cancel_shows_the_refund_first_then_refunds_it(driver, app, people):
@@ -346,7 +349,13 @@ def test_stand_in_card_element_events_and_validation(driver, app):
 def test_stand_in_handle_card_action_and_retrieve_payment_intent(driver, app, stripe_emulator):
     client = stripe_emulator.stripe_client()
     intent = client.v1.payment_intents.create(
-        params={"amount": 2000, "currency": "usd", "payment_method": "pm_card_threeDSecure2Required", "confirm": True}
+        params={
+            "amount": 2000,
+            "currency": "usd",
+            "allowed_payment_method_types": ["card"],  # a server-side confirmation: no redirect methods
+            "payment_method": "pm_card_threeDSecure2Required",
+            "confirm": True,
+        }
     )
     assert intent.status == "requires_action"
     driver.get(app.url + "/")
@@ -615,5 +624,6 @@ def test_stand_in_confirm_card_setup_saves_the_card_for_off_session_payments(dri
     assert not driver.find_elements("css selector", "iframe[name='__privateStripeFrame3ds']")
     # the saved card pays later without the talker (what a subscription renewal does)
     charge = {"amount": 3000, "currency": "usd", "customer": customer.id, "payment_method": method.id}
+    charge["allowed_payment_method_types"] = ["card"]  # confirmed on the server: no redirect methods
     renewal = client.v1.payment_intents.create(params={**charge, "off_session": True, "confirm": True})
     assert renewal.status == "succeeded"

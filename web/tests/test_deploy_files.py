@@ -22,7 +22,7 @@ def test_no_demo_credentials_and_no_wildcard_hosts():
 
 def test_every_secret_is_required_and_none_has_a_default():
     required = ["DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY"]
-    required += ["STRIPE_WEBHOOK_SECRET"]
+    required += ["STRIPE_WEBHOOK_SECRET", "STRIPE_CONNECT_WEBHOOK_SECRET"]
     for name in APP_SERVICES:
         environment = SERVICES[name]["environment"]
         if "profiles" not in SERVICES[name]:

@@ -32,6 +32,7 @@ PRODUCTION = {
     "STRIPE_SECRET_KEY": "sk_" + "live_" + secrets.token_hex(12),
     "STRIPE_PUBLISHABLE_KEY": "pk_" + "live_" + secrets.token_hex(12),
     "STRIPE_WEBHOOK_SECRET": "whsec_productionendpointsecret01",
+    "STRIPE_CONNECT_WEBHOOK_SECRET": "whsec_productionconnectsecret02",
     "DJANGO_ALLOWED_HOSTS": "api.talkpay.example",
     "TRUSTED_PROXY_COUNT": "1",
 }
@@ -41,7 +42,13 @@ def test_debug_off_without_secrets_refuses_to_start_naming_each_missing_one():
     result = _manage("check", "--deploy")
 
     assert result.returncode != 0
-    for name in ("DJANGO_SECRET_KEY", "JWT_SIGNING_KEY", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"):
+    for name in (
+        "DJANGO_SECRET_KEY",
+        "JWT_SIGNING_KEY",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "STRIPE_CONNECT_WEBHOOK_SECRET",
+    ):
         assert name in result.stderr
 
 
@@ -55,6 +62,9 @@ def test_debug_off_without_secrets_refuses_to_start_naming_each_missing_one():
         ("STRIPE_WEBHOOK_SECRET", "whsec_talkpay_emulator_dev_secret"),
         ("STRIPE_SECRET_KEY", "sk_test_x"),
         ("STRIPE_WEBHOOK_SECRETS_OLD", "whsec_talkpay_emulator_dev_secret"),
+        ("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_talkpay_emulator_connect_dev_secret"),
+        ("STRIPE_CONNECT_WEBHOOK_SECRET", "whsec_x"),
+        ("STRIPE_CONNECT_WEBHOOK_SECRETS_OLD", "whsec_talkpay_emulator_connect_dev_secret"),
     ],
 )
 def test_a_committed_or_fake_secret_is_refused_even_when_set(name, value):

@@ -804,9 +804,14 @@
             account ? "Continue Stripe onboarding" : "Set up payouts with Stripe"),
           onboardError);
       }
+      // A single-use Express dashboard link, made by the status call for this page view.
+      var dashboard = /^https?:\/\//.test(status.dashboard_url || "")
+        ? h("p", {}, h("a", { id: "express-dashboard", href: status.dashboard_url, target: "_blank", rel: "noopener" },
+          "Open your Stripe Express dashboard"), " (balance, bank payouts, details)")
+        : null;
       show(
         h("h1", {}, "Payouts"),
-        h("section", { "aria-labelledby": "acct-title" }, h("h2", { id: "acct-title" }, "Stripe account"), accountBox,
+        h("section", { "aria-labelledby": "acct-title" }, h("h2", { id: "acct-title" }, "Stripe account"), accountBox, dashboard,
           account ? h("dl", { class: "facts" },
             h("dt", {}, "Account"), h("dd", {}, account.stripe_account_id),
             h("dt", {}, "Details submitted"), h("dd", {}, account.details_submitted ? "yes" : "no"),
