@@ -249,6 +249,10 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 
 # How long create_booking waits for the worker to create the PaymentIntent before answering 202.
 BOOKING_PAYMENT_WAIT_SECONDS = env.float("BOOKING_PAYMENT_WAIT_SECONDS", default=3.0)
+# Idempotency-Key (web/idempotency.py): a retry waits this long for the first request's transaction, and
+# takes over a claim left unanswered this long (its request died before committing anything).
+IDEMPOTENCY_LOCK_WAIT_SECONDS = env.float("IDEMPOTENCY_LOCK_WAIT_SECONDS", default=5.0)
+IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=5.0)
 # A pending booking not paid within this many minutes is cancelled and frees the listener's slot.
 BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", default=30)
 # Work recorded but not picked up (PaymentIntents, refunds, clawbacks) is re-enqueued by its sweeper after this.
