@@ -222,6 +222,20 @@ CELERY_BEAT_SCHEDULER = "workers.beat:HeartbeatScheduler"
 # Publishing must not hang a web request when the broker is down: fail fast, the sweeper recovers.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = env.bool("CELERY_TASK_PUBLISH_RETRY", default=False)
+# Every Redis socket operation is bounded (a frozen Redis accepts connections and never answers), and a
+# publish reconnects at most this many more times: a booking is answered in well under a second with
+# the broker down (workers.celery). A local Redis answers in a millisecond; these are for its absence.
+CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=0.25)
+CELERY_BROKER_SOCKET_CONNECT_TIMEOUT = env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=0.25)
+CELERY_BROKER_PUBLISH_MAX_RETRIES = env.int("CELERY_BROKER_PUBLISH_MAX_RETRIES", default=1)
+# Worker processes (not in front of a client) wait longer on each Redis operation.
+CELERY_WORKER_BROKER_SOCKET_TIMEOUT = env.float("CELERY_WORKER_BROKER_SOCKET_TIMEOUT", default=5.0)
+# Task time limits: SoftTimeLimitExceeded at the soft limit (the task's retry or its sweeper takes
+# over), the pool process is killed at the hard one. Payout runs (many transfers) get the long limit,
+# which also sizes the broker's visibility timeout (workers.celery).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+CELERY_LONG_TASK_TIME_LIMIT = env.int("CELERY_LONG_TASK_TIME_LIMIT", default=300)
 # Tasks a worker runs on one database connection before reopening it (Celery's default: reopen per task).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 
