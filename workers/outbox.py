@@ -1,8 +1,9 @@
 """Enqueue work that the database already records, and send it again when it was lost.
 
 Rows are the truth (DESIGN: nothing is lost): a service writes the row, then enqueues its task on
-commit. If the broker is down the publish fails fast (well under a second), is logged, and the row waits for a beat sweeper
-that enqueues it again. Every task is idempotent, so a sweeper that overdoes it changes nothing.
+commit. If the broker is down the publish fails fast (well under a second), is logged, and the row
+waits for a beat sweeper that enqueues it again. Every task is idempotent, so a sweeper that
+overtakes a slow message changes nothing.
 """
 
 import logging
