@@ -45,6 +45,7 @@ def _broker_transport_options() -> dict:
         "interval_max": 0.2,
     }
 
+
 app.conf.update(
     # Each queue has its own direct exchange and routing key, so a message lands in exactly one queue.
     task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES],
@@ -92,6 +93,7 @@ app.conf.update(
 )
 
 app.autodiscover_tasks(["booking", "billing", "payouts", "workers"])
+
 
 @signals.worker_init.connect
 def _worker_broker_timeouts(**_):

@@ -46,9 +46,7 @@ def test_a_booking_is_answered_fast_when_the_broker_refuses_connections(settings
     assert Payment.objects.get(booking_id=body["booking"]["id"]).status == Payment.Status.AWAITING_INTENT
 
 
-def test_a_booking_is_answered_fast_when_the_broker_is_frozen_and_the_sweeper_enqueues_it_later(
-    settings, own_redis
-):
+def test_a_booking_is_answered_fast_when_the_broker_is_frozen_and_the_sweeper_enqueues_it_later(settings, own_redis):
     settings.OUTBOX_RESEND_AFTER_SECONDS = 0
     process, url = own_redis
     with broker_down(url):
