@@ -256,8 +256,11 @@ if not STRIPE_API_BASE and STRIPE_SECRET_KEY == STRIPE_EMULATOR_KEY:
 STRIPE_CURRENCY = env("STRIPE_CURRENCY", default="usd").lower()
 if not (len(STRIPE_CURRENCY) == 3 and STRIPE_CURRENCY.isalpha()):
     raise ImproperlyConfigured(f"STRIPE_CURRENCY must be a three-letter ISO code, not {STRIPE_CURRENCY!r}")
-STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
-STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Each Stripe call waits at most this long for an answer (the SDK's HTTP client), and the SDK retries
+# a network failure this many times: a hung Stripe holds a task at most ~2 x 8 s before the task's own
+# backoff takes over, well inside CELERY_TASK_SOFT_TIME_LIMIT.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 
 # --- Business rules --------------------------------------------------------------------------------
 

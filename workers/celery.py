@@ -12,10 +12,19 @@ from workers.retry import BACKOFF_CAP
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
 
-app = Celery("talkpay")
+app = Celery("talkpay", task_cls="workers.retry:TalkpayTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUES = ("payments", "webhooks", "payouts", "maintenance")
+QUEUES = ("stripe", "payments", "webhooks", "payouts", "maintenance")
+# The tasks whose work is a Stripe write: on their own queue (and their own worker under `make run` and
+# compose), so a Stripe that hangs or throttles holds up only them, never webhooks, the ledger or sweeps.
+STRIPE_TASKS = (
+    "billing.payment_intent_create",
+    "billing.payment_intent_cancel",
+    "billing.refund_create",
+    "billing.clawback_execute",
+    "payouts.payout_execute",
+)
 
 # Tasks that may run longer than CELERY_TASK_TIME_LIMIT: a payout run sends many transfers.
 LONG_TASKS = ("payouts.run_due", "payouts.sweep_stuck")
@@ -52,8 +61,9 @@ app.conf.update(
     task_default_exchange="maintenance",
     task_default_routing_key="maintenance",
     task_default_queue="maintenance",
-    # Route by the stable task name's prefix: billing.payment_* → payments, and so on.
+    # Stripe writes by name, then by the stable task name's prefix: billing.payment_* → payments, and so on.
     task_routes={
+        **{name: {"queue": "stripe"} for name in STRIPE_TASKS},
         "billing.payment_*": {"queue": "payments"},
         "billing.refund_*": {"queue": "payments"},
         "billing.webhook_*": {"queue": "webhooks"},
