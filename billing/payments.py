@@ -332,6 +332,13 @@ def _payment_intent_store(*, payment_id: int, intent: dict) -> Payment:
         return payment
 
 
+def payment_events_unprocessed(*, payment: Payment) -> bool:
+    """Whether Stripe sent events about this payment's intent that are not processed yet (or failed)."""
+    from billing.webhooks.processing import payment_intent_events_unprocessed
+
+    return payment_intent_events_unprocessed(payment_intent_id=payment.stripe_payment_intent_id or "")
+
+
 def payments_sweep_awaiting_intent() -> int:
     """Re-enqueue payments still waiting for a PaymentIntent (the broker was down, or a task was lost)."""
     return enqueue_stale(

@@ -274,6 +274,9 @@ IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=5.0)
 BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", default=30)
 # Work recorded but not picked up (PaymentIntents, refunds, clawbacks) is re-enqueued by its sweeper after this.
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=30)
+# A pending webhook event whose message is this overdue (never picked up after it arrived, or not
+# retried after its scheduled retry) is enqueued again by the sweeper, which runs every minute.
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=60)
 # Payments in a non-final Stripe state longer than this are reconciled against Stripe.
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=900)
 # Earnings become payable this long after the session is completed: time for the talker to report a
@@ -281,7 +284,9 @@ PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", def
 PAYOUT_HOLD_HOURS = env.int("PAYOUT_HOLD_HOURS", default=72)
 PAYOUT_MINIMUM_CENTS = env.int("PAYOUT_MINIMUM_CENTS", default=1000)
 # A payout marked sent but not confirmed this long ago is looked up on Stripe and resent by the sweeper.
-PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=300)
+# Safe to be short: the resend looks the transfer up by its transfer_group first and reuses the
+# idempotency key, so it never pays twice; it must only outlast one transfer call (2 x STRIPE_TIMEOUT_SECONDS).
+PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=60)
 # Transfers a payout run sends to Stripe at the same time.
 PAYOUT_TRANSFER_CONCURRENCY = env.int("PAYOUT_TRANSFER_CONCURRENCY", default=4)
 # Where Stripe Connect onboarding sends the listener back: the web app's pages (web/frontend.py).
