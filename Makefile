@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run reset test lint format bench load soak-load fuzz migrate schedules shell clean
+
+.PHONY: install run reset test lint format bench load soak-load fuzz chaos migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +54,11 @@ soak-load: install
 ## Schemathesis against a live server with the production settings: no 5xx, no undocumented status.
 fuzz: install
 	$(PY) -m scripts.fuzz
+
+## Fault drills against a stack of its own (ports 8130/12130, redis 6391, database talkpay_chaos_stack):
+## kills, Redis outages, Stripe faults, concurrent payouts, with checks after each (not part of `make test`).
+chaos: install
+	$(PY) -m scripts.chaos
 
 migrate: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(PY) manage.py migrate

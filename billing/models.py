@@ -101,6 +101,10 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(blank=True, default="")
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # When a pending event with no worker on it is due for the sweeper: stamped when its retry is
+    # scheduled (after the countdown) and when the sweeper enqueues it; empty means received_at plus
+    # WEBHOOK_SWEEP_AFTER_SECONDS (billing.webhooks.processing.webhook_events_sweep).
+    sweep_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-received_at", "-id")

@@ -278,35 +278,65 @@ def _intent_description(booking) -> str:
 
 
 def payment_intent_create(*, payment_id: int) -> Payment:
-    """Create the PaymentIntent for a payment, once. Safe to run twice or concurrently: the row lock
-    serialises workers, an existing intent is kept, and Stripe's idempotency key covers a crash
-    between Stripe's answer and our save."""
-    with transaction.atomic():
-        payment = locks.lock(Payment.objects.select_related("talker", "booking").filter(pk=payment_id)).get()
-        if payment.stripe_payment_intent_id or payment.status != Payment.Status.AWAITING_INTENT:
-            return payment
-        customer_id = stripe_customer_get_or_create(user=payment.talker)
-        try:
-            intent = stripe_gateway.payment_intent_create(
-                payment_id=payment.pk,
-                booking_id=payment.booking_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                customer_id=customer_id,
-                application_fee=payment.app_fee,
-                description=_intent_description(payment.booking),
-            )
-        except stripe_gateway.PermanentStripeError as error:
+    """Create the PaymentIntent for a payment, once, without holding a row lock across Stripe.
+
+    The payment row (recorded with the booking) is the request; Stripe is called outside any
+    transaction, under the idempotency key `pi-payment-<id>`, so concurrent or repeated workers get the
+    same intent; then the result is stored under the payment's row lock alone (common.locks: never
+    the booking, the talker or the package). A hung Stripe call therefore blocks nobody else: not a
+    cancellation of this booking, not another talker's booking of the same package.
+    """
+    payment = Payment.objects.select_related("talker", "booking").get(pk=payment_id)
+    if payment.stripe_payment_intent_id or payment.status != Payment.Status.AWAITING_INTENT:
+        return payment
+    customer_id = stripe_customer_get_or_create(user=payment.talker)
+    try:
+        intent = stripe_gateway.payment_intent_create(
+            payment_id=payment.pk,
+            booking_id=payment.booking_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            customer_id=customer_id,
+            application_fee=payment.app_fee,
+            description=_intent_description(payment.booking),
+        )
+    except stripe_gateway.PermanentStripeError as error:
+        with transaction.atomic():
+            payment = locks.lock(Payment.objects.filter(pk=payment_id)).get()
+            if payment.stripe_payment_intent_id or payment.status != Payment.Status.AWAITING_INTENT:
+                return payment
             payment.status = Payment.Status.FAILED
             payment.failure_code = error.code or "stripe_error"
             payment.failure_message = error.message
             payment.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
             return payment
+    return _payment_intent_store(payment_id=payment_id, intent=intent)
+
+
+def _payment_intent_store(*, payment_id: int, intent: dict) -> Payment:
+    with transaction.atomic():
+        payment = locks.lock(Payment.objects.filter(pk=payment_id)).get()
+        if payment.stripe_payment_intent_id:
+            return payment  # another worker stored it first: the same intent, by the idempotency key
+        cancelled_meanwhile = payment.status == Payment.Status.CANCELED
         payment.stripe_payment_intent_id = intent["id"]
         payment.client_secret = intent["client_secret"]
         payment.status = intent["status"]
         payment.save(update_fields=["stripe_payment_intent_id", "client_secret", "status", "updated_at"])
+        if cancelled_meanwhile:
+            # The booking was cancelled while Stripe was creating the intent: cancel the intent too, by
+            # the cancellation's own path (recorded, swept), so no payable intent outlives its booking.
+            from billing.refunds import payment_cancel_unpaid  # billing.refunds imports this module
+
+            payment_cancel_unpaid(payment=payment)
         return payment
+
+
+def payment_events_unprocessed(*, payment: Payment) -> bool:
+    """Whether Stripe sent events about this payment's intent that are not processed yet (or failed)."""
+    from billing.webhooks.processing import payment_intent_events_unprocessed
+
+    return payment_intent_events_unprocessed(payment_intent_id=payment.stripe_payment_intent_id or "")
 
 
 def payments_sweep_awaiting_intent() -> int:

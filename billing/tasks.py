@@ -70,7 +70,18 @@ def webhook_process_task(self, webhook_event_id: int) -> str:
         # Any failure, the handler's or the commit's (a database error), is retried with backoff.
         if last_try:
             return "failed"
-        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+        from billing.webhooks.processing import webhook_event_retry_scheduled
+
+        countdown = backoff_seconds(self.request.retries)
+        webhook_event_retry_scheduled(webhook_event_id=webhook_event_id, countdown=countdown)
+        raise self.retry(exc=error, countdown=countdown) from error
+
+
+@shared_task(name="billing.webhook_events_sweep", acks_late=True)
+def webhook_events_sweep_task() -> int:
+    from billing.webhooks.processing import webhook_events_sweep
+
+    return webhook_events_sweep()
 
 
 @shared_task(name="billing.payment_reconcile", acks_late=True)

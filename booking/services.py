@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from billing import money
 from billing.models import Dispute, Payment
-from billing.payments import payment_create_for_booking
+from billing.payments import payment_create_for_booking, payment_events_unprocessed
 from billing.refunds import (
     Policy,
     cancellation_refund_quote,
@@ -251,7 +251,8 @@ def _booking_mark_cancelled(booking: Booking, *, by, reason: str, at: datetime) 
 def bookings_expire_unpaid(*, limit: int = 200) -> int:
     """Cancel pending bookings left unpaid for settings.BOOKING_PENDING_EXPIRY_MINUTES, so an abandoned
     checkout does not hold the listener's slot forever. Their PaymentIntents are cancelled by a worker;
-    one paid in the meantime is refunded in full by the same path as a talker's cancellation."""
+    one paid in the meantime is refunded in full by the same path as a talker's cancellation. Never one
+    whose payment has events still unprocessed: expiry does not run ahead of what Stripe said."""
     paid_or_paying = (Payment.Status.SUCCEEDED, Payment.Status.PROCESSING)
     cutoff = timezone.now() - timedelta(minutes=settings.BOOKING_PENDING_EXPIRY_MINUTES)
     candidates = list(
@@ -267,6 +268,10 @@ def bookings_expire_unpaid(*, limit: int = 200) -> int:
             payment = locks.lock(Payment.objects.filter(booking_id=booking_id)).first()
             booking = booking_lock(booking_id=booking_id)
             if booking.status != Booking.Status.PENDING or (payment and payment.status in paid_or_paying):
+                continue
+            if payment is not None and payment_events_unprocessed(payment=payment):
+                # Stripe told us something about this payment that we have not applied yet (a worker
+                # is down, a message was lost): it may be the success. Wait for it; the sweeper runs it.
                 continue
             if payment is not None:
                 payment_cancel_unpaid(payment=payment)

@@ -139,7 +139,7 @@ def main() -> int:
         processes.append(
             subprocess.Popen(
                 [str(BIN / "celery"), "-A", "workers", "worker", "-l", "WARNING", "--concurrency", "1", "-P", "threads"]
-                + ["-Q", "payments,webhooks,payouts,maintenance"],
+                + ["-Q", "stripe,payments,webhooks,payouts,maintenance"],
                 env=env,
                 cwd=ROOT,
                 stdout=web_log,

@@ -191,6 +191,9 @@ def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str
     """name → (command, environment). Metrics directories are per process kind, so the web's scrape
     adds up the gunicorn workers' counts and the worker's its pool processes', never each other's."""
     celery = str(BIN / "celery")
+    # Two workers: Stripe writes on their own, so a Stripe that hangs never starves webhooks, the ledger
+    # or the sweepers (workers.celery.STRIPE_TASKS); between them they consume every queue.
+    # (Not imported from workers.celery: that would load the settings before this process has decided them.)
     queues = "payments,webhooks,payouts,maintenance"
     metrics_dir = RUN_DIR / "prometheus"
     shutil.rmtree(metrics_dir / "worker", ignore_errors=True)
@@ -201,6 +204,11 @@ def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str
         **{name: (command, env) for name, command in extra.items()},
         "web": (f"{BIN / 'gunicorn'} -c {ROOT / 'gunicorn.conf.py'}", web_env),
         "worker": (f"{celery} -A workers worker -l INFO -Q {queues} --concurrency 2 -n worker@%h", worker_env),
+        # Its pool's counts go to the same metrics directory, served by the first worker's endpoint.
+        "worker-stripe": (
+            f"{celery} -A workers worker -l INFO -Q stripe --concurrency 2 -n stripe@%h",
+            {**worker_env, "WORKER_METRICS_PORT": "0"},
+        ),
         "beat": (f"{celery} -A workers beat -l INFO -S workers.beat:HeartbeatScheduler", env),
         "flower": (
             f"{celery} -A workers flower --address=127.0.0.1 --port={env['FLOWER_PORT']}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger("web.errors")
 
@@ -25,11 +25,45 @@ _MESSAGES = {
 }
 
 
-def error_response(status: int, code: str | None = None, message: str | None = None) -> JsonResponse:
+def error_response(
+    status: int, code: str | None = None, message: str | None = None, *, request: HttpRequest | None = None
+) -> JsonResponse:
+    """The API's error shape; with the request, its id too (the one in X-Request-ID and in every log
+    line of the request), so a user reporting a 500 gives operators the line to look for."""
     default_code, default_message = _MESSAGES.get(status, ("error", "Error."))
     message = message or default_message
-    body = {"error": {"code": code or default_code, "message": message, "fields": {}}, "detail": message}
-    return JsonResponse(body, status=status)
+    error = {"code": code or default_code, "message": message, "fields": {}}
+    request_id = getattr(request, "request_id", None)
+    if request_id:
+        error["request_id"] = request_id
+    return JsonResponse({"error": error, "detail": message}, status=status)
+
+
+# Django's handlers (web.urls: handler400/403/404/500) for what no view or middleware answered: the
+# API's JSON under /api/; a 500 is JSON everywhere (never Django's HTML page, which a proxy or a
+# frontend cannot parse).
+def server_error(request: HttpRequest) -> HttpResponse:
+    return error_response(500, request=request)
+
+
+def _api_or_default(status: int, default):
+    def handler(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+        if request.path_info.startswith("/api/"):
+            return error_response(status, request=request)
+        return default(request, exception)
+
+    return handler
+
+
+def _default_views():
+    from django.views import defaults
+
+    return defaults.bad_request, defaults.permission_denied, defaults.page_not_found
+
+
+bad_request = _api_or_default(400, _default_views()[0])
+permission_denied = _api_or_default(403, _default_views()[1])
+page_not_found = _api_or_default(404, _default_views()[2])
 
 
 class ApiResponseMiddleware:
@@ -49,12 +83,12 @@ class ApiResponseMiddleware:
             length = 0
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if limit is not None and length > limit:
-            response = error_response(413)
+            response = error_response(413, request=request)
         else:
             response = self.get_response(request)
             content_type = response.get("Content-Type", "")
             if response.status_code >= 400 and not content_type.startswith("application/json"):
-                response = error_response(response.status_code)
+                response = error_response(response.status_code, request=request)
         response.setdefault("Cache-Control", "no-store")
         return response
 
@@ -62,6 +96,8 @@ class ApiResponseMiddleware:
         if not self._is_api(request):
             return None
         if isinstance(exception, RequestDataTooBig):
-            return error_response(413)
+            return error_response(413, request=request)
+        if isinstance(exception, (SuspiciousOperation, PermissionDenied, Http404)):
+            return None  # Django answers 400/403/404 through web.urls' handlers (JSON here)
         logger.exception("unhandled error on %s %s", request.method, request.path_info)
-        return error_response(500)
+        return error_response(500, request=request)

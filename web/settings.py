@@ -222,6 +222,20 @@ CELERY_BEAT_SCHEDULER = "workers.beat:HeartbeatScheduler"
 # Publishing must not hang a web request when the broker is down: fail fast, the sweeper recovers.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_TASK_PUBLISH_RETRY = env.bool("CELERY_TASK_PUBLISH_RETRY", default=False)
+# Every Redis socket operation is bounded (a frozen Redis accepts connections and never answers), and a
+# publish reconnects at most this many more times: a booking is answered in well under a second with
+# the broker down (workers.celery). A local Redis answers in a millisecond; these are for its absence.
+CELERY_BROKER_SOCKET_TIMEOUT = env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=0.25)
+CELERY_BROKER_SOCKET_CONNECT_TIMEOUT = env.float("CELERY_BROKER_SOCKET_CONNECT_TIMEOUT", default=0.25)
+CELERY_BROKER_PUBLISH_MAX_RETRIES = env.int("CELERY_BROKER_PUBLISH_MAX_RETRIES", default=1)
+# Worker processes (not in front of a client) wait longer on each Redis operation.
+CELERY_WORKER_BROKER_SOCKET_TIMEOUT = env.float("CELERY_WORKER_BROKER_SOCKET_TIMEOUT", default=5.0)
+# Task time limits: SoftTimeLimitExceeded at the soft limit (the task's retry or its sweeper takes
+# over), the pool process is killed at the hard one. Payout runs (many transfers) get the long limit,
+# which also sizes the broker's visibility timeout (workers.celery).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+CELERY_LONG_TASK_TIME_LIMIT = env.int("CELERY_LONG_TASK_TIME_LIMIT", default=300)
 # Tasks a worker runs on one database connection before reopening it (Celery's default: reopen per task).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
 
@@ -242,17 +256,27 @@ if not STRIPE_API_BASE and STRIPE_SECRET_KEY == STRIPE_EMULATOR_KEY:
 STRIPE_CURRENCY = env("STRIPE_CURRENCY", default="usd").lower()
 if not (len(STRIPE_CURRENCY) == 3 and STRIPE_CURRENCY.isalpha()):
     raise ImproperlyConfigured(f"STRIPE_CURRENCY must be a three-letter ISO code, not {STRIPE_CURRENCY!r}")
-STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=10.0)
-STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Each Stripe call waits at most this long for an answer (the SDK's HTTP client), and the SDK retries
+# a network failure this many times: a hung Stripe holds a task at most ~2 x 8 s before the task's own
+# backoff takes over, well inside CELERY_TASK_SOFT_TIME_LIMIT.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 
 # --- Business rules --------------------------------------------------------------------------------
 
 # How long create_booking waits for the worker to create the PaymentIntent before answering 202.
 BOOKING_PAYMENT_WAIT_SECONDS = env.float("BOOKING_PAYMENT_WAIT_SECONDS", default=3.0)
+# Idempotency-Key (web/idempotency.py): a retry waits this long for the first request's transaction, and
+# takes over a claim left unanswered this long (its request died before committing anything).
+IDEMPOTENCY_LOCK_WAIT_SECONDS = env.float("IDEMPOTENCY_LOCK_WAIT_SECONDS", default=5.0)
+IDEMPOTENCY_LEASE_SECONDS = env.float("IDEMPOTENCY_LEASE_SECONDS", default=5.0)
 # A pending booking not paid within this many minutes is cancelled and frees the listener's slot.
 BOOKING_PENDING_EXPIRY_MINUTES = env.int("BOOKING_PENDING_EXPIRY_MINUTES", default=30)
 # Work recorded but not picked up (PaymentIntents, refunds, clawbacks) is re-enqueued by its sweeper after this.
 OUTBOX_RESEND_AFTER_SECONDS = env.int("OUTBOX_RESEND_AFTER_SECONDS", default=30)
+# A pending webhook event whose message is this overdue (never picked up after it arrived, or not
+# retried after its scheduled retry) is enqueued again by the sweeper, which runs every minute.
+WEBHOOK_SWEEP_AFTER_SECONDS = env.int("WEBHOOK_SWEEP_AFTER_SECONDS", default=60)
 # Payments in a non-final Stripe state longer than this are reconciled against Stripe.
 PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", default=900)
 # Earnings become payable this long after the session is completed: time for the talker to report a
@@ -260,7 +284,9 @@ PAYMENT_RECONCILE_AFTER_SECONDS = env.int("PAYMENT_RECONCILE_AFTER_SECONDS", def
 PAYOUT_HOLD_HOURS = env.int("PAYOUT_HOLD_HOURS", default=72)
 PAYOUT_MINIMUM_CENTS = env.int("PAYOUT_MINIMUM_CENTS", default=1000)
 # A payout marked sent but not confirmed this long ago is looked up on Stripe and resent by the sweeper.
-PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=300)
+# Safe to be short: the resend looks the transfer up by its transfer_group first and reuses the
+# idempotency key, so it never pays twice; it must only outlast one transfer call (2 x STRIPE_TIMEOUT_SECONDS).
+PAYOUT_RESEND_AFTER_SECONDS = env.int("PAYOUT_RESEND_AFTER_SECONDS", default=60)
 # Transfers a payout run sends to Stripe at the same time.
 PAYOUT_TRANSFER_CONCURRENCY = env.int("PAYOUT_TRANSFER_CONCURRENCY", default=4)
 # Where Stripe Connect onboarding sends the listener back: the web app's pages (web/frontend.py).

@@ -112,12 +112,13 @@ def api_client() -> APIClient:
 
 
 @contextlib.contextmanager
-def broker_down():
-    """Point the Celery app's producer at a port where nothing listens, as when Redis is down."""
+def broker_down(url: str = "redis://127.0.0.1:9/0"):
+    """Point the Celery app's producer at a port where nothing listens, as when Redis is down (or at
+    `url`: a Redis of the test's own that it stops)."""
     from workers.celery import app
 
     saved = app.conf.broker_url, app.conf.broker_write_url
-    app.conf.broker_url = app.conf.broker_write_url = "redis://127.0.0.1:9/0"
+    app.conf.broker_url = app.conf.broker_write_url = url
     app._pool = None
     app.amqp._producer_pool = None
     try:

@@ -29,3 +29,9 @@ urlpatterns = [
     path("connect/return", AppView.as_view(), name="connect-return"),
     path("connect/refresh", AppView.as_view(), name="connect-refresh"),
 ]
+
+# JSON answers (with the request id) for what no view answered: web.middleware.
+handler400 = "web.middleware.bad_request"
+handler403 = "web.middleware.permission_denied"
+handler404 = "web.middleware.page_not_found"
+handler500 = "web.middleware.server_error"

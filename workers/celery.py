@@ -5,14 +5,55 @@ import logging.config
 import os
 
 from celery import Celery, signals
+from django.conf import settings
 from kombu import Exchange, Queue
+
+from workers.retry import BACKOFF_CAP
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "web.settings")
 
-app = Celery("talkpay")
+app = Celery("talkpay", task_cls="workers.retry:TalkpayTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 
-QUEUES = ("payments", "webhooks", "payouts", "maintenance")
+QUEUES = ("stripe", "payments", "webhooks", "payouts", "maintenance")
+# The tasks whose work is a Stripe write: on their own queue (and their own worker under `make run` and
+# compose), so a Stripe that hangs or throttles holds up only them, never webhooks, the ledger or sweeps.
+STRIPE_TASKS = (
+    "billing.payment_intent_create",
+    "billing.payment_intent_cancel",
+    "billing.refund_create",
+    "billing.clawback_execute",
+    "payouts.payout_execute",
+)
+
+# Tasks that may run longer than CELERY_TASK_TIME_LIMIT: a payout run sends many transfers.
+LONG_TASKS = ("payouts.run_due", "payouts.sweep_stuck")
+# A message a worker took and never acknowledged (the worker was killed) is delivered again after the
+# visibility timeout. It must outlast the longest task and the longest retry countdown (a retried task
+# waits for its countdown unacknowledged, on the worker), or a running task is delivered twice: so it
+# is the long time limit plus the backoff cap plus a minute, 11 minutes by default, not an hour. Lost
+# work is found sooner than that by the sweepers anyway (workers.schedules).
+VISIBILITY_TIMEOUT_SECONDS = int(settings.CELERY_LONG_TASK_TIME_LIMIT + BACKOFF_CAP + 60)
+
+
+def _broker_transport_options() -> dict:
+    """Fail fast when Redis is down, refusing or frozen: every socket operation is bounded, and a
+    publish tries to connect at most CELERY_BROKER_PUBLISH_MAX_RETRIES more times, a few tenths of a
+    second apart; the rows are the record and the sweepers enqueue again (workers.outbox)."""
+    return {
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        "socket_timeout": settings.CELERY_BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.CELERY_BROKER_SOCKET_CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "retry_on_timeout": False,
+        # kombu's Connection.default_channel (every publish) reads these; the worker's consumer
+        # reconnects with its own policy (broker_connection_max_retries).
+        "max_retries": settings.CELERY_BROKER_PUBLISH_MAX_RETRIES,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.2,
+    }
+
 
 app.conf.update(
     # Each queue has its own direct exchange and routing key, so a message lands in exactly one queue.
@@ -20,8 +61,9 @@ app.conf.update(
     task_default_exchange="maintenance",
     task_default_routing_key="maintenance",
     task_default_queue="maintenance",
-    # Route by the stable task name's prefix: billing.payment_* → payments, and so on.
+    # Stripe writes by name, then by the stable task name's prefix: billing.payment_* → payments, and so on.
     task_routes={
+        **{name: {"queue": "stripe"} for name in STRIPE_TASKS},
         "billing.payment_*": {"queue": "payments"},
         "billing.refund_*": {"queue": "payments"},
         "billing.webhook_*": {"queue": "webhooks"},
@@ -39,13 +81,40 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     task_track_started=True,
+    # CELERY_TASK_SOFT_TIME_LIMIT / CELERY_TASK_TIME_LIMIT come from the settings; the long tasks' here.
+    task_annotations={
+        name: {
+            "soft_time_limit": settings.CELERY_LONG_TASK_TIME_LIMIT - 30,
+            "time_limit": settings.CELERY_LONG_TASK_TIME_LIMIT,
+        }
+        for name in LONG_TASKS
+    },
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": 3600},
+    broker_transport_options=_broker_transport_options(),
+    # The result backend (same Redis) fails as fast: a worker storing a result retries a few times,
+    # a web process never waits on it (workers.outbox publishes without results).
+    redis_socket_timeout=settings.CELERY_BROKER_SOCKET_TIMEOUT,
+    redis_socket_connect_timeout=settings.CELERY_BROKER_SOCKET_CONNECT_TIMEOUT,
+    result_backend_transport_options={
+        "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+    },
     worker_send_task_events=True,
     task_send_sent_event=True,
 )
 
 app.autodiscover_tasks(["booking", "billing", "payouts", "workers"])
+
+
+@signals.worker_init.connect
+def _worker_broker_timeouts(**_):
+    """Workers wait longer on Redis than a web request may: their commands (acks, restores, the
+    publishes of retries) sit on a busy event loop, not in front of a client."""
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        "socket_timeout": settings.CELERY_WORKER_BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.CELERY_WORKER_BROKER_SOCKET_TIMEOUT,
+    }
+
 
 # By name: the step is loaded when a worker starts, after Django is set up (workers.apps connects the
 # metric signals then too).

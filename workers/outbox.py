@@ -1,8 +1,9 @@
 """Enqueue work that the database already records, and send it again when it was lost.
 
 Rows are the truth (DESIGN: nothing is lost): a service writes the row, then enqueues its task on
-commit. If the broker is down the publish fails fast, is logged, and the row waits for a beat sweeper
-that enqueues it again. Every task is idempotent, so a sweeper that overdoes it changes nothing.
+commit. If the broker is down the publish fails fast (well under a second), is logged, and the row
+waits for a beat sweeper that enqueues it again. Every task is idempotent, so a sweeper that
+overtakes a slow message changes nothing.
 """
 
 import logging
@@ -22,7 +23,10 @@ def enqueue_or_leave_to_sweeper(task_name: str, object_id: int, *, what: str) ->
     from workers.celery import app
 
     try:
-        app.send_task(task_name, args=[object_id], retry=False)
+        # No result: nobody waits on these tasks (the row is the record), and asking for one subscribes
+        # to the result channel on every publish, a second Redis round trip that retries for ~20 s
+        # when Redis is down. The broker's own timeouts and retry cap are in workers.celery.
+        app.send_task(task_name, args=[object_id], retry=False, ignore_result=True)
     except Exception:
         logger.warning("could not enqueue %s %s; the sweeper will retry", what, object_id)
         return False

@@ -44,10 +44,12 @@ SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
         Cron(minute="0", hour="7", day_of_month="1"),
         {"schedule": "monthly"},
     ),
-    "Sweep payouts stuck between our database and Stripe": ("payouts.sweep_stuck", Every(seconds=600), {}),
+    "Sweep payouts stuck between our database and Stripe": ("payouts.sweep_stuck", Every(seconds=60), {}),
+    # Events whose message was lost (broker down at intake, a worker killed holding it): within 1-2 min.
+    "Re-enqueue webhook events whose message was lost": ("billing.webhook_events_sweep", Every(seconds=60), {}),
     "Send refunds whose task was lost": ("billing.refunds_sweep", Every(seconds=60), {}),
     "Cancel PaymentIntents whose cancel task was lost": ("billing.payment_intent_cancels_sweep", Every(seconds=60), {}),
-    "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=300), {}),
+    "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=60), {}),
 }
 
 

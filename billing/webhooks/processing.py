@@ -6,7 +6,9 @@ import logging
 import traceback
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.models import WebhookEvent
@@ -18,9 +20,6 @@ logger = logging.getLogger(__name__)
 
 OUTCOMES = (WebhookEvent.Status.PROCESSED, WebhookEvent.Status.IGNORED)
 DONE = (*OUTCOMES, WebhookEvent.Status.FLAGGED)
-# Pending events older than this with no worker on them are enqueued again by the sweeper (the broker
-# was down when they arrived, or a message was lost). Longer than the retry backoff of a failing event.
-SWEEP_AFTER = timedelta(minutes=30)
 
 
 class WebhookHandlerFailed(Exception):
@@ -111,13 +110,47 @@ def webhook_event_replay(*, stripe_event_id: str) -> str:
         return WebhookEvent.Status.FAILED
 
 
-def webhook_events_sweep(*, older_than: timedelta = SWEEP_AFTER, limit: int = 500) -> int:
-    """Enqueue again events still pending long after they arrived. Safe to overdo: processing is
-    locked and a done event is skipped."""
-    cutoff = timezone.now() - older_than
+def _sweep_grace() -> timedelta:
+    """How long a pending event is left to the message that should process it before the sweeper
+    enqueues it again (the broker was down when it arrived, or a worker died holding its message)."""
+    return timedelta(seconds=settings.WEBHOOK_SWEEP_AFTER_SECONDS)
+
+
+def webhook_event_retry_scheduled(*, webhook_event_id: int, countdown: float) -> None:
+    """A failed attempt's retry waits `countdown` seconds: the sweeper leaves the event to it until then."""
+    due = timezone.now() + timedelta(seconds=countdown) + _sweep_grace()
+    WebhookEvent.objects.filter(pk=webhook_event_id).update(sweep_after=due)
+
+
+def webhook_events_sweep(*, limit: int = 500) -> int:
+    """Enqueue again pending events whose message is overdue: never attempted within the grace after
+    they arrived, or not retried within the grace after their scheduled retry. Stamps each one it
+    enqueued, so the next sweep leaves it a grace period. Safe to overdo: processing is locked and a
+    done event is skipped."""
+    now = timezone.now()
+    due = Q(sweep_after__lt=now) | Q(sweep_after__isnull=True, received_at__lt=now - _sweep_grace())
     stale = list(
-        WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING, received_at__lt=cutoff)
+        WebhookEvent.objects.filter(due, status=WebhookEvent.Status.PENDING)
         .order_by("received_at")
         .values_list("pk", flat=True)[:limit]
     )
-    return sum(webhook_event_enqueue(webhook_event_id=pk) for pk in stale)
+    enqueued = 0
+    for pk in stale:
+        if webhook_event_enqueue(webhook_event_id=pk):
+            WebhookEvent.objects.filter(pk=pk).update(sweep_after=timezone.now() + _sweep_grace())
+            enqueued += 1
+    return enqueued
+
+
+def payment_intent_events_unprocessed(*, payment_intent_id: str) -> bool:
+    """Whether an event about this PaymentIntent (or its charge) is stored but not processed yet, or
+    failed: until it is, we do not know what Stripe did with the payment."""
+    if not payment_intent_id:
+        return False
+    return (
+        WebhookEvent.objects.filter(status__in=(WebhookEvent.Status.PENDING, WebhookEvent.Status.FAILED))
+        .filter(
+            Q(payload__data__object__id=payment_intent_id) | Q(payload__data__object__payment_intent=payment_intent_id)
+        )
+        .exists()
+    )

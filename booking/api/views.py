@@ -96,17 +96,19 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         throttle_classes=[UserThrottle, BookingCreateThrottle],
     )
     def create_booking(self, request):
-        def handler() -> Response:
+        def perform() -> dict:
             data = BookingCreateInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
             booking = services.booking_create(talker=request.user, **data.validated_data)
-            return self._created_response(request, booking.pk)
+            return {"booking": {"id": booking.pk}}
 
+        # The booking and its Idempotency-Key answer commit together; the answer (with the bounded wait
+        # for the PaymentIntent) is built from the committed booking, for the first request and retries.
         return run_idempotent(
             request,
             endpoint="bookings.create_booking",
-            handler=handler,
-            replay=lambda body: self._created_response(request, body["booking"]["id"]),
+            perform=perform,
+            respond=lambda result: self._created_response(request, result["booking"]["id"]),
         )
 
     @extend_schema(request=None, responses={200: BookingDetailSerializer, **error_responses(409)})

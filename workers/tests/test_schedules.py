@@ -33,12 +33,15 @@ def test_setup_schedules_writes_every_job_once_and_keeps_an_operators_pause(caps
 @pytest.mark.parametrize(
     ("task", "queue"),
     [
-        ("billing.payment_intent_create", "payments"),
-        ("billing.refund_create", "payments"),
+        ("billing.payment_intent_create", "stripe"),
+        ("billing.refund_create", "stripe"),
+        ("billing.payment_intent_cancel", "stripe"),
+        ("billing.payment_intents_sweep", "payments"),
         ("billing.webhook_process", "webhooks"),
         ("payouts.run_due", "payouts"),
         ("billing.payment_reconcile", "payments"),
-        ("billing.clawback_execute", "maintenance"),
+        ("billing.clawback_execute", "stripe"),
+        ("billing.clawbacks_sweep", "maintenance"),
     ],
 )
 def test_tasks_are_routed_to_their_named_queue(task, queue):
