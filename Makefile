@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-
 .PHONY: install run reset test lint format bench load soak-load fuzz chaos migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
