@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
+from billing.intent_ready import payment_intent_ready_notify
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
@@ -309,6 +310,7 @@ def payment_intent_create(*, payment_id: int) -> Payment:
             payment.failure_code = error.code or "stripe_error"
             payment.failure_message = error.message
             payment.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
+            payment_intent_ready_notify(payment_id=payment_id)
             return payment
     return _payment_intent_store(payment_id=payment_id, intent=intent)
 
@@ -323,6 +325,7 @@ def _payment_intent_store(*, payment_id: int, intent: dict) -> Payment:
         payment.client_secret = intent["client_secret"]
         payment.status = intent["status"]
         payment.save(update_fields=["stripe_payment_intent_id", "client_secret", "status", "updated_at"])
+        payment_intent_ready_notify(payment_id=payment_id)  # delivered on commit: create_booking's wait
         if cancelled_meanwhile:
             # The booking was cancelled while Stripe was creating the intent: cancel the intent too, by
             # the cancellation's own path (recorded, swept), so no payable intent outlives its booking.

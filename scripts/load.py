@@ -415,7 +415,7 @@ def report(title: str, stats: dict, samples: list[dict], env: dict[str, str]) ->
     )
     for failure in stats["failures"][:10]:
         print(f"  error x{failure['Occurrences']}: {failure['Method']} {failure['Name']}: {failure['Error'][:160]}")
-    saturation = summarize_samples(samples, http, stats["elapsed"], env)
+    saturation = summarize_samples(samples, http, stats["elapsed"], env, flows=int(confirmed.get("Request Count", 0)))
     errors = total_failures + flow_failures
     return {
         "requests": total_requests,
@@ -430,7 +430,7 @@ def report(title: str, stats: dict, samples: list[dict], env: dict[str, str]) ->
     }
 
 
-def summarize_samples(samples: list[dict], http: dict, elapsed: float, env: dict[str, str]) -> dict:
+def summarize_samples(samples: list[dict], http: dict, elapsed: float, env: dict[str, str], *, flows: int) -> dict:
     if not samples:
         return {}
 
@@ -459,6 +459,15 @@ def summarize_samples(samples: list[dict], http: dict, elapsed: float, env: dict
     threads = int(env.get("GUNICORN_WORKERS", "2")) * int(env.get("GUNICORN_THREADS", "8"))
     in_flight = busy / elapsed if elapsed else 0
     print(f"web requests in flight (mean, Little's law): {in_flight:.1f} of {threads} gunicorn threads")
+    # CPU time per confirmed booking (the browsing around it included): less noisy than latency on a
+    # shared machine, where the other tenants' load stretches every wait.
+    if flows:
+        cpu_seconds = {name: sum(values) / 100 for name, values in cpu.items()}
+        cpu_seconds["postgres"] = sum(s["cpu_postgres"] for s in samples) / 100
+        print(
+            f"CPU per confirmed booking ({flows}): "
+            + ", ".join(f"{name} {1000 * value / flows:.0f} ms" for name, value in cpu_seconds.items() if value)
+        )
     return {
         "cpu": {name: statistics.fmean(values) for name, values in cpu.items()},
         "cpu_postgres": statistics.fmean(s["cpu_postgres"] for s in samples),
