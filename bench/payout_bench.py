@@ -2,6 +2,7 @@
 period against the Stripe emulator, on PostgreSQL.
 
     python bench/payout_bench.py [--sizes 1000,10000] [--earnings 10] [--keep-db]
+    python bench/payout_bench.py --sizes 100000 --earnings 1     # the issue-16 size: <= 10 min, <= 300 MB
 
 For each size it prints the run's wall time, the process's peak RSS during the run (sampled) and its
 growth, and the database queries per payout, so one can see the queries do not grow with N. It uses
@@ -25,7 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-BENCH_DB = "talkpay_bench"
+BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench")
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 os.environ["DATABASE_URL"] = f"{SERVER}/{BENCH_DB}"
 os.environ["DJANGO_DEBUG"] = "false"
