@@ -9,8 +9,10 @@
 2. End to end: with a Celery worker (prefork) on the webhooks queue, the same clients deliver one
    succeeded event per seeded payment; the script prints events processed per second, from the first
    delivery until every event is processed (payment succeeded, split booked, earning created), and
-   the same for the bare pipeline (the baseline view plus a task taking two row locks).
-3. `manage.py ledger_check` must pass afterwards (against a Stripe emulator, for the payouts checks).
+   the same for the bare pipeline (the baseline view plus a task taking two row locks). Each seeded
+   payment has a real, paid PaymentIntent on a Stripe emulator, because the handler reads every
+   intent from Stripe before applying it (one retrieve per event); the bare pipeline reads nothing.
+3. `manage.py ledger_check` must pass afterwards (against the same emulator, which holds the charges).
 
 Everything runs on a scratch PostgreSQL database and a Redis database of its own, which the script
 creates and drops: DATABASE_URL's server (default 127.0.0.1:5432) and BENCH_REDIS_URL.
@@ -41,6 +43,8 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 SECRET = "whsec_benchwebhooks0123456789"
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+# The Stripe emulator every process of the run talks to (set by main()).
+STRIPE_API_BASE = ""
 
 
 def _env(**extra) -> dict:
@@ -56,6 +60,8 @@ def _env(**extra) -> dict:
         LOG_LEVEL="WARNING",
         PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'bench'}",
     )
+    if STRIPE_API_BASE:
+        env["STRIPE_API_BASE"] = STRIPE_API_BASE
     env.update(extra)
     return env
 
@@ -85,18 +91,49 @@ def django_setup() -> None:
     django.setup()
 
 
+def _paid_intents(payments: list, customer_id: str) -> list[dict]:
+    """One PaymentIntent per payment on the emulator, as our worker creates it (customer, metadata),
+    paid with a test card. Returned as Stripe holds them, in the order of `payments`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from billing import stripe_gateway
+
+    def create(payment) -> dict:
+        intent = stripe_gateway.call(
+            stripe_gateway.client().v1.payment_intents.create,
+            params={
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "customer": customer_id,
+                "payment_method_types": ["card"],
+                "payment_method": "pm_card_visa",
+                "confirm": True,
+                "metadata": {
+                    "booking_id": str(payment.booking_id),
+                    "payment_id": str(payment.pk),
+                    "app_fee": str(payment.app_fee),
+                },
+            },
+        )
+        return stripe_gateway.as_dict(intent)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(create, payments))
+
+
 def seed_payments(count: int) -> list[dict]:
-    """Payments waiting for their card, with bookings, as the booking API leaves them. Returns the
-    PaymentIntents Stripe would send in `payment_intent.succeeded` for them."""
+    """Payments waiting for their card, with bookings, as the booking API leaves them, each with its
+    PaymentIntent on the emulator, paid. Returns the intents Stripe sends in `payment_intent.succeeded`."""
     from django.utils import timezone
 
-    from billing import money
-    from billing.models import Payment
-    from billing.tests.stripe_events import payment_intent_object
+    from billing import money, stripe_gateway
+    from billing.models import Payment, StripeCustomer
     from booking.models import Booking, BookingPackage
     from web.models import User
 
     talker = User.objects.create(username="bench-talker", role=User.Role.TALKER)
+    customer_id = stripe_gateway.customer_create(user_id=talker.pk, email="bench@example.com", name="Bench")
+    StripeCustomer.objects.create(user=talker, stripe_customer_id=customer_id)
     listeners = User.objects.bulk_create(
         [User(username=f"bench-listener-{n}", role=User.Role.LISTENER) for n in range(50)]
     )
@@ -124,11 +161,16 @@ def seed_payments(count: int) -> list[dict]:
             app_fee=shares.app_fee,
             listener_amount=shares.listener,
             status=Payment.Status.REQUIRES_PAYMENT_METHOD,
-            stripe_payment_intent_id=f"pi_bench{booking.pk:08d}",
         )
         for booking in bookings
     )
-    return [payment_intent_object(payment=payment, status="succeeded") for payment in payments]
+    started = time.perf_counter()
+    intents = _paid_intents(payments, customer_id)
+    for payment, intent in zip(payments, intents, strict=True):
+        payment.stripe_payment_intent_id = intent["id"]
+    Payment.objects.bulk_update(payments, ["stripe_payment_intent_id"], batch_size=500)
+    print(f"seeded {len(intents)} paid PaymentIntents on the emulator in {time.perf_counter() - started:.1f} s")
+    return intents
 
 
 def signed_requests(intents: list[dict], path: str) -> list[bytes]:
@@ -378,16 +420,7 @@ def pipeline_round(label: str, app: str, path: str, intents: list[dict], args) -
 
 
 def ledger_check() -> bool:
-    from stripe_emulator.testing import EmulatorProcess
-
-    with EmulatorProcess(quiet=True) as emulator:
-        done = subprocess.run(
-            [PYTHON, "manage.py", "ledger_check"],
-            cwd=ROOT,
-            env=_env(STRIPE_API_BASE=emulator.url),
-            capture_output=True,
-            text=True,
-        )
+    done = subprocess.run([PYTHON, "manage.py", "ledger_check"], cwd=ROOT, env=_env(), capture_output=True, text=True)
     print(done.stdout.strip().splitlines()[-1] if done.returncode == 0 else done.stdout + done.stderr)
     return done.returncode == 0
 
@@ -404,6 +437,12 @@ def main() -> int:
     parser.add_argument("--db-reuse-max", type=int, default=0, help="keep worker DB connections for N tasks")
     args = parser.parse_args()
 
+    from stripe_emulator.testing import EmulatorProcess
+
+    global STRIPE_API_BASE
+    emulator = EmulatorProcess(quiet=True)
+    emulator.start()
+    STRIPE_API_BASE = emulator.url
     setup_database()
     django_setup()
     try:
@@ -428,6 +467,7 @@ def main() -> int:
 
         connections.close_all()
         _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        emulator.stop()
 
 
 if __name__ == "__main__":

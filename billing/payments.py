@@ -4,11 +4,13 @@ and the earning are changed only through their owners' services (`billing.owners
 
 payment_intent.* events: the payment follows its PaymentIntent, only forward.
 
-`succeeded` and `canceled` are final on Stripe, so their payload is applied as it stands. The other
-states cycle (a declined card sends the intent back to `requires_payment_method`, the talker tries
-again), so an event carrying one of them cannot tell whether it is older than what we know: the
-handler then reads the intent's current state from Stripe, under the payment's row lock, and applies
-that. The reconciliation applies what it reads through the same `payment_intent_apply`.
+An event is the trigger, never the truth (DESIGN rule 7): the handler (`billing.webhooks.payments`)
+matches it to our payment by the intent id we stored, then reads the intent from Stripe, under the
+payment's row lock, and applies what Stripe holds now. A payload claiming a final state Stripe does not
+hold (a forged `succeeded`), or an intent that disagrees with our payment (`payment_intent_disagreement`:
+metadata, customer, amount, currency), is flagged for an operator and changes nothing. Older events
+(non-final states cycle: a declined card sends the intent back to `requires_payment_method`) therefore
+apply the current state too. The reconciliation applies what it reads through the same `payment_intent_apply`.
 
 A decline leaves the payment in `requires_payment_method` (as Stripe leaves the intent) with the
 decline reason in `failure_code` / `failure_message`, so the talker can retry the same booking with
@@ -86,24 +88,51 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
         return payment
     payment_id = str((metadata or {}).get("payment_id") or "")
     if payment_id.isdigit():
-        named = Payment.objects.filter(pk=int(payment_id)).values_list("stripe_payment_intent_id", flat=True).first()
-        if named is None and Payment.objects.filter(pk=int(payment_id)).exists():
+        named = Payment.objects.filter(pk=int(payment_id)).values_list("stripe_payment_intent_id", "status").first()
+        if named is None:
+            return None
+        named_intent, named_status = named
+        if not named_intent and named_status == S.AWAITING_INTENT:
             raise IntentNotRecordedYet(f"payment {payment_id} has no PaymentIntent id yet; {payment_intent_id} waits")
-        if named:
-            # Kept as a flagged event (with this reason) for an operator, never applied.
-            raise EventFlagged(
-                f"PaymentIntent {payment_intent_id} claims payment {payment_id}, whose intent is {named}"
-            )
+        # Kept as a flagged event (with this reason) for an operator, never applied.
+        raise EventFlagged(
+            f"PaymentIntent {payment_intent_id} claims payment {payment_id}, whose intent is "
+            f"{named_intent or f'none (the payment is {named_status})'}"
+        )
     return None
 
 
-def _mismatch(*, payment: Payment, intent: dict) -> str:
-    """What Stripe took that differs from what we asked for (an intent updated before it was confirmed)."""
-    received = intent.get("amount_received")
-    currency = (intent.get("currency") or payment.currency).lower()
-    if received is not None and received != payment.amount or currency != payment.currency.lower():
-        return f"Stripe received {received} {currency}; the booking is {payment.amount} {payment.currency}"
+def payment_intent_disagreement(*, payment: Payment, intent: dict) -> str:
+    """Why Stripe's PaymentIntent (as just read) cannot be applied to our payment, or "" when it can:
+    its metadata names another payment or booking, it belongs to another customer than the talker's, or
+    it asks for or took another amount or currency (an intent updated after we created it)."""
+    metadata = intent.get("metadata") or {}
+    if (metadata.get("payment_id"), metadata.get("booking_id")) != (str(payment.pk), str(payment.booking_id)):
+        return (
+            f"PaymentIntent {intent.get('id')} names payment {metadata.get('payment_id')!r}, booking "
+            f"{metadata.get('booking_id')!r}; ours is payment {payment.pk}, booking {payment.booking_id}"
+        )
+    customer = object_id(intent.get("customer"))
+    talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
+    if customer != (talkers.first() or ""):
+        return f"PaymentIntent {intent.get('id')} belongs to customer {customer or 'none'}, not the talker's"
+    currency = (intent.get("currency") or "").lower()
+    ours = f"the booking is {payment.amount} {payment.currency}"
+    if intent.get("status") == S.SUCCEEDED and intent.get("amount_received") != payment.amount:
+        return f"Stripe received {intent.get('amount_received')} {currency}; {ours}"
+    if intent.get("amount") != payment.amount or currency != payment.currency.lower():
+        return f"the PaymentIntent is for {intent.get('amount')} {currency}; {ours}"
     return ""
+
+
+def payment_review_mark(*, payment_id: int, reason: str) -> bool:
+    """Ask an operator to look at a payment (shown in the admin); the payment is not booked meanwhile."""
+    reason = reason[:255]
+    marked = Payment.objects.filter(pk=payment_id).exclude(review_reason=reason)
+    if not marked.update(review_reason=reason, updated_at=timezone.now()):
+        return False
+    logger.error("payment %s flagged for review: %s", payment_id, reason)
+    return True
 
 
 def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
@@ -213,13 +242,11 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
         payment.save(update_fields=["stripe_payment_intent_id", "updated_at"])
     status = intent.get("status")
     if status == S.SUCCEEDED:
-        mismatch = _mismatch(payment=payment, intent=intent)
+        mismatch = payment_intent_disagreement(payment=payment, intent=intent)
         if mismatch:
             # Not booked as ours: an operator decides (refund what was taken, or settle by hand).
-            if payment.review_reason != mismatch:
-                logger.error("payment %s flagged for review: %s", payment.pk, mismatch)
-                payment.review_reason = mismatch
-                payment.save(update_fields=["review_reason", "updated_at"])
+            if payment_review_mark(payment_id=payment.pk, reason=mismatch):
+                payment.review_reason = mismatch[:255]
                 return True
             return False
         return payment_succeed(payment=payment, charge_id=object_id(intent.get("latest_charge")))

@@ -139,8 +139,11 @@ def payment_intent_create(
     return as_dict(intent)
 
 
-def payment_intent_retrieve(payment_intent_id: str) -> dict:
-    return as_dict(call(client().v1.payment_intents.retrieve, payment_intent_id))
+def payment_intent_retrieve(payment_intent_id: str, *, expand: tuple[str, ...] = ()) -> dict:
+    """The PaymentIntent as Stripe holds it now; `expand` (e.g. `("latest_charge",)`) inlines objects
+    in the same request instead of one more call per object."""
+    params = {"expand": list(expand)} if expand else None
+    return as_dict(call(client().v1.payment_intents.retrieve, payment_intent_id, params=params))
 
 
 # --- Webhooks -----------------------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 `payment_intent`, `charge`, `refund` and `event` in Stripe's published fixtures), signed exactly as
 Stripe signs a delivery (`t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`).
 
+payment_intent.* events are applied from the intent read from Stripe, so their tests use real
+PaymentIntents on the emulator (the `stripe_emulator` fixture): `intent_payment` creates one as our
+worker does, `intent_confirm` / `intent_cancel` move it on Stripe, and `intent_event` wraps the intent
+as Stripe holds it at that moment in an event (optionally forged or aged with `**payload`).
+
 Used by the tests and the benchmark; nothing here runs in production.
 """
 
@@ -255,3 +260,96 @@ def deliver(event: dict) -> str:
     receipt = webhook_receive(body=body, signature_header=signature, headers={"Content-Type": "application/json"})
     webhook_event_process(webhook_event_id=receipt.webhook_event_id)
     return WebhookEvent.objects.get(pk=receipt.webhook_event_id).status
+
+
+# --- Real PaymentIntents on the emulator -------------------------------------------------------------
+
+# Where a redirecting payment method would send the talker back; given at every server-side confirm,
+# as Stripe requires for an intent with automatic payment methods.
+RETURN_URL = "https://talkpay.test/payments/return"
+
+
+def intent_payment(*, booking=None, **booking_fields) -> Payment:
+    """Our payment for a booking with its PaymentIntent created on the emulator, exactly as our worker
+    creates it (customer, metadata, idempotency key): waiting for the card."""
+    from billing.payments import payment_intent_create
+    from billing.tests.factories import PaymentFactory
+    from booking.tests.factories import BookingFactory
+
+    payment = PaymentFactory(booking=booking or BookingFactory(**booking_fields))
+    payment = payment_intent_create(payment_id=payment.pk)
+    assert payment.stripe_payment_intent_id, payment.failure_message
+    return payment
+
+
+def _intent_id(payment_or_id: Payment | str) -> str:
+    return payment_or_id if isinstance(payment_or_id, str) else payment_or_id.stripe_payment_intent_id
+
+
+def intent_confirm(payment_or_id: Payment | str, *, payment_method: str = "pm_card_visa") -> dict:
+    """The talker pays with a test card on Stripe; a declined card leaves the intent waiting for another.
+    Returns the intent as Stripe holds it afterwards (latest charge expanded)."""
+    from billing import stripe_gateway
+
+    intent_id = _intent_id(payment_or_id)
+    try:
+        stripe_gateway.call(
+            stripe_gateway.client().v1.payment_intents.confirm,
+            intent_id,
+            params={"payment_method": payment_method, "return_url": RETURN_URL},
+        )
+    except stripe_gateway.PermanentStripeError as error:
+        if error.http_status != 402:  # a card error: the intent waits for another card
+            raise
+    return stripe_gateway.payment_intent_retrieve(intent_id, expand=("latest_charge",))
+
+
+def intent_cancel(payment_or_id: Payment | str, *, reason: str = "abandoned") -> dict:
+    from billing import stripe_gateway
+
+    intent_id = _intent_id(payment_or_id)
+    stripe_gateway.call(
+        stripe_gateway.client().v1.payment_intents.cancel, intent_id, params={"cancellation_reason": reason}
+    )
+    return stripe_gateway.payment_intent_retrieve(intent_id)
+
+
+def intent_update(payment_or_id: Payment | str, **params) -> dict:
+    """Change the intent on Stripe (someone holding our key, or a bug, altering amount, customer, metadata)."""
+    from billing import stripe_gateway
+
+    intent_id = _intent_id(payment_or_id)
+    stripe_gateway.call(stripe_gateway.client().v1.payment_intents.update, intent_id, params=params)
+    return stripe_gateway.payment_intent_retrieve(intent_id)
+
+
+def intent_charge_id(payment_or_id: Payment | str) -> str:
+    from billing import stripe_gateway
+
+    return stripe_gateway.payment_intent_retrieve(_intent_id(payment_or_id))["latest_charge"]
+
+
+def intent_event(event_type: str, payment_or_id: Payment | str, *, previous: dict | None = None, **payload) -> dict:
+    """A `payment_intent.*` event carrying the intent as Stripe holds it now (what Stripe would send at
+    this moment); `payload` overrides fields of that snapshot, to forge or age an event."""
+    from billing import stripe_gateway
+
+    intent = stripe_gateway.payment_intent_retrieve(_intent_id(payment_or_id))
+    return stripe_event(event_type, {**intent, **payload}, previous=previous)
+
+
+def foreign_intent(payment: Payment, *, payment_method: str | None = "pm_card_visa") -> dict:
+    """Someone else's PaymentIntent on Stripe (not created by us) whose metadata claims our payment,
+    paid with a card unless `payment_method` is None. Returns it as Stripe holds it."""
+    from billing import stripe_gateway
+
+    params: dict = {
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "payment_method_types": ["card"],
+        "metadata": {"booking_id": str(payment.booking_id), "payment_id": str(payment.pk)},
+    }
+    if payment_method:
+        params.update(payment_method=payment_method, confirm=True)
+    intent = stripe_gateway.call(stripe_gateway.client().v1.payment_intents.create, params=params)
+    return stripe_gateway.payment_intent_retrieve(intent.id)

@@ -8,16 +8,16 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, InternalError, connection, transaction
 
-from billing import ledger
+from billing import ledger, stripe_gateway
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction, Payment
+from billing.stripe_gateway import webhook_reads
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_events import (
-    charge_object,
     deliver,
-    payment_intent_object,
-    refund_object,
+    intent_confirm,
+    intent_event,
+    intent_payment,
     stripe_event,
-    stripe_id,
 )
 from payouts.models import ListenerPayout
 
@@ -25,13 +25,12 @@ pytestmark = pytest.mark.postgres
 
 
 def _paid_and_partly_refunded() -> Payment:
-    payment = PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
-    charge_id = stripe_id("ch")
-    intent = payment_intent_object(payment=payment, status="succeeded", latest_charge=charge_id)
-    deliver(stripe_event("payment_intent.succeeded", intent))
-    refund = refund_object(charge_id=charge_id, payment_intent_id=intent["id"], amount=1234)
-    charge = charge_object(charge_id=charge_id, payment_intent_id=intent["id"], amount=payment.amount, refunds=[refund])
-    deliver(stripe_event("charge.refunded", charge))
+    """Paid and partly refunded on Stripe (the emulator), booked from Stripe's events."""
+    payment = intent_payment()
+    charge_id = intent_confirm(payment)["latest_charge"]["id"]
+    deliver(intent_event("payment_intent.succeeded", payment))
+    stripe_gateway.call(stripe_gateway.client().v1.refunds.create, params={"charge": charge_id, "amount": 1234})
+    deliver(stripe_event("charge.refunded", webhook_reads.charge_retrieve(charge_id)))
     return payment
 
 
@@ -55,7 +54,7 @@ def test_the_books_kept_by_the_webhooks_pass(stripe_emulator):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_refuses_an_unbalanced_or_edited_ledger():
+def test_the_database_refuses_an_unbalanced_or_edited_ledger(stripe_emulator):
     payment = _paid_and_partly_refunded()
     txn = LedgerTransaction.objects.get(key=f"payment-succeeded-{payment.pk}")
     cash = LedgerAccount.objects.get(code=ledger.PLATFORM_CASH)

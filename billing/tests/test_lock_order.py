@@ -9,9 +9,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from billing.models import Payment
-from billing.tests.factories import PaymentFactory
-from billing.tests.stripe_events import deliver, payment_intent_object, stripe_event, stripe_id
+from billing.tests.stripe_events import deliver, intent_confirm, intent_event, intent_payment
 from booking import services as booking_services
 from booking.tests.factories import BookingFactory, PackageFactory
 from web.tests.factories import ListenerFactory, TalkerFactory
@@ -27,7 +25,7 @@ def _deadlocks() -> int:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_item18_payments_cancellations_and_new_bookings_of_one_talker_at_once_never_deadlock(settings):
+def test_item18_payments_cancellations_and_new_bookings_of_one_talker_at_once_never_deadlock(settings, stripe_emulator):
     # The subject is lock order, not the cap on one talker's unpaid bookings (issue 11).
     settings.BOOKING_PENDING_MAX_PER_TALKER = 1000
     # given one talker with many bookings of one package, half being paid and half cancelled at once,
@@ -35,19 +33,19 @@ def test_item18_payments_cancellations_and_new_bookings_of_one_talker_at_once_ne
     talker, package = TalkerFactory(), PackageFactory()
     listeners = [ListenerFactory() for _ in range(ROUNDS)]
     payments = [
-        PaymentFactory(
-            booking=BookingFactory(talker=talker, package=package, listener=listener),
-            stripe_payment_intent_id=stripe_id("pi"),
-            status=Payment.Status.REQUIRES_PAYMENT_METHOD,
-        )
+        intent_payment(booking=BookingFactory(talker=talker, package=package, listener=listener))
         for listener in listeners
     ]
+    succeeded = {}
+    for payment in payments:  # paid on Stripe; each event is delivered at the start signal
+        intent_confirm(payment)
+        succeeded[payment.pk] = intent_event("payment_intent.succeeded", payment)
     before = _deadlocks()
     start = threading.Barrier(3 * ROUNDS)
 
     def pay(payment):
         start.wait()
-        deliver(stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded")))
+        deliver(succeeded[payment.pk])
 
     def cancel(payment):
         start.wait()

@@ -10,8 +10,7 @@ import requests
 from django.db import connection
 
 from billing.models import LedgerTransaction, Payment, WebhookEvent
-from billing.tests.factories import PaymentFactory
-from billing.tests.stripe_events import payment_intent_object, signed_body, stripe_event, stripe_id
+from billing.tests.stripe_events import intent_confirm, intent_event, intent_payment, signed_body
 from billing.webhooks.processing import webhook_event_process
 from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
@@ -20,8 +19,11 @@ from web.tests.support import eventually
 COPIES = 50
 
 
-def _payment() -> Payment:
-    return PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
+def _paid() -> tuple[Payment, dict]:
+    """A payment paid on Stripe (the emulator), and Stripe's event saying so."""
+    payment = intent_payment()
+    intent_confirm(payment)
+    return payment, intent_event("payment_intent.succeeded", payment)
 
 
 def _at_once(count: int, fn) -> list:
@@ -41,9 +43,8 @@ def _at_once(count: int, fn) -> list:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_worker):
-    payment = _payment()
-    event = stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_worker, stripe_emulator):
+    payment, event = _paid()
     body, signature = signed_body(event)
     url = live_server.url + WEBHOOK_PATH
     headers = {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": signature}
@@ -70,9 +71,8 @@ def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_wor
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_fifty_workers_processing_the_same_stored_event_at_once_book_once():
-    payment = _payment()
-    event = stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+def test_fifty_workers_processing_the_same_stored_event_at_once_book_once(stripe_emulator):
+    payment, event = _paid()
     stored = WebhookEvent.objects.create(
         stripe_event_id=event["id"], type=event["type"], payload=event, raw_body="{}", headers={}
     )

@@ -1,7 +1,8 @@
 """What each Stripe event does to payments, bookings, the ledger and earnings, whatever the order.
 
-Events are built from Stripe's sample shapes and delivered signed to the intake; the tests that run
-`ledger_check` use the emulator because the payouts checks compare transfers with Stripe."""
+Events are delivered signed to the intake. PaymentIntents are real ones on the emulator (their events
+are applied from the intent read from Stripe); charges and refunds are built from Stripe's sample
+shapes around the real charge."""
 
 import itertools
 
@@ -10,11 +11,15 @@ from django.core.management import call_command
 
 from billing import ledger
 from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
-from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_events import (
-    card_declined_error,
     charge_object,
     deliver,
+    foreign_intent,
+    intent_cancel,
+    intent_confirm,
+    intent_event,
+    intent_payment,
+    intent_update,
     payment_intent_object,
     refund_object,
     stripe_event,
@@ -25,24 +30,20 @@ from booking.tests.factories import BookingFactory, PackageFactory
 from payouts.models import ListenerPayout
 from web.tests.factories import ListenerFactory, TalkerFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_emulator")]
 
 
 def _awaiting_payment(price="30.00", **people) -> Payment:
     """A payment whose PaymentIntent exists on Stripe, waiting for the card. `talker=`/`listener=` reuse
     users (creating one hashes a password, which is slow)."""
-    booking = BookingFactory(package=PackageFactory(price=price), **people)
-    return PaymentFactory(
-        booking=booking, stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD
-    )
+    return intent_payment(booking=BookingFactory(package=PackageFactory(price=price), **people))
 
 
-def _succeeded_event(payment: Payment, charge_id: str) -> dict:
-    return stripe_event(
-        "payment_intent.succeeded",
-        payment_intent_object(payment=payment, status="succeeded", latest_charge=charge_id),
-        previous={"status": "requires_action"},
-    )
+def _pay(payment: Payment) -> tuple[dict, str]:
+    """The talker pays on Stripe: the `payment_intent.succeeded` event Stripe sends, and the charge id."""
+    intent_confirm(payment)
+    event = intent_event("payment_intent.succeeded", payment, previous={"status": "requires_payment_method"})
+    return event, event["data"]["object"]["latest_charge"]
 
 
 def _refunded_event(payment: Payment, charge_id: str, refunds: list[dict]) -> dict:
@@ -59,9 +60,9 @@ def _ledger_lines(key: str) -> dict[str, int]:
 
 def test_a_succeeded_payment_confirms_the_booking_books_the_split_and_creates_the_earning():
     payment = _awaiting_payment()
-    charge_id = stripe_id("ch")
+    event, charge_id = _pay(payment)
 
-    status = deliver(_succeeded_event(payment, charge_id))
+    status = deliver(event)
 
     assert status == WebhookEvent.Status.PROCESSED
     payment.refresh_from_db()
@@ -79,7 +80,7 @@ def test_a_succeeded_payment_confirms_the_booking_books_the_split_and_creates_th
 
 def test_the_same_succeeded_event_again_or_another_copy_of_it_changes_nothing():
     payment = _awaiting_payment()
-    event = _succeeded_event(payment, stripe_id("ch"))
+    event, _ = _pay(payment)
     deliver(event)
     again = stripe_event("payment_intent.succeeded", event["data"]["object"])  # Stripe's resend: a new event id
 
@@ -116,11 +117,11 @@ def test_every_order_of_succeeded_refunded_and_duplicate_events_ends_in_the_same
     people = {"talker": TalkerFactory(), "listener": ListenerFactory()}
     for order in sorted(set(itertools.permutations(names))):
         payment = _awaiting_payment(price="33.33", **people)  # 3333 cents, app fee 333: odd on purpose
-        charge_id = stripe_id("ch")
+        succeeded, charge_id = _pay(payment)
         first = refund_object(charge_id=charge_id, payment_intent_id=None, amount=1001, created=1_700_000_000)
         second = refund_object(charge_id=charge_id, payment_intent_id=None, amount=2332, created=1_700_000_100)
         events = {
-            "succeeded": _succeeded_event(payment, charge_id),
+            "succeeded": succeeded,
             "refund_1": _refunded_event(payment, charge_id, [first]),
             "refund_2": _refunded_event(payment, charge_id, [first, second]),
         }
@@ -145,8 +146,8 @@ def test_every_order_of_succeeded_refunded_and_duplicate_events_ends_in_the_same
 
 def test_a_partial_refund_reverses_the_split_in_proportion_and_keeps_the_booking():
     payment = _awaiting_payment(price="33.33")
-    charge_id = stripe_id("ch")
-    deliver(_succeeded_event(payment, charge_id))
+    event, charge_id = _pay(payment)
+    deliver(event)
     refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=1001)
 
     deliver(stripe_event("charge.refund.updated", refund, previous={"status": "pending"}))
@@ -167,8 +168,8 @@ def test_a_partial_refund_reverses_the_split_in_proportion_and_keeps_the_booking
 def test_many_small_refunds_reverse_exactly_the_original_shares(stripe_emulator):
     """Cumulative rounding: 1-cent and odd refunds never drift from the split; the full refund lands on it."""
     payment = _awaiting_payment(price="33.33")
-    charge_id = stripe_id("ch")
-    deliver(_succeeded_event(payment, charge_id))
+    event, charge_id = _pay(payment)
+    deliver(event)
     amounts = [1, 1, 7, 13, 499, 1, 1000, 1811]
     assert sum(amounts) == 3333
     refunds = []
@@ -188,8 +189,8 @@ def test_many_small_refunds_reverse_exactly_the_original_shares(stripe_emulator)
 
 def test_a_refund_made_by_our_worker_is_matched_by_its_metadata_not_duplicated():
     payment = _awaiting_payment()
-    charge_id = stripe_id("ch")
-    deliver(_succeeded_event(payment, charge_id))
+    event, charge_id = _pay(payment)
+    deliver(event)
     ours = Refund.objects.create(payment=payment, amount=1500, status=Refund.Status.REQUESTED)
     refund = refund_object(
         charge_id=charge_id, payment_intent_id=None, amount=1500, metadata={"refund_id": str(ours.pk)}
@@ -204,8 +205,8 @@ def test_a_refund_made_by_our_worker_is_matched_by_its_metadata_not_duplicated()
 
 def test_a_refund_that_fails_after_succeeding_gives_the_listener_their_share_back(stripe_emulator):
     payment = _awaiting_payment()
-    charge_id = stripe_id("ch")
-    deliver(_succeeded_event(payment, charge_id))
+    event, charge_id = _pay(payment)
+    deliver(event)
     refund = refund_object(charge_id=charge_id, payment_intent_id=payment.stripe_payment_intent_id, amount=3000)
     deliver(stripe_event("charge.refund.updated", refund))
     assert ListenerPayout.objects.get(payment=payment).status == ListenerPayout.Status.CANCELLED
@@ -226,23 +227,38 @@ def test_a_refund_that_fails_after_succeeding_gives_the_listener_their_share_bac
 
 
 def test_an_older_non_final_event_after_success_changes_nothing():
+    # given a declined card (Stripe's payment_failed event is delayed), then a card that pays
     payment = _awaiting_payment()
-    deliver(_succeeded_event(payment, stripe_id("ch")))
-    late = payment_intent_object(
-        payment=payment, status="requires_payment_method", last_payment_error=card_declined_error()
-    )
+    intent_confirm(payment, payment_method="pm_card_chargeDeclined")
+    late = intent_event("payment_intent.payment_failed", payment)
+    assert late["data"]["object"]["last_payment_error"]["decline_code"] == "generic_decline"
+    succeeded, _ = _pay(payment)
+    deliver(succeeded)
 
-    status = deliver(stripe_event("payment_intent.payment_failed", late))
+    status = deliver(late)
 
     payment.refresh_from_db()
     assert status == WebhookEvent.Status.IGNORED
     assert (payment.status, payment.failure_code) == (Payment.Status.SUCCEEDED, "")
 
 
+def test_a_declined_card_keeps_the_booking_waiting_with_the_reason():
+    payment = _awaiting_payment()
+    intent_confirm(payment, payment_method="pm_card_chargeDeclinedInsufficientFunds")
+
+    status = deliver(intent_event("payment_intent.payment_failed", payment))
+
+    payment.refresh_from_db()
+    assert status == WebhookEvent.Status.PROCESSED
+    assert (payment.status, payment.failure_code) == (Payment.Status.REQUIRES_PAYMENT_METHOD, "insufficient_funds")
+    assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.PENDING
+
+
 def test_a_canceled_intent_cancels_the_payment_and_frees_the_slot():
     payment = _awaiting_payment()
+    intent_cancel(payment)
 
-    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+    deliver(intent_event("payment_intent.canceled", payment))
 
     payment.refresh_from_db()
     assert payment.status == Payment.Status.CANCELED
@@ -265,32 +281,35 @@ def test_an_event_for_a_payment_whose_intent_id_is_not_saved_yet_waits_for_it_in
     from billing.webhooks.intake import webhook_receive
     from billing.webhooks.processing import WebhookHandlerFailed, webhook_event_process
 
-    # given an event naming our payment only through metadata (our worker has not saved the intent id yet)
+    # given Stripe's event for our intent, arriving before our worker committed the intent's id
     payment = _awaiting_payment()
-    intent = payment_intent_object(payment=payment, status="succeeded")
-    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=None)
-    body, signature = signed_body(stripe_event("payment_intent.succeeded", intent))
+    event, _ = _pay(payment)
+    intent_id = payment.stripe_payment_intent_id
+    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=None, status=Payment.Status.AWAITING_INTENT)
+    body, signature = signed_body(event)
     receipt = webhook_receive(body=body, signature_header=signature, headers={})
 
     # when it is processed, it is retried rather than applied by metadata
     with pytest.raises(WebhookHandlerFailed):
         webhook_event_process(webhook_event_id=receipt.webhook_event_id, last_try=False)
     payment.refresh_from_db()
-    assert payment.status == Payment.Status.REQUIRES_PAYMENT_METHOD
+    assert payment.status == Payment.Status.AWAITING_INTENT
     assert WebhookEvent.objects.get(pk=receipt.webhook_event_id).status == WebhookEvent.Status.PENDING
 
     # then once our worker has recorded the intent, the retry applies it
-    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=intent["id"])
+    Payment.objects.filter(pk=payment.pk).update(
+        stripe_payment_intent_id=intent_id, status=Payment.Status.REQUIRES_PAYMENT_METHOD
+    )
     webhook_event_process(webhook_event_id=receipt.webhook_event_id)
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
 
 
 def test_item14_a_foreign_intent_carrying_our_payment_id_pays_nothing():
-    # given an intent we never created, whose metadata names one of our payments (which has its own intent)
+    # given a paid intent we never created, whose metadata names one of our payments (which has its own intent)
     payment = _awaiting_payment()
-    foreign = payment_intent_object(payment=payment, status="succeeded")
-    foreign["id"] = stripe_id("pi")
+    foreign = foreign_intent(payment)
+    assert foreign["status"] == "succeeded"
 
     # then it is kept flagged for an operator (issue 11), and nothing is paid
     assert deliver(stripe_event("payment_intent.succeeded", foreign)) == WebhookEvent.Status.FLAGGED
@@ -303,10 +322,10 @@ def test_item14_a_foreign_intent_carrying_our_payment_id_pays_nothing():
 def test_item14_an_intent_that_took_another_amount_is_flagged_not_booked():
     # given our intent, updated on Stripe to take another amount before it was confirmed
     payment = _awaiting_payment()
-    intent = payment_intent_object(payment=payment, status="succeeded")
-    intent["amount"] = intent["amount_received"] = payment.amount + 500
+    intent_update(payment, amount=payment.amount + 500)
+    event, _ = _pay(payment)
 
-    deliver(stripe_event("payment_intent.succeeded", intent))
+    assert deliver(event) == WebhookEvent.Status.FLAGGED
 
     payment.refresh_from_db()
     assert payment.status != Payment.Status.SUCCEEDED
@@ -315,13 +334,17 @@ def test_item14_an_intent_that_took_another_amount_is_flagged_not_booked():
     assert payment.booking.status == Booking.Status.PENDING
 
 
-def test_money_taken_after_we_saw_the_payment_canceled_is_still_booked():
+def test_money_taken_after_we_believed_the_payment_canceled_is_still_booked():
+    # given a payment our books show canceled, though Stripe took the money
     payment = _awaiting_payment()
-    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+    Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.CANCELED)
+    succeeded, _ = _pay(payment)
 
-    deliver(_succeeded_event(payment, stripe_id("ch")))
-    deliver(stripe_event("payment_intent.canceled", payment_intent_object(payment=payment, status="canceled")))
+    deliver(succeeded)
+    # a canceled event for it now contradicts Stripe (succeeded is final): flagged, changes nothing
+    forged = intent_event("payment_intent.canceled", payment, status="canceled")
 
+    assert deliver(forged) == WebhookEvent.Status.FLAGGED
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
     assert LedgerTransaction.objects.filter(payment=payment).count() == 1

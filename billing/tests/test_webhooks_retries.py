@@ -10,13 +10,15 @@ from django.utils import timezone
 
 from billing import tasks
 from billing.models import LedgerTransaction, Payment, WebhookEvent
-from billing.tests.factories import PaymentFactory
-from billing.tests.stripe_events import deliver, payment_intent_object, signed_body, stripe_event, stripe_id
+from billing.tests.stripe_events import deliver, intent_confirm, intent_event, intent_payment, signed_body, stripe_id
 from billing.webhooks import processing
 from billing.webhooks.dispatch import webhook_handlers
 from payouts.models import ListenerPayout
 from web.testing import WEBHOOK_PATH
 from web.tests.support import eventually
+
+# The events carry real PaymentIntents: their handler reads each one from Stripe (the emulator).
+pytestmark = pytest.mark.usefixtures("stripe_emulator")
 
 
 class Crashing:
@@ -50,8 +52,10 @@ def crashing_succeeded_handler(monkeypatch):
 
 
 def _succeeded_event() -> tuple[Payment, dict]:
-    payment = PaymentFactory(stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD)
-    return payment, stripe_event("payment_intent.succeeded", payment_intent_object(payment=payment, status="succeeded"))
+    """A payment paid on Stripe (the emulator) and Stripe's event saying so."""
+    payment = intent_payment()
+    intent_confirm(payment)
+    return payment, intent_event("payment_intent.succeeded", payment)
 
 
 def _post(client, event: dict):

@@ -25,7 +25,8 @@ Dispatch table (`dispatch.webhook_handlers()`)
     `billing.disputes`) and `payouts.webhook_handlers`. A type claimed by two tables is a programming
     error (raised when the table is built). Types without a handler are recorded and acknowledged as ignored.
 
-States only move forward (`payments.STATUS_RANK`); where the payload cannot tell whether it is older
-than what we know (non-final PaymentIntent states cycle on retries), the handler reads the object's
-current state from Stripe and applies that.
+States only move forward (`payments.STATUS_RANK`). A state-changing event is matched to an object we
+created by the id we stored, and the object's current state is read from Stripe and applied, not the
+payload's (payment intents, accounts); a payload that Stripe contradicts, or an object that disagrees
+with our records, raises `outcomes.EventFlagged`: nothing is applied and the event waits for an operator.
 """

@@ -26,11 +26,14 @@ class WebhookHandlerFailed(Exception):
     """The handler raised; the error is stored on the event, the task decides whether to retry."""
 
 
-def _flag_record(*, webhook_event_id: int, reason: str) -> str:
+def _flag_record(*, webhook_event_id: int, flag: EventFlagged) -> str:
+    reason = str(flag)
     with transaction.atomic():
         event = _event_locked(webhook_event_id)
         if event is None:
             return "missing"
+        if flag.on_flag is not None:
+            flag.on_flag()
         if event.status != WebhookEvent.Status.PROCESSED:
             event.status = WebhookEvent.Status.FLAGGED
         event.attempts += 1
@@ -92,7 +95,7 @@ def webhook_event_process(*, webhook_event_id: int, last_try: bool = True, force
             event.save(update_fields=["status", "attempts", "last_error", "processed_at"])
             return event.status
     except EventFlagged as flag:
-        return _flag_record(webhook_event_id=webhook_event_id, reason=str(flag))
+        return _flag_record(webhook_event_id=webhook_event_id, flag=flag)
     except Exception as error:
         failed = _failure_record(webhook_event_id=webhook_event_id, error=error, last_try=last_try)
         label = f"{failed.type} {failed.stripe_event_id}" if failed else f"webhook event {webhook_event_id}"

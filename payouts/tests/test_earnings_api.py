@@ -3,45 +3,30 @@ and net of refunds."""
 
 import pytest
 
-from billing import ledger
+from billing import ledger, stripe_gateway
 from billing.models import Payment
-from billing.tests.factories import PaymentFactory
-from billing.tests.stripe_events import (
-    charge_object,
-    deliver,
-    payment_intent_object,
-    refund_object,
-    stripe_event,
-    stripe_id,
-)
+from billing.stripe_gateway import webhook_reads
+from billing.tests.stripe_events import deliver, intent_confirm, intent_event, intent_payment, stripe_event
 from booking.tests.factories import BookingFactory, PackageFactory
 from web.testing import auth_client
 from web.tests.factories import ListenerFactory, TalkerFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("stripe_emulator")]
 
 PENDING_EARNINGS = "/api/payment/payouts/pending_earnings/"
 EARNINGS = "/api/payment/payouts/"
 
 
 def _paid(*, talker, listener, price: str, refunded: int = 0) -> Payment:
-    booking = BookingFactory(talker=talker, listener=listener, package=PackageFactory(price=price))
-    payment = PaymentFactory(
-        booking=booking, stripe_payment_intent_id=stripe_id("pi"), status=Payment.Status.REQUIRES_PAYMENT_METHOD
+    """Paid on Stripe (the emulator) and, with `refunded`, refunded that much; booked from Stripe's events."""
+    payment = intent_payment(
+        booking=BookingFactory(talker=talker, listener=listener, package=PackageFactory(price=price))
     )
-    charge_id = stripe_id("ch")
-    intent = payment_intent_object(payment=payment, status="succeeded", latest_charge=charge_id)
-    deliver(stripe_event("payment_intent.succeeded", intent))
+    charge_id = intent_confirm(payment)["latest_charge"]["id"]
+    deliver(intent_event("payment_intent.succeeded", payment))
     if refunded:
-        refund = refund_object(charge_id=charge_id, payment_intent_id=intent["id"], amount=refunded)
-        deliver(
-            stripe_event(
-                "charge.refunded",
-                charge_object(
-                    charge_id=charge_id, payment_intent_id=intent["id"], amount=payment.amount, refunds=[refund]
-                ),
-            )
-        )
+        stripe_gateway.call(stripe_gateway.client().v1.refunds.create, params={"charge": charge_id, "amount": refunded})
+        deliver(stripe_event("charge.refunded", webhook_reads.charge_retrieve(charge_id)))
     return payment
 
 
