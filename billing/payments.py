@@ -102,6 +102,16 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
     return None
 
 
+def _talker_customer_id(payment: Payment) -> str:
+    """The talker's Stripe customer, read once per payment object (a succeeded event checks the intent
+    in its handler and again when applying it: one query, not two)."""
+    cached = getattr(payment, "_talker_customer_id", None)
+    if cached is None:
+        talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
+        cached = payment._talker_customer_id = talkers.first() or ""  # type: ignore[attr-defined]
+    return cached
+
+
 def payment_intent_disagreement(*, payment: Payment, intent: dict) -> str:
     """Why Stripe's PaymentIntent (as just read) cannot be applied to our payment, or "" when it can:
     its metadata names another payment or booking, it belongs to another customer than the talker's, or
@@ -113,8 +123,7 @@ def payment_intent_disagreement(*, payment: Payment, intent: dict) -> str:
             f"{metadata.get('booking_id')!r}; ours is payment {payment.pk}, booking {payment.booking_id}"
         )
     customer = object_id(intent.get("customer"))
-    talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
-    if customer != (talkers.first() or ""):
+    if customer != _talker_customer_id(payment):
         return f"PaymentIntent {intent.get('id')} belongs to customer {customer or 'none'}, not the talker's"
     currency = (intent.get("currency") or "").lower()
     ours = f"the booking is {payment.amount} {payment.currency}"
