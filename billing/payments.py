@@ -191,6 +191,8 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         booking_id=payment.booking_id,
         payment_id=payment.pk,
         metadata={"charge_id": payment.stripe_charge_id},
+        # Booked in the transaction that makes the payment succeeded, under its lock: new if it was not.
+        known_new=newly_succeeded,
     )
     _, created = owners.payouts().earning_create_for_payment(payment=payment, listener_id=listener_id, known_new=booked)
     if newly_succeeded and not confirmed and payment.booking.status == "cancelled":
