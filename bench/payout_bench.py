@@ -4,11 +4,12 @@ period against the Stripe emulator, on PostgreSQL.
     python bench/payout_bench.py [--sizes 1000,10000] [--earnings 10] [--keep-db]
     python bench/payout_bench.py --sizes 100000 --earnings 1     # the issue-16 size: <= 10 min, <= 300 MB
 
-For each size it prints the run's wall time, the process's peak RSS during the run (sampled) and its
-growth, and the database queries per payout, so one can see the queries do not grow with N. It uses
-its own database (`talkpay_bench`, dropped and created again; DATABASE_URL overrides the server) and
+For each size it prints the run's wall time, the peak RSS of the process that runs it (a process of
+its own, sampled) and its growth, and the database queries per payout, so one can see the queries do
+not grow with N. It uses its own database (`talkpay_bench`, BENCH_DATABASE, dropped and created again;
+BENCH_DATABASE_SERVER the server), its own Redis database (BENCH_REDIS_URL, purged at the end) and
 starts its own emulator (EmulatorProcess(quiet=True)). Seeding (accounts on the emulator, bookings,
-payments, earnings and one balanced ledger transaction for them) is not timed.
+payments, earnings and balanced ledger transactions for them) is not timed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ sys.path.insert(0, ROOT)
 BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench")
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 os.environ["DATABASE_URL"] = f"{SERVER}/{BENCH_DB}"
+# The run enqueues a "payout sent" notification per payout: into a Redis database of the bench's own
+# (BENCH_REDIS_URL), purged at the end, never into a shared one that no worker empties.
+os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 os.environ["DJANGO_DEBUG"] = "false"
 from web.secrets import throwaway_production_env  # noqa: E402 (needs ROOT on the path)
 
@@ -311,6 +315,11 @@ def main() -> None:
             week += timedelta(days=7)
     print()
     print(tabulate(rows, headers="keys"))
+    from workers.celery import QUEUES, app
+
+    with app.connection_for_write() as broker:
+        for queue in QUEUES:
+            broker.default_channel.queue_purge(queue)
     if not args.keep_db:
         from django.db import connections
 
