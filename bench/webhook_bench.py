@@ -611,9 +611,9 @@ def main() -> int:
     emulator = EmulatorProcess(quiet=True)
     emulator.start()
     STRIPE_API_BASE = emulator.url
-    setup_database()
-    django_setup()
     try:
+        setup_database()
+        django_setup()
         from django.conf import settings
 
         reuse = settings.CELERY_DB_REUSE_MAX if args.db_reuse_max is None else args.db_reuse_max
@@ -635,11 +635,16 @@ def main() -> int:
         purge_queues()
         return 0 if ledger_check() else 1
     finally:
-        from django.db import connections
+        try:
+            from django.conf import settings as configured
 
-        connections.close_all()
-        _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        emulator.stop()
+            if configured.configured:
+                from django.db import connections
+
+                connections.close_all()
+            _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        finally:
+            emulator.stop()
 
 
 if __name__ == "__main__":
