@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run reset test lint format bench fuzz chaos migrate schedules shell clean
+.PHONY: install run reset test lint format bench load soak-load fuzz chaos migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ format: install
 bench: install
 	$(PY) bench/emulator_bench.py
 	@for script in bench/*_bench.py; do [ "$$script" = bench/emulator_bench.py ] || $(PY) $$script || exit 1; done
+
+## Locust load test of booking to confirmation on a stack of its own (not part of `make test`):
+## LOAD_ARGS="--users 40 --run-time 120", or "--steps 5,10,20,40 --run-time 30" for the knee.
+load: install
+	$(PY) -m scripts.load $(LOAD_ARGS)
+
+## 10 minutes at 20 users: web and worker RSS growth after warm-up, open database connections.
+soak-load: install
+	$(PY) -m scripts.load --soak
 
 ## Schemathesis against a live server with the production settings: no 5xx, no undocumented status.
 fuzz: install

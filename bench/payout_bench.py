@@ -2,12 +2,14 @@
 period against the Stripe emulator, on PostgreSQL.
 
     python bench/payout_bench.py [--sizes 1000,10000] [--earnings 10] [--keep-db]
+    python bench/payout_bench.py --sizes 100000 --earnings 1     # the issue-16 size: <= 10 min, <= 300 MB
 
-For each size it prints the run's wall time, the process's peak RSS during the run (sampled) and its
-growth, and the database queries per payout, so one can see the queries do not grow with N. It uses
-its own database (`talkpay_bench`, dropped and created again; DATABASE_URL overrides the server) and
+For each size it prints the run's wall time, the peak RSS of the process that runs it (a process of
+its own, sampled) and its growth, and the database queries per payout, so one can see the queries do
+not grow with N. It uses its own database (`talkpay_bench`, BENCH_DATABASE, dropped and created again;
+BENCH_DATABASE_SERVER the server), its own Redis database (BENCH_REDIS_URL, purged at the end) and
 starts its own emulator (EmulatorProcess(quiet=True)). Seeding (accounts on the emulator, bookings,
-payments, earnings and one balanced ledger transaction for them) is not timed.
+payments, earnings and balanced ledger transactions for them) is not timed.
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from datetime import UTC, date, datetime, timedelta
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-BENCH_DB = "talkpay_bench"
+BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench")
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
 os.environ["DATABASE_URL"] = f"{SERVER}/{BENCH_DB}"
+# The run enqueues a "payout sent" notification per payout: into a Redis database of the bench's own
+# (BENCH_REDIS_URL), purged at the end, never into a shared one that no worker empties.
+os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 os.environ["DJANGO_DEBUG"] = "false"
 from web.secrets import throwaway_production_env  # noqa: E402 (needs ROOT on the path)
 
@@ -186,25 +191,23 @@ def seed(*, size: int, per_listener: int, week_monday: date, accounts: list[str]
     }
     from django.db import transaction
 
-    with transaction.atomic():
-        txn = LedgerTransaction.objects.create(key=f"bench-seed-{tag}", kind="payment_succeeded")
-        entries = [
-            LedgerEntry(
-                transaction=txn,
-                account=LedgerAccount.objects.get(code=ledger.PLATFORM_CASH),
-                amount=3000 * per_listener * size,
-            ),
-            LedgerEntry(
-                transaction=txn,
-                account=LedgerAccount.objects.get(code=ledger.APP_REVENUE),
-                amount=-300 * per_listener * size,
-            ),
-        ]
-        entries += [
-            LedgerEntry(transaction=txn, account=accounts_by_listener[listener.pk], amount=-2700 * per_listener)
-            for listener in listeners
-        ]
-        LedgerEntry.objects.bulk_create(entries, batch_size=5000)
+    cash = LedgerAccount.objects.get(code=ledger.PLATFORM_CASH)
+    revenue = LedgerAccount.objects.get(code=ledger.APP_REVENUE)
+    # One balanced transaction per 1,000 listeners: the balance check is a deferred trigger per entry
+    # that sums its transaction, so one transaction of 100,000 entries would cost 10^10 row reads.
+    for start in range(0, size, 1000):
+        chunk = listeners[start : start + 1000]
+        with transaction.atomic():
+            txn = LedgerTransaction.objects.create(key=f"bench-seed-{tag}-{start}", kind="payment_succeeded")
+            entries = [
+                LedgerEntry(transaction=txn, account=cash, amount=3000 * per_listener * len(chunk)),
+                LedgerEntry(transaction=txn, account=revenue, amount=-300 * per_listener * len(chunk)),
+            ]
+            entries += [
+                LedgerEntry(transaction=txn, account=accounts_by_listener[listener.pk], amount=-2700 * per_listener)
+                for listener in chunk
+            ]
+            LedgerEntry.objects.bulk_create(entries, batch_size=5000)
 
 
 def measure(*, size: int, week_monday: date) -> dict:
@@ -249,6 +252,29 @@ def measure(*, size: int, week_monday: date) -> dict:
     }
 
 
+def measure_in_child(*, size: int, week_monday: date, emulator_url: str) -> dict:
+    """The run in a process of its own, so its peak RSS is the run's, not the seeding's leftovers."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "BENCH_MEASURE": f"{size},{week_monday.isoformat()}", "STRIPE_API_BASE": emulator_url}
+    done = subprocess.run(
+        [sys.executable, os.path.abspath(__file__)], env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def measure_main(spec: str) -> None:
+    import json
+
+    import django
+
+    django.setup()
+    logging.getLogger("stripe").setLevel(logging.WARNING)
+    size, monday = spec.split(",")
+    print(json.dumps(measure(size=int(size), week_monday=date.fromisoformat(monday))))
+
+
 def main() -> None:
     # A plain `kill` still stops the emulator and closes connections (SystemExit unwinds the with-blocks).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -284,11 +310,16 @@ def main() -> None:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")  # what autovacuum does after a load like this
             print(f"seeded {size} listeners x {args.earnings} earnings in {time.perf_counter() - t0:.0f} s", flush=True)
-            rows.append(measure(size=size, week_monday=week))
+            rows.append(measure_in_child(size=size, week_monday=week, emulator_url=emulator.url))
             print(tabulate([rows[-1]], headers="keys"), flush=True)
             week += timedelta(days=7)
     print()
     print(tabulate(rows, headers="keys"))
+    from workers.celery import QUEUES, app
+
+    with app.connection_for_write() as broker:
+        for queue in QUEUES:
+            broker.default_channel.queue_purge(queue)
     if not args.keep_db:
         from django.db import connections
 
@@ -300,4 +331,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if os.environ.get("BENCH_MEASURE"):
+        measure_main(os.environ["BENCH_MEASURE"])
+    else:
+        main()

@@ -1,8 +1,10 @@
 """The baseline for bench/webhook_bench.py: the least a webhook endpoint and its worker can do.
 
-The view verifies the HMAC, inserts one row and enqueues on commit; the task takes two row locks and
-updates both rows. Served by gunicorn as `webhook_bare:application` (with `bench/` on the Python
-path) and loaded by the benchmark's Celery worker with `--include webhook_bare`. Not part of the app.
+The view verifies the HMAC, inserts one row and enqueues on commit; the task takes two row locks,
+reads the PaymentIntent from Stripe as Talkpay's handler does (one retrieve, latest charge expanded,
+under the locks: the event is a trigger, the intent the truth) and updates both rows. Served by
+gunicorn as `webhook_bare:application` (with `bench/` on the Python path) and loaded by the
+benchmark's Celery worker with `--include webhook_bare`. Not part of the app.
 """
 
 import hashlib
@@ -25,6 +27,7 @@ from django.http import HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from django.views.decorators.csrf import csrf_exempt  # noqa: E402
 
+from billing import stripe_gateway  # noqa: E402
 from billing.models import Payment, WebhookEvent  # noqa: E402
 
 
@@ -52,7 +55,7 @@ def bare_process(webhook_event_id: int, payment_intent_id: str) -> None:
     with transaction.atomic():
         event = WebhookEvent.objects.select_for_update().get(pk=webhook_event_id)
         payment = Payment.objects.select_for_update().filter(stripe_payment_intent_id=payment_intent_id).first()
-        if payment is not None:
+        if payment is not None and stripe_gateway.payment_intent_retrieve(payment_intent_id, expand=("latest_charge",)):
             Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.PROCESSING)
         WebhookEvent.objects.filter(pk=event.pk).update(status=WebhookEvent.Status.PROCESSED)
 

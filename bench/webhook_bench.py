@@ -1,18 +1,23 @@
 """Benchmark the Stripe webhook path against a bare baseline, both served production-style.
 
     python bench/webhook_bench.py [--seconds 3] [--rounds 3] [--connections 32] [--events 2000]
+        [--e2e-rounds 2] [--pool prefork|threads] [--worker-concurrency 2] [--profile 200] [--skip-intake]
 
 1. Intake: gunicorn (gthread) serves the real endpoint and, in the same run, the bare baseline of
    `bench/webhook_bare.py` (verify an HMAC, insert one row, enqueue on commit). Keep-alive clients
    post distinct, signed `payment_intent.succeeded` events as fast as they are answered; the script
    prints requests/s and p50/p99 latency of each, and the ratio.
-2. End to end: with a Celery worker (prefork) on the webhooks queue, the same clients deliver one
-   succeeded event per seeded payment; the script prints events processed per second, from the first
-   delivery until every event is processed (payment succeeded, split booked, earning created), and
-   the same for the bare pipeline (the baseline view plus a task taking two row locks). Each seeded
-   payment has a real, paid PaymentIntent on a Stripe emulator, because the handler reads every
-   intent from Stripe before applying it (one retrieve per event); the bare pipeline reads nothing.
+2. End to end: with a Celery worker on the webhooks queue (`--pool`, `--worker-concurrency`), the same
+   clients deliver one succeeded event per seeded payment; the script prints events processed per
+   second, from the first delivery until every event is processed (payment succeeded, split booked,
+   earning created), and the same for the bare pipeline (the baseline view plus a task taking two row
+   locks), in alternating rounds (`--e2e-rounds`), with the worker's CPU per event. Each seeded payment
+   has a real, paid PaymentIntent on a Stripe emulator: the handler reads every intent from Stripe
+   before applying it (one retrieve per event), and so does the bare task, so they compare like with like.
 3. `manage.py ledger_check` must pass afterwards (against the same emulator, which holds the charges).
+
+`--profile N` first processes N events in this process under cProfile and prints queries, transactions
+and Stripe calls per event and where the time went (BENCH_SHOW_SQL=1 also prints one event's SQL).
 
 Everything runs on a scratch PostgreSQL database and a Redis database of its own, which the script
 creates and drops: DATABASE_URL's server (default 127.0.0.1:5432) and BENCH_REDIS_URL.
@@ -121,7 +126,7 @@ def _paid_intents(payments: list, customer_id: str) -> list[dict]:
         return list(pool.map(create, payments))
 
 
-def seed_payments(count: int) -> list[dict]:
+def seed_payments(count: int, tag: str = "") -> list[dict]:
     """Payments waiting for their card, with bookings, as the booking API leaves them, each with its
     PaymentIntent on the emulator, paid. Returns the intents Stripe sends in `payment_intent.succeeded`."""
     from django.utils import timezone
@@ -131,11 +136,11 @@ def seed_payments(count: int) -> list[dict]:
     from booking.models import Booking, BookingPackage
     from web.models import User
 
-    talker = User.objects.create(username="bench-talker", role=User.Role.TALKER)
+    talker = User.objects.create(username=f"bench-talker{tag}", role=User.Role.TALKER)
     customer_id = stripe_gateway.customer_create(user_id=talker.pk, email="bench@example.com", name="Bench")
     StripeCustomer.objects.create(user=talker, stripe_customer_id=customer_id)
     listeners = User.objects.bulk_create(
-        [User(username=f"bench-listener-{n}", role=User.Role.LISTENER) for n in range(50)]
+        [User(username=f"bench-listener{tag}-{n}", role=User.Role.LISTENER) for n in range(50)]
     )
     package = BookingPackage.objects.create(name="Bench 20", duration_minutes=20, price="30.00")
     shares = money.split(3000, package.app_fee_percentage)
@@ -293,13 +298,11 @@ class Gunicorn:
 
 
 class Worker:
-    def __init__(self, concurrency: int, db_reuse_max: int = 0):
-        # With --db-reuse-max, the worker keeps Django's database connection across tasks, as
-        # CELERY_DB_REUSE_MAX in the settings would (the project does not set it yet).
-        launcher = (
-            "import sys; from workers.celery import app; "
-            f"app.conf.CELERY_DB_REUSE_MAX = {db_reuse_max} or None; app.worker_main(sys.argv[1:])"
-        )
+    def __init__(self, concurrency: int, db_reuse_max: int | None = None, pool: str = "prefork"):
+        # The worker keeps Django's database connection for CELERY_DB_REUSE_MAX tasks, as in production;
+        # --db-reuse-max overrides it (0: a new connection per task, Celery's own default).
+        override = "" if db_reuse_max is None else f"app.conf.CELERY_DB_REUSE_MAX = {db_reuse_max} or None; "
+        launcher = f"import sys; from workers.celery import app; {override}app.worker_main(sys.argv[1:])"
         self.proc = subprocess.Popen(
             [
                 PYTHON,
@@ -311,7 +314,7 @@ class Worker:
                 "-c",
                 str(concurrency),
                 "-P",
-                "prefork",
+                pool,
                 "--include",
                 "webhook_bare",
                 "--without-gossip",
@@ -396,27 +399,186 @@ def intake_compare(args) -> tuple[dict, dict]:
     return totals["bare"], totals["talkpay"]
 
 
-def pipeline_round(label: str, app: str, path: str, intents: list[dict], args) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its living children (gunicorn's or the pool's processes)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def pipeline_round(label: str, app: str, path: str, intents: list[dict], args) -> dict:
     purge_queues()
     server = Gunicorn(app, args.gunicorn_workers, args.threads)
-    worker = Worker(args.worker_concurrency, args.db_reuse_max)
+    worker = Worker(args.worker_concurrency, args.db_reuse_max, args.pool)
     try:
         load(server.port, signed_requests(random_intents(50), path), 4, 1.0)  # warm up the server
         time.sleep(2)  # and let the worker start
         since = last_event_pk()
         requests = signed_requests(intents, path)
+        cpu_before = _cpu_seconds(worker.proc.pid), _cpu_seconds(server.proc.pid)
         started = time.perf_counter()
         result = load(server.port, requests, args.connections, 600)
         finished = wait_processed(len(intents), since, timeout=600)
+        worker_cpu = _cpu_seconds(worker.proc.pid) - cpu_before[0]
+        web_cpu = _cpu_seconds(server.proc.pid) - cpu_before[1]
     finally:
         worker.stop()
         server.stop()
-    rate = len(intents) / (finished - started)
+    seconds = finished - started
     print(
-        f"end-to-end {label:<5} {rate:7.0f} events/s   ({len(intents)} events; intake alone took "
-        f"{result['elapsed']:.1f} s, {result['errors']} errors)"
+        f"end-to-end {label:<7} {len(intents) / seconds:7.0f} events/s   ({len(intents)} events in {seconds:.1f} s; "
+        f"worker CPU {1000 * worker_cpu / len(intents):.1f} ms, web CPU {1000 * web_cpu / len(intents):.1f} ms per "
+        f"event; intake alone took {result['elapsed']:.1f} s, {result['errors']} errors; load avg "
+        f"{os.getloadavg()[0]:.1f})",
+        flush=True,
     )
-    return rate
+    return {"events": len(intents), "seconds": seconds, "worker_cpu": worker_cpu, "web_cpu": web_cpu}
+
+
+def pipeline_compare(intents: list[dict], args) -> float:
+    """Bare and Talkpay in alternating rounds (each its own slice of the events), so background load on
+    the machine falls on both alike; the ratio is of events per second over all rounds."""
+    pipelines = {
+        "bare": ("webhook_bare:application", "/hook/"),
+        "talkpay": ("web.wsgi:application", "/api/payment/stripe/webhook/"),
+    }
+    per_round = len(intents) // (2 * args.e2e_rounds)
+    totals = {label: {"events": 0, "seconds": 0.0, "worker_cpu": 0.0, "web_cpu": 0.0} for label in pipelines}
+    chunks = iter(range(0, per_round * 2 * args.e2e_rounds, per_round))
+    for _ in range(args.e2e_rounds):
+        for label, (app, path) in pipelines.items():
+            first = next(chunks)
+            done = pipeline_round(label, app, path, intents[first : first + per_round], args)
+            for key, value in done.items():
+                totals[label][key] += value
+    rates = {label: total["events"] / total["seconds"] for label, total in totals.items()}
+    for label, total in totals.items():
+        print(
+            f"end-to-end {label:<7} {rates[label]:7.0f} events/s over {args.e2e_rounds} rounds; worker CPU "
+            f"{1000 * total['worker_cpu'] / total['events']:.1f} ms per event"
+        )
+    cpu_ratio = (totals["bare"]["worker_cpu"] / totals["bare"]["events"]) / (
+        totals["talkpay"]["worker_cpu"] / totals["talkpay"]["events"]
+    )
+    print(f"worker CPU per event, bare / talkpay: {100 * cpu_ratio:.0f} %")
+    return rates["talkpay"] / rates["bare"]
+
+
+def profile_processing(count: int) -> None:
+    """Process `count` stored succeeded events in this process, as the worker's task does, and say where
+    the time goes: queries, transactions and Stripe calls per event, and the profile's top functions."""
+    import cProfile
+    import pstats
+    from collections import Counter
+
+    from django.db import connection
+
+    import billing.stripe_gateway as gateway
+    from billing.models import WebhookEvent
+    from billing.tests.stripe_events import stripe_event
+    from billing.webhooks.processing import webhook_event_process
+
+    intents = seed_payments(count, tag="-profile")
+    events = WebhookEvent.objects.bulk_create(
+        WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=event, raw_body=json.dumps(event))
+        for event in (stripe_event("payment_intent.succeeded", intent) for intent in intents)
+    )
+    statements: Counter = Counter()
+    implicit = [0]
+
+    def count_query(execute, sql, params, many, context):
+        statements[sql.split(None, 1)[0].upper()] += 1
+        if not connection.in_atomic_block:
+            implicit[0] += 1  # autocommit: a transaction of its own
+        return execute(sql, params, many, context)
+
+    commits = [0]
+    real_commit = connection._commit
+
+    def counted_commit(*args, **kwargs):
+        commits[0] += 1
+        return real_commit(*args, **kwargs)
+
+    stripe_calls = [0]
+    real_call = gateway.call
+
+    def counted_call(*args, **kwargs):
+        stripe_calls[0] += 1
+        return real_call(*args, **kwargs)
+
+    connection._commit = counted_commit  # type: ignore[method-assign]
+    gateway.call = counted_call
+    # CPU time, not wall time: on a shared machine the waits for PostgreSQL and Stripe stretch with the load.
+    profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE_CPU") else cProfile.Profile()
+    started = time.perf_counter()
+    try:
+        with connection.execute_wrapper(count_query):
+            profiler.enable()
+            for event in events:
+                webhook_event_process(webhook_event_id=event.pk)
+            profiler.disable()
+    finally:
+        connection._commit = real_commit  # type: ignore[method-assign]
+        gateway.call = real_call
+    elapsed = time.perf_counter() - started
+    processed = WebhookEvent.objects.filter(pk__in=[e.pk for e in events], status="processed").count()
+    queries = sum(statements.values())
+    print(
+        f"\nprofile: {processed}/{count} events processed in-process in {elapsed:.2f} s "
+        f"({1000 * elapsed / count:.1f} ms per event, one process, no broker)"
+    )
+    print(
+        f"per event: {queries / count:.1f} queries ("
+        + ", ".join(f"{kind} {n / count:.1f}" for kind, n in statements.most_common())
+        + f"), {(commits[0] + implicit[0]) / count:.1f} transactions ({commits[0] / count:.1f} commits, "
+        f"{implicit[0] / count:.1f} autocommit statements), {stripe_calls[0] / count:.1f} Stripe calls"
+    )
+    stats = pstats.Stats(profiler)
+    if os.environ.get("BENCH_PROFILE_DUMP"):
+        stats.dump_stats(os.environ["BENCH_PROFILE_DUMP"])
+    total = sum(timing[2] for timing in stats.stats.values())  # type: ignore[attr-defined]
+
+    def cumulative(*fragments: str) -> float:
+        # The outermost matching frames only: their cumulative time includes the inner ones.
+        return max(
+            (timing[3] for (file, _line, name), timing in stats.stats.items()  # type: ignore[attr-defined]
+             if all(fragment in f"{file}:{name}" for fragment in fragments)),
+            default=0.0,
+        )  # fmt: skip
+
+    parts = {
+        "Stripe call (HTTP + SDK)": cumulative("stripe_gateway", ":call"),
+        "SQL (psycopg execute)": cumulative("django/db/backends/utils.py", "_execute"),
+        "commit": cumulative("django/db/backends/base/base.py", "_commit"),
+        "Celery publish (notifications)": cumulative("celery/app/base.py", "send_task"),
+        "JSON": cumulative("json/__init__.py", "loads") + cumulative("json/__init__.py", "dumps"),
+    }
+    print(
+        f"time per event {1000 * total / count:.1f} ms (profiled): "
+        + ", ".join(f"{name} {1000 * value / count:.1f} ms" for name, value in parts.items())
+    )
+    stats.sort_stats("tottime").print_stats(12)
+    if os.environ.get("BENCH_SHOW_SQL"):
+        # One more event, its statements as sent: what the counts above are made of.
+        from django.test.utils import CaptureQueriesContext
+
+        extra = seed_payments(1, tag="-sql")[0]
+        event = stripe_event("payment_intent.succeeded", extra)
+        row = WebhookEvent.objects.create(
+            stripe_event_id=event["id"], type=event["type"], payload=event, raw_body=json.dumps(event)
+        )
+        with CaptureQueriesContext(connection) as captured:
+            webhook_event_process(webhook_event_id=row.pk)
+        for query in captured.captured_queries:
+            print("  SQL", query["sql"][:220])
 
 
 def ledger_check() -> bool:
@@ -430,11 +592,17 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each intake round")
     parser.add_argument("--rounds", type=int, default=3, help="intake rounds, alternating bare and talkpay")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--events", type=int, default=2000, help="events per end-to-end run")
+    parser.add_argument("--events", type=int, default=2000, help="events per end-to-end pipeline (all rounds)")
+    parser.add_argument("--e2e-rounds", type=int, default=2, help="end-to-end rounds, alternating bare and talkpay")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--worker-concurrency", type=int, default=2)
-    parser.add_argument("--db-reuse-max", type=int, default=0, help="keep worker DB connections for N tasks")
+    parser.add_argument("--pool", default="prefork", help="the Celery worker's pool: prefork or threads")
+    parser.add_argument(
+        "--db-reuse-max", type=int, default=None, help="keep worker DB connections for N tasks (default: settings)"
+    )
+    parser.add_argument("--profile", type=int, default=0, help="first profile N events in-process, then bench")
+    parser.add_argument("--skip-intake", action="store_true", help="only the end-to-end comparison")
     args = parser.parse_args()
 
     from stripe_emulator.testing import EmulatorProcess
@@ -443,31 +611,40 @@ def main() -> int:
     emulator = EmulatorProcess(quiet=True)
     emulator.start()
     STRIPE_API_BASE = emulator.url
-    setup_database()
-    django_setup()
     try:
+        setup_database()
+        django_setup()
+        from django.conf import settings
+
+        reuse = settings.CELERY_DB_REUSE_MAX if args.db_reuse_max is None else args.db_reuse_max
         print(
             f"gunicorn {args.gunicorn_workers} workers x {args.threads} threads, {args.connections} connections, "
-            f"celery prefork x {args.worker_concurrency} (db reuse {args.db_reuse_max or 'off'}), {os.cpu_count()} CPUs"
+            f"celery {args.pool} x {args.worker_concurrency} (db reuse {reuse or 'off'}), {os.cpu_count()} CPUs, "
+            f"load avg {os.getloadavg()[0]:.1f}"
         )
         purge_queues()
-        bare, real = intake_compare(args)
-        print(f"intake talkpay / bare: {100 * real['rps'] / bare['rps']:.0f} %")
+        if args.profile:
+            profile_processing(args.profile)
+        if not args.skip_intake:
+            bare, real = intake_compare(args)
+            print(f"intake talkpay / bare: {100 * real['rps'] / bare['rps']:.0f} %")
 
-        intents = seed_payments(2 * args.events)
-        bare_rate = pipeline_round("bare", "webhook_bare:application", "/hook/", intents[: args.events], args)
-        real_rate = pipeline_round(
-            "talkpay", "web.wsgi:application", "/api/payment/stripe/webhook/", intents[args.events :], args
-        )
-        print(f"end-to-end talkpay / bare: {100 * real_rate / bare_rate:.0f} %")
+        if args.events:
+            intents = seed_payments(2 * args.events)
+            print(f"end-to-end talkpay / bare: {100 * pipeline_compare(intents, args):.0f} %")
         purge_queues()
         return 0 if ledger_check() else 1
     finally:
-        from django.db import connections
+        try:
+            from django.conf import settings as configured
 
-        connections.close_all()
-        _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        emulator.stop()
+            if configured.configured:
+                from django.db import connections
+
+                connections.close_all()
+            _psql(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        finally:
+            emulator.stop()
 
 
 if __name__ == "__main__":

@@ -111,10 +111,15 @@ def ledger_post(
     booking_id: int | None = None,
     payment_id: int | None = None,
     metadata: dict | None = None,
+    known_new: bool = False,
 ) -> tuple[LedgerTransaction, bool]:
-    """Book `lines` once under `key`. Returns the transaction and whether this call created it."""
+    """Book `lines` once under `key`. Returns the transaction and whether this call created it.
+
+    `known_new`: the caller holds the lock of the row the key names and has just seen the fact is not
+    booked (a payment moving to succeeded), so the look-up is skipped; the key's unique constraint
+    still refuses a second booking."""
     lines = _checked(key, lines)
-    existing = LedgerTransaction.objects.filter(key=key).first()
+    existing = None if known_new else LedgerTransaction.objects.filter(key=key).first()
     if existing is not None:
         return existing, False
     try:

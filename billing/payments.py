@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
+from billing.intent_ready import payment_intent_ready_notify
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
@@ -101,6 +102,16 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
     return None
 
 
+def _talker_customer_id(payment: Payment) -> str:
+    """The talker's Stripe customer, read once per payment object (a succeeded event checks the intent
+    in its handler and again when applying it: one query, not two)."""
+    cached = getattr(payment, "_talker_customer_id", None)
+    if cached is None:
+        talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
+        cached = payment._talker_customer_id = talkers.first() or ""  # type: ignore[attr-defined]
+    return cached
+
+
 def payment_intent_disagreement(*, payment: Payment, intent: dict) -> str:
     """Why Stripe's PaymentIntent (as just read) cannot be applied to our payment, or "" when it can:
     its metadata names another payment or booking, it belongs to another customer than the talker's, or
@@ -112,8 +123,7 @@ def payment_intent_disagreement(*, payment: Payment, intent: dict) -> str:
             f"{metadata.get('booking_id')!r}; ours is payment {payment.pk}, booking {payment.booking_id}"
         )
     customer = object_id(intent.get("customer"))
-    talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
-    if customer != (talkers.first() or ""):
+    if customer != _talker_customer_id(payment):
         return f"PaymentIntent {intent.get('id')} belongs to customer {customer or 'none'}, not the talker's"
     currency = (intent.get("currency") or "").lower()
     ours = f"the booking is {payment.amount} {payment.currency}"
@@ -181,6 +191,8 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         booking_id=payment.booking_id,
         payment_id=payment.pk,
         metadata={"charge_id": payment.stripe_charge_id},
+        # Booked in the transaction that makes the payment succeeded, under its lock: new if it was not.
+        known_new=newly_succeeded,
     )
     _, created = owners.payouts().earning_create_for_payment(payment=payment, listener_id=listener_id, known_new=booked)
     if newly_succeeded and not confirmed and payment.booking.status == "cancelled":
@@ -336,6 +348,7 @@ def payment_intent_create(*, payment_id: int) -> Payment:
             payment.failure_code = error.code or "stripe_error"
             payment.failure_message = error.message
             payment.save(update_fields=["status", "failure_code", "failure_message", "updated_at"])
+            payment_intent_ready_notify(payment_id=payment_id)
             return payment
     return _payment_intent_store(payment_id=payment_id, intent=intent)
 
@@ -350,6 +363,7 @@ def _payment_intent_store(*, payment_id: int, intent: dict) -> Payment:
         payment.client_secret = intent["client_secret"]
         payment.status = intent["status"]
         payment.save(update_fields=["stripe_payment_intent_id", "client_secret", "status", "updated_at"])
+        payment_intent_ready_notify(payment_id=payment_id)  # delivered on commit: create_booking's wait
         if cancelled_meanwhile:
             # The booking was cancelled while Stripe was creating the intent: cancel the intent too, by
             # the cancellation's own path (recorded, swept), so no payable intent outlives its booking.

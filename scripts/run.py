@@ -231,7 +231,8 @@ def processes(env: dict[str, str], extra: dict[str, str]) -> dict[str, tuple[str
         "worker": (f"{celery} -A workers worker -l INFO -Q {queues} --concurrency 2 -n worker@%h", worker_env),
         # Its pool's counts go to the same metrics directory, served by the first worker's endpoint.
         "worker-stripe": (
-            f"{celery} -A workers worker -l INFO -Q stripe --concurrency 2 -n stripe@%h",
+            # Threads: its tasks wait on Stripe (compose.yaml: pools by what the tasks wait on).
+            f"{celery} -A workers worker -l INFO -Q stripe --pool threads --concurrency 4 -n stripe@%h",
             {**worker_env, "WORKER_METRICS_PORT": "0"},
         ),
         "beat": (f"{celery} -A workers beat -l INFO -S workers.beat:HeartbeatScheduler", env),

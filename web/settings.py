@@ -274,8 +274,10 @@ STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=1)
 
 # --- Business rules --------------------------------------------------------------------------------
 
-# How long create_booking waits for the worker to create the PaymentIntent before answering 202.
-BOOKING_PAYMENT_WAIT_SECONDS = env.float("BOOKING_PAYMENT_WAIT_SECONDS", default=3.0)
+# How long create_booking waits for the worker to create the PaymentIntent before answering 202. The
+# worker's commit wakes it (billing.intent_ready), so this bounds only how long a web thread is held
+# when the workers are behind; the client then polls (202), which holds no thread between polls.
+BOOKING_PAYMENT_WAIT_SECONDS = env.float("BOOKING_PAYMENT_WAIT_SECONDS", default=1.0)
 # Idempotency-Key (web/idempotency.py): a retry waits this long for the first request's transaction, and
 # takes over a claim left unanswered this long (its request died before committing anything).
 IDEMPOTENCY_LOCK_WAIT_SECONDS = env.float("IDEMPOTENCY_LOCK_WAIT_SECONDS", default=5.0)

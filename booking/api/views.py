@@ -1,5 +1,3 @@
-import time
-
 from django.conf import settings
 from django.urls import reverse
 from django_filters import rest_framework as filters
@@ -9,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
+from billing.intent_ready import payment_intent_wait
 from billing.models import Payment
 from booking import services
 from booking.api.serializers import (
@@ -46,18 +45,6 @@ class BookingFilter(filters.FilterSet):
         fields = ("status",)
 
 
-def _wait_for_intent(payment_id: int, timeout: float) -> Payment:
-    """Poll the payment row until the worker has created the PaymentIntent, or the time is up."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        payment = Payment.objects.get(pk=payment_id)
-        if payment.status != Payment.Status.AWAITING_INTENT or time.monotonic() >= deadline:
-            return payment
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
-
-
 class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = BookingDetailSerializer
     permission_classes = [IsAuthenticated]
@@ -70,7 +57,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def _created_response(self, request, booking_id: int) -> Response:
         booking = Booking.objects.select_related("payment").get(pk=booking_id)
-        payment = _wait_for_intent(booking.payment.pk, settings.BOOKING_PAYMENT_WAIT_SECONDS)
+        payment = payment_intent_wait(payment_id=booking.payment.pk, timeout=settings.BOOKING_PAYMENT_WAIT_SECONDS)
         booking.payment = payment
         body = BookingDetailSerializer(booking, context={"request": request}).data
         payment_data = body.pop("payment")
