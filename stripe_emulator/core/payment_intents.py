@@ -242,6 +242,7 @@ class PaymentIntentsMixin:
             "application_fee_amount": fee,
             "allowed_payment_method_types": methods["allowed_payment_method_types"],
             "automatic_payment_methods": apm,
+            "payment_record": None,  # set by Stripe for payments recorded outside it; never ours
             "canceled_at": None,
             "cancellation_reason": None,
             "capture_method": p.get("capture_method") or "automatic",

@@ -26,7 +26,7 @@ ALLOWED_EXTRA = {
     "customer": set(),
     "dispute": {"intended_submission_method"},  # required by API 2026-10-28 (the SDK's types), newer than the sample
     # added by 2026-07-29.dahlia (the SDK's PaymentIntent type has it); the sample is older
-    "payment_intent": {"allowed_payment_method_types"},
+    "payment_intent": {"allowed_payment_method_types", "payment_record"},
     "payment_method": set(),
     "payout": set(),
     "refund": set(),
@@ -143,10 +143,6 @@ def test_id_prefixes(emulator, prefix, path):
 # samples of the same objects (fixtures3_served.json, copied from shared/stripe/fixtures3.json) prove the
 # checker reads the schema right. Differences the emulator has on purpose or not yet fixed, and why:
 KNOWN_DIFFERENCES = {
-    # API 2026-10-28 fields of the PaymentIntent (after the fixtures3 snapshot); item 3 of issue 12 (automatic
-    # payment methods, `allowed_payment_method_types`) reworks exactly this part of the PaymentIntent
-    ("missing", "PaymentIntent.allowed_payment_method_types"),
-    ("missing", "PaymentIntent.payment_record"),
     # a destination charge's `transfer` is null until the transfer exists (charge.succeeded); the SDK's type
     # has the key absent instead. Item 6 of issue 12 (asynchronous capture) decides what Stripe sends here.
     ("null", "Charge.transfer"),
