@@ -24,6 +24,7 @@ from django.utils import timezone
 from billing import ledger, stripe_gateway
 from billing.models import LedgerKind
 from billing.stripe_gateway import reversals
+from common import locks
 from payouts.models import Clawback, ClawbackRecovery, ListenerPayout, Payout
 from payouts.services.reversals import payout_transfer_reversed
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
@@ -59,10 +60,14 @@ def clawback_enqueue(*, clawback_id: int) -> bool:
 def clawback_execute(*, clawback_id: int) -> Clawback:
     """Reverse the transfer for a pending clawback, once, or turn it into a debt when Stripe refuses."""
     with transaction.atomic():
-        clawback = Clawback.objects.select_for_update().get(pk=clawback_id)
+        # The payout before the clawback (common.locks), as a failing transfer and debt netting take
+        # them: holding the clawback while waiting for its payout deadlocked with those. A clawback's
+        # payout never changes, so it is read without a lock first.
+        payout_id = Clawback.objects.filter(pk=clawback_id).values_list("payout_id", flat=True).get()
+        payout = locks.lock(Payout.objects.filter(pk=payout_id)).get()
+        clawback = locks.lock(Clawback.objects.filter(pk=clawback_id)).get()
         if clawback.status != Clawback.Status.PENDING:
             return clawback
-        payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
         if payout.status == Payout.Status.PROCESSING:
             # The transfer is on its way (a refund landed between claim and record): reversed once it
             # is recorded; the sweeper comes back. A failed transfer cancels the clawback instead.
