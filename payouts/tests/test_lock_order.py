@@ -12,8 +12,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from payouts import services
-from payouts.services.clawbacks import clawbacks_cancel_for_failed_payout
 from payouts.models import Clawback, Payout
+from payouts.services.clawbacks import clawbacks_cancel_for_failed_payout
 from payouts.tests.factories import ListenerPayoutFactory
 
 
