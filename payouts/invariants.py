@@ -12,7 +12,7 @@ from billing.invariants import MAX_PROBLEMS
 from billing.models import LedgerAccount
 from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import connect as gateway
-from payouts.models import Clawback, ListenerPayout, Payout, StripeCheckCursor
+from payouts.models import Clawback, ListenerCredit, ListenerPayout, Payout, StripeCheckCursor
 
 SENT = (Payout.Status.PAID, Payout.Status.REVERSED)
 
@@ -208,6 +208,14 @@ def listener_balances_match_earnings() -> list[str]:
         .values_list("listener_id", "total")
     ):
         owed[listener_id] = owed.get(listener_id, 0) - (total or 0)
+    for listener_id, total in (
+        ListenerCredit.objects.filter(ListenerCredit.owed_q())
+        .values("listener_id")
+        .annotate(total=Sum("amount"))
+        .values_list("listener_id", "total")
+    ):
+        # Owed to the listener again after a clawback (payouts.models.ListenerCredit), not paid yet.
+        owed[listener_id] = owed.get(listener_id, 0) + (total or 0)
     problems = []
     for listener_id in sorted(set(balances) | set(owed), key=lambda value: value or 0):
         if balances.get(listener_id, 0) != owed.get(listener_id, 0):
@@ -218,8 +226,29 @@ def listener_balances_match_earnings() -> list[str]:
     return problems[:MAX_PROBLEMS]
 
 
+def credits_consistent() -> list[str]:
+    """A credit is owed only for an earning that was paid out (or is being paid), is never attached to
+    a failed payout (that releases it), and is paid once: the payout that carried it was sent."""
+    E = ListenerPayout.Status
+    problems = [
+        f"credit {key}: owed for earning {earning_id}, which is {status}, not paid out"
+        for key, earning_id, status in ListenerCredit.objects.filter(ListenerCredit.owed_q())
+        .exclude(earning__status=E.PAID)
+        .exclude(earning__payout__status=Payout.Status.PROCESSING)
+        .values_list("key", "earning_id", "earning__status")[:MAX_PROBLEMS]
+    ]
+    problems += [
+        f"credit {key}: attached to failed payout {payout_id}"
+        for key, payout_id in ListenerCredit.objects.filter(payout__status=Payout.Status.FAILED).values_list(
+            "key", "payout_id"
+        )[:MAX_PROBLEMS]
+    ]
+    return problems[:MAX_PROBLEMS]
+
+
 CHECKS: list[Callable[[], list[str]]] = [
     listener_balances_match_earnings,
+    credits_consistent,
     check_transferred_within_earned,
     check_transfers_match_stripe,
     earnings_match_bookings,
