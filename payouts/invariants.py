@@ -126,6 +126,60 @@ def _payout_id_of(transfer: dict) -> int | None:
     return int(suffix) if suffix.isdigit() else None
 
 
+def fees_match_stripe() -> list[str]:
+    """Stripe's processing fees are booked as Stripe took them (billing.fees): every balance transaction
+    of our charges and refunds carrying a fee is booked once, for that fee, under `stripe-fee-<txn>`,
+    and every fee we booked is one Stripe took. Incremental like the transfers (by `created`, with a
+    cursor, here because the cursor table is here); a fee not booked yet is reported once it is older
+    than the grace its task and sweeper have (billing.fees.GRACE), and holds the cursor until then."""
+    from billing import fees, ledger
+    from billing.models import LedgerEntry, Payment, Refund
+    from billing.stripe_gateway import fees as fee_gateway
+
+    cursor, _ = StripeCheckCursor.objects.get_or_create(name="fees")
+    since = max(0, cursor.created - CURSOR_MARGIN_SECONDS)
+    started = int(time.time())
+    try:
+        listed = {t["id"]: t for t in fee_gateway.balance_transactions_since(created_gte=since)}
+    except StripeGatewayError as error:
+        return [f"could not list balance transactions on Stripe: {error}"]
+    booked = dict(
+        LedgerEntry.objects.filter(account__code=ledger.PROCESSING_FEES, transaction__key__startswith=fees.KEY_PREFIX)
+        .filter(transaction__created_at__gte=datetime.fromtimestamp(since, tz=UTC))
+        .values_list("transaction__key", "amount")
+    )
+    sources = {t.get("source") for t in listed.values()}
+    ours = set(Payment.objects.filter(stripe_charge_id__in=sources).values_list("stripe_charge_id", flat=True))
+    ours |= set(Refund.objects.filter(stripe_refund_id__in=sources).values_list("stripe_refund_id", flat=True))
+    relevant = {tid: t for tid, t in listed.items() if t.get("source") in ours}
+    for key in set(booked) - {fees.fee_key(tid) for tid in relevant}:
+        try:
+            txn = fee_gateway.balance_transaction_retrieve(key.removeprefix(fees.KEY_PREFIX))
+        except StripeGatewayError as error:
+            return [f"could not read balance transaction of {key} on Stripe: {error}"]
+        relevant[txn["id"]] = txn
+    keys = [fees.fee_key(tid) for tid in relevant]
+    booked.update(
+        LedgerEntry.objects.filter(account__code=ledger.PROCESSING_FEES, transaction__key__in=keys).values_list(
+            "transaction__key", "amount"
+        )
+    )
+    problems, waiting = [], False
+    grace = fees.GRACE.total_seconds()
+    for tid, txn in sorted(relevant.items()):
+        fee, ours_booked = int(txn.get("fee") or 0), booked.get(fees.fee_key(tid))
+        if ours_booked is None and fee:
+            if started - int(txn.get("created") or 0) < grace:
+                waiting = True
+            else:
+                problems.append(f"{txn.get('type')} {txn.get('source')}: Stripe took a fee of {fee}, not booked")
+        elif ours_booked is not None and ours_booked != fee:
+            problems.append(f"{txn.get('type')} {txn.get('source')}: fee {fee} on Stripe, {ours_booked} booked")
+    if not problems and not waiting:
+        StripeCheckCursor.objects.filter(pk=cursor.pk).update(created=started)
+    return problems[:MAX_PROBLEMS]
+
+
 def earnings_match_bookings() -> list[str]:
     """Every succeeded payment has an earning that is paid, payable (or waiting for its session),
     held for a reason (a dispute open on the payment), or reversed; nothing payable or attached to an
@@ -251,5 +305,6 @@ CHECKS: list[Callable[[], list[str]]] = [
     credits_consistent,
     check_transferred_within_earned,
     check_transfers_match_stripe,
+    fees_match_stripe,
     earnings_match_bookings,
 ]

@@ -46,6 +46,7 @@ SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     ),
     "Sweep payouts stuck between our database and Stripe": ("payouts.sweep_stuck", Every(seconds=600), {}),
     "Send refunds whose task was lost": ("billing.refunds_sweep", Every(seconds=60), {}),
+    "Book Stripe fees not booked yet": ("billing.payment_fees_sweep", Every(seconds=600), {}),
     "Cancel PaymentIntents whose cancel task was lost": ("billing.payment_intent_cancels_sweep", Every(seconds=60), {}),
     "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=300), {}),
 }

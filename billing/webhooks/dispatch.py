@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from billing.webhooks import connect, disputes, payments, refunds
+from billing.webhooks import connect, disputes, fees, payments, refunds
 
 Handler = Callable[[dict], str]
 
@@ -20,7 +20,9 @@ def _merge(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
     return merged
 
 
-HANDLERS: dict[str, Handler] = _merge(payments.HANDLERS, refunds.HANDLERS, disputes.HANDLERS, connect.HANDLERS)
+HANDLERS: dict[str, Handler] = _merge(
+    payments.HANDLERS, refunds.HANDLERS, disputes.HANDLERS, connect.HANDLERS, fees.HANDLERS
+)
 
 
 def webhook_handlers() -> dict[str, Handler]:
