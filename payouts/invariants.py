@@ -149,7 +149,9 @@ def fees_match_stripe() -> list[str]:
         .values_list("transaction__key", "amount")
     )
     sources = {t.get("source") for t in listed.values()}
-    ours = set(Payment.objects.filter(stripe_charge_id__in=sources).values_list("stripe_charge_id", flat=True))
+    ours: set[str | None] = set(
+        Payment.objects.filter(stripe_charge_id__in=sources).values_list("stripe_charge_id", flat=True)
+    )
     ours |= set(Refund.objects.filter(stripe_refund_id__in=sources).values_list("stripe_refund_id", flat=True))
     relevant = {tid: t for tid, t in listed.items() if t.get("source") in ours}
     for key in set(booked) - {fees.fee_key(tid) for tid in relevant}:
