@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from billing import money, payments, stripe_gateway
 from billing.models import Dispute, Payment, Refund, WebhookEvent
@@ -36,9 +36,11 @@ from booking import services as booking_services
 from booking.models import Booking
 from booking.tests.factories import PackageFactory
 from payouts import services
+from payouts.invariants import check_transfers_match_stripe, fees_match_stripe
 from payouts.models import Clawback, Payout, Schedule
 from payouts.periods import period_containing
 from payouts.tests.conftest import stripe_transfers
+from web.management.commands.ledger_check import all_checks
 from web.tests.factories import TalkerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -102,6 +104,18 @@ class MoneyMachine(RuleBasedStateMachine):
         return payments[index % len(payments)] if payments else None
 
     # --- rules -----------------------------------------------------------------------------------
+    @initialize(paid_out=st.integers(0, 2))
+    def some_sessions_already_paid_out(self, paid_out):
+        """Start, sometimes, from sessions paid out already: what comes back after a payout is reached
+        in a few steps."""
+        for _ in range(paid_out):
+            self.book_and_pay(price="50.00", declined=False)
+            self.deliver_events(order="in_order")
+            self.complete(index=len(self.bookings) - 1)
+        if paid_out:
+            self.payout_collect()
+            self.payout_execute()
+
     @rule(price=st.sampled_from(PRICES), declined=st.booleans())
     def book_and_pay(self, price, declined):
         self.slot += 1
@@ -151,8 +165,8 @@ class MoneyMachine(RuleBasedStateMachine):
         if booking is not None:
             complete_session(booking)
 
-    @rule(index=st.integers(0, 20), part=st.sampled_from(("full", "half")))
-    def refund(self, index, part):
+    @rule(index=st.integers(0, 20), part=st.sampled_from(("full", "half")), deliver_now=st.booleans())
+    def refund(self, index, part, deliver_now):
         payment = self._payment(index)
         if payment is None:
             return
@@ -163,6 +177,9 @@ class MoneyMachine(RuleBasedStateMachine):
         refund = refund_create_for_admin(payment_id=payment.pk, amount=amount, reason="test", admin=UserFactory())
         refund_create_task.apply(args=[refund.pk]).get()
         self._fetch()
+        if deliver_now:
+            self.deliver_events(order="in_order")
+            self.worker_runs()
 
     @rule(index=st.integers(0, 20))
     def refund_fails(self, index):
@@ -215,9 +232,14 @@ class MoneyMachine(RuleBasedStateMachine):
         self._fetch()
 
     @rule()
-    def clawbacks_run(self):
+    def worker_runs(self):
+        """What the workers do once a commit enqueued it (on_commit never fires inside the test's
+        transaction): send refunds, reverse transfers for clawbacks, book fees."""
+        for refund in Refund.objects.filter(payment__booking_id__in=self.bookings, status=Refund.Status.PENDING):
+            refund_create_task.apply(args=[refund.pk])
         for clawback in Clawback.objects.filter(listener=self.listener, status=Clawback.Status.PENDING):
             services.clawback_execute(clawback_id=clawback.pk)
+        self.book_fees()
         self._fetch()
 
     @rule(index=st.integers(0, 20))
@@ -233,7 +255,6 @@ class MoneyMachine(RuleBasedStateMachine):
             )
             self._fetch()
 
-    @rule()
     def book_fees(self):
         for payment in Payment.objects.filter(booking_id__in=self.bookings, status=Payment.Status.SUCCEEDED):
             payment_fees_book_task.apply(args=[payment.pk])
@@ -242,7 +263,18 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def books_are_clean(self):
         RUNS["steps"] += 1
-        assert_ledger_clean()
+        if not self.held:
+            assert_ledger_clean()
+            return
+        # Events Stripe sent that have not reached us yet: the comparisons with Stripe wait for them
+        # (they disagree until then, as they would in production); our own books must hold anyway.
+        problems = [
+            problem
+            for check in all_checks()
+            if check not in (fees_match_stripe, check_transfers_match_stripe)
+            for problem in check()
+        ]
+        assert problems == []
 
     @invariant()
     def totals_equal_stripe_once_events_are_in(self):
