@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | cksum | cut -d' ' -f1)
 
-.PHONY: install run reset test lint format bench load soak-load fuzz chaos migrate schedules shell clean
+.PHONY: install run reset test soak lint format bench load soak-load fuzz chaos migrate schedules shell clean
 
 $(STAMP): requirements/base.txt requirements/dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ reset: install
 ## Linters, migration check, then the whole test suite.
 test: install lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+## The money state machine with many more examples (TALKPAY_SOAK_EXAMPLES, default 200); prints the count and seed.
+soak: install
+	@seed=$${SOAK_SEED:-$$(date +%s)}; echo "soak: seed $$seed (SOAK_SEED=$$seed make soak repeats it)"; \
+	TALKPAY_HYPOTHESIS_PROFILE=soak $(PY) -m pytest -q -s -p no:cacheprovider --hypothesis-seed=$$seed \
+		payouts/tests/test_money_state_machine.py
 
 lint: install
 	$(PY) -m ruff check .

@@ -6,6 +6,7 @@ to zero. Accounts are named by code:
 - `platform:cash`      asset: money held in the platform's Stripe balance
 - `platform:revenue`   revenue: the app's share of bookings
 - `platform:dispute_fees` expense: Stripe's dispute fees, borne by the app
+- `platform:processing_fees` expense: Stripe's processing fees on charges (kept by Stripe on refunds)
 - `listener:<id>:payable` liability: what the platform owes a listener
 
 A correction is a new transaction, never an edit (PostgreSQL refuses updates and deletes).
@@ -24,6 +25,9 @@ from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
 PLATFORM_CASH = "platform:cash"
 APP_REVENUE = "platform:revenue"
 DISPUTE_FEES = "platform:dispute_fees"
+# Stripe's processing fees, from the balance transactions (billing.fees): the platform's cost; the
+# listener's share is computed from the gross price (DESIGN money rule 2).
+PROCESSING_FEES = "platform:processing_fees"
 # Money Stripe took back from a listener's transfer that Talkpay did not ask for (an operator on the
 # dashboard): back in our balance, owed to nobody until an operator decides (payouts.services.reversals).
 UNREQUESTED_REVERSALS = "platform:unrequested_reversals"
@@ -32,6 +36,7 @@ _FIXED_ACCOUNTS = {
     PLATFORM_CASH: ("Platform Stripe balance", LedgerAccount.Kind.ASSET),
     APP_REVENUE: ("App revenue (fees)", LedgerAccount.Kind.REVENUE),
     DISPUTE_FEES: ("Stripe dispute fees", LedgerAccount.Kind.EXPENSE),
+    PROCESSING_FEES: ("Stripe processing fees", LedgerAccount.Kind.EXPENSE),
     UNREQUESTED_REVERSALS: ("Transfer reversals Talkpay did not ask for (to review)", LedgerAccount.Kind.LIABILITY),
 }
 

@@ -158,6 +158,7 @@ class LedgerKind(models.TextChoices):
     DISPUTE_LOST = "dispute_lost", "Dispute lost: split reversed"
     PAYOUT_TRANSFER = "payout_transfer", "Payout transfer"
     PAYOUT_TRANSFER_REVERSAL = "payout_transfer_reversal", "Payout transfer reversed"
+    PROCESSING_FEE = "processing_fee", "Stripe processing fee"
 
     @classmethod
     def refunds(cls) -> tuple[str, ...]:

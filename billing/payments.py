@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
+from billing.fees import payment_fees_enqueue_on_commit
 from billing.intent_ready import payment_intent_ready_notify
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
@@ -158,6 +159,7 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         payment.failure_message = ""
         changed = True
         notification_enqueue("billing.notify_payment_receipt", payment.pk)
+        payment_fees_enqueue_on_commit(payment_id=payment.pk)
     if charge_id and payment.stripe_charge_id != charge_id:
         payment.stripe_charge_id = charge_id
         changed = True

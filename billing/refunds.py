@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from billing import ledger, money, owners, stripe_gateway
+from billing import fees, ledger, money, owners, stripe_gateway
 from billing.models import LedgerEntry, LedgerKind, Payment, Refund
 from billing.payments import object_id, payment_succeed
 from billing.stripe_gateway import refunds as stripe_refunds
@@ -402,6 +402,8 @@ def _reversal_sync(*, payment: Payment, refund: Refund) -> bool:
             raise RefundMismatch(
                 f"{key} is booked already, yet payment {payment.pk} still needs {delta_app + delta_listener}"
             )
+        # Stripe's fee on the refund (or a failed refund's), if it charges or returns one.
+        fees.payment_fees_enqueue_on_commit(payment_id=payment.pk)
         changed = True
     if payment.amount_refunded != refunded:
         payment.amount_refunded = refunded

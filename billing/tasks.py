@@ -3,7 +3,7 @@ Services enqueue them by name through `workers.outbox`, never by importing this 
 
 from celery import shared_task
 
-from billing import payments, refunds, stripe_gateway
+from billing import fees, payments, refunds, stripe_gateway
 from workers.retry import backoff_seconds
 
 
@@ -47,6 +47,20 @@ def refund_create_task(self, refund_id: int) -> str:
 @shared_task(name="billing.refunds_sweep", acks_late=True)
 def refunds_sweep_task() -> int:
     return refunds.refunds_sweep_pending()
+
+
+@shared_task(name="billing.payment_fees_book", bind=True, acks_late=True, max_retries=10)
+def payment_fees_book_task(self, payment_id: int) -> int:
+    try:
+        return fees.payment_fees_book(payment_id=payment_id)
+    except (fees.FeesNotSettled, stripe_gateway.TransientStripeError) as error:
+        # Past the retries the sweeper comes back to it.
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+
+
+@shared_task(name="billing.payment_fees_sweep", acks_late=True)
+def payment_fees_sweep_task() -> int:
+    return fees.payment_fees_sweep()
 
 
 # --- Webhooks and reconciliation -------------------------------------------------------------------

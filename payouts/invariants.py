@@ -12,7 +12,7 @@ from billing.invariants import MAX_PROBLEMS
 from billing.models import LedgerAccount
 from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import connect as gateway
-from payouts.models import Clawback, ListenerPayout, Payout, StripeCheckCursor
+from payouts.models import Clawback, ListenerCredit, ListenerPayout, Payout, StripeCheckCursor
 
 SENT = (Payout.Status.PAID, Payout.Status.REVERSED)
 
@@ -126,6 +126,62 @@ def _payout_id_of(transfer: dict) -> int | None:
     return int(suffix) if suffix.isdigit() else None
 
 
+def fees_match_stripe() -> list[str]:
+    """Stripe's processing fees are booked as Stripe took them (billing.fees): every balance transaction
+    of our charges and refunds carrying a fee is booked once, for that fee, under `stripe-fee-<txn>`,
+    and every fee we booked is one Stripe took. Incremental like the transfers (by `created`, with a
+    cursor, here because the cursor table is here); a fee not booked yet is reported once it is older
+    than the grace its task and sweeper have (billing.fees.GRACE), and holds the cursor until then."""
+    from billing import fees, ledger
+    from billing.models import LedgerEntry, Payment, Refund
+    from billing.stripe_gateway import fees as fee_gateway
+
+    cursor, _ = StripeCheckCursor.objects.get_or_create(name="fees")
+    since = max(0, cursor.created - CURSOR_MARGIN_SECONDS)
+    started = int(time.time())
+    try:
+        listed = {t["id"]: t for t in fee_gateway.balance_transactions_since(created_gte=since)}
+    except StripeGatewayError as error:
+        return [f"could not list balance transactions on Stripe: {error}"]
+    booked = dict(
+        LedgerEntry.objects.filter(account__code=ledger.PROCESSING_FEES, transaction__key__startswith=fees.KEY_PREFIX)
+        .filter(transaction__created_at__gte=datetime.fromtimestamp(since, tz=UTC))
+        .values_list("transaction__key", "amount")
+    )
+    sources = {t.get("source") for t in listed.values()}
+    ours: set[str | None] = set(
+        Payment.objects.filter(stripe_charge_id__in=sources).values_list("stripe_charge_id", flat=True)
+    )
+    ours |= set(Refund.objects.filter(stripe_refund_id__in=sources).values_list("stripe_refund_id", flat=True))
+    relevant = {tid: t for tid, t in listed.items() if t.get("source") in ours}
+    for key in set(booked) - {fees.fee_key(tid) for tid in relevant}:
+        try:
+            txn = fee_gateway.balance_transaction_retrieve(key.removeprefix(fees.KEY_PREFIX))
+        except StripeGatewayError as error:
+            return [f"could not read balance transaction of {key} on Stripe: {error}"]
+        relevant[txn["id"]] = txn
+    keys = [fees.fee_key(tid) for tid in relevant]
+    booked.update(
+        LedgerEntry.objects.filter(account__code=ledger.PROCESSING_FEES, transaction__key__in=keys).values_list(
+            "transaction__key", "amount"
+        )
+    )
+    problems, waiting = [], False
+    grace = fees.GRACE.total_seconds()
+    for tid, txn in sorted(relevant.items()):
+        fee, ours_booked = int(txn.get("fee") or 0), booked.get(fees.fee_key(tid))
+        if ours_booked is None and fee:
+            if started - int(txn.get("created") or 0) < grace:
+                waiting = True
+            else:
+                problems.append(f"{txn.get('type')} {txn.get('source')}: Stripe took a fee of {fee}, not booked")
+        elif ours_booked is not None and ours_booked != fee:
+            problems.append(f"{txn.get('type')} {txn.get('source')}: fee {fee} on Stripe, {ours_booked} booked")
+    if not problems and not waiting:
+        StripeCheckCursor.objects.filter(pk=cursor.pk).update(created=started)
+    return problems[:MAX_PROBLEMS]
+
+
 def earnings_match_bookings() -> list[str]:
     """Every succeeded payment has an earning that is paid, payable (or waiting for its session),
     held for a reason (a dispute open on the payment), or reversed; nothing payable or attached to an
@@ -208,6 +264,14 @@ def listener_balances_match_earnings() -> list[str]:
         .values_list("listener_id", "total")
     ):
         owed[listener_id] = owed.get(listener_id, 0) - (total or 0)
+    for listener_id, total in (
+        ListenerCredit.objects.filter(ListenerCredit.owed_q())
+        .values("listener_id")
+        .annotate(total=Sum("amount"))
+        .values_list("listener_id", "total")
+    ):
+        # Owed to the listener again after a clawback (payouts.models.ListenerCredit), not paid yet.
+        owed[listener_id] = owed.get(listener_id, 0) + (total or 0)
     problems = []
     for listener_id in sorted(set(balances) | set(owed), key=lambda value: value or 0):
         if balances.get(listener_id, 0) != owed.get(listener_id, 0):
@@ -218,9 +282,31 @@ def listener_balances_match_earnings() -> list[str]:
     return problems[:MAX_PROBLEMS]
 
 
+def credits_consistent() -> list[str]:
+    """A credit is owed only for an earning that was paid out (or is being paid), is never attached to
+    a failed payout (that releases it), and is paid once: the payout that carried it was sent."""
+    E = ListenerPayout.Status
+    problems = [
+        f"credit {key}: owed for earning {earning_id}, which is {status}, not paid out"
+        for key, earning_id, status in ListenerCredit.objects.filter(ListenerCredit.owed_q())
+        .exclude(earning__status=E.PAID)
+        .exclude(earning__payout__status=Payout.Status.PROCESSING)
+        .values_list("key", "earning_id", "earning__status")[:MAX_PROBLEMS]
+    ]
+    problems += [
+        f"credit {key}: attached to failed payout {payout_id}"
+        for key, payout_id in ListenerCredit.objects.filter(payout__status=Payout.Status.FAILED).values_list(
+            "key", "payout_id"
+        )[:MAX_PROBLEMS]
+    ]
+    return problems[:MAX_PROBLEMS]
+
+
 CHECKS: list[Callable[[], list[str]]] = [
     listener_balances_match_earnings,
+    credits_consistent,
     check_transferred_within_earned,
     check_transfers_match_stripe,
+    fees_match_stripe,
     earnings_match_bookings,
 ]

@@ -168,6 +168,9 @@ class Clawback(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     stripe_transfer_reversal_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     amount_recovered = models.BigIntegerField(default=0)
+    # Of amount_recovered, what was owed to the listener again because the cause behind it failed
+    # (a ListenerCredit, or back to the operator's unrequested reversal it had been taken from).
+    amount_given_back = models.BigIntegerField(default=0)
     failure_reason = models.CharField(max_length=255, blank=True, default="")
     attempts = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -183,6 +186,10 @@ class Clawback(models.Model):
             models.CheckConstraint(
                 condition=Q(amount_recovered__gte=0) & Q(amount_recovered__lte=models.F("amount")),
                 name="clawback_recovered_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_given_back__gte=0) & Q(amount_given_back__lte=models.F("amount_recovered")),
+                name="clawback_given_back_within_recovered",
             ),
         ]
 
@@ -210,6 +217,43 @@ class ClawbackRecovery(models.Model):
             models.UniqueConstraint(fields=("clawback", "payout"), name="clawback_recovery_once_per_payout"),
             models.CheckConstraint(condition=Q(amount__gt=0), name="clawback_recovery_amount_positive"),
         ]
+
+
+class ListenerCredit(models.Model):
+    """Money owed to a listener again after it was taken back from their transfer: the refund (or
+    other cause) behind a clawback failed once the clawback had reversed the transfer, or a refund
+    that had shrunk an earning before it was paid out failed afterwards. The earning stays paid; the
+    credit is paid with the listener's next payout (added to its amount), once (`key` names the
+    cause, e.g. `credit-refund-12-failed`).
+
+    Owed while `payout` is empty or not sent; paid once its payout is (PAID or REVERSED). The ledger
+    already carries it: the failed refund credited the listener's payable back."""
+
+    key = models.CharField(max_length=100, unique=True)
+    listener = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credits")
+    earning = models.ForeignKey(ListenerPayout, on_delete=models.PROTECT, related_name="credits")
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    payout = models.ForeignKey(Payout, null=True, blank=True, on_delete=models.PROTECT, related_name="credits")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    # The earning's own transfer failed after all: it goes back to the pool whole, so nothing is owed here.
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="listener_credit_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"Credit {self.key} {self.amount}"
+
+    @classmethod
+    def owed_q(cls) -> Q:
+        """Credits not paid yet (nor cancelled)."""
+        return Q(cancelled_at__isnull=True) & (
+            Q(payout__isnull=True) | ~Q(payout__status__in=(Payout.Status.PAID, Payout.Status.REVERSED))
+        )
 
 
 class StripeCheckCursor(models.Model):

@@ -9,7 +9,14 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
 from billing import ledger
 from billing.models import LedgerEntry, LedgerKind, Refund
 from booking.models import Booking
-from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, Schedule, StripeListenerAccount
+from payouts.models import (
+    ListenerCredit,
+    ListenerPayout,
+    ListenerPayoutSettings,
+    Payout,
+    Schedule,
+    StripeListenerAccount,
+)
 
 UNPAID = (ListenerPayout.Status.PENDING, ListenerPayout.Status.PAYABLE)
 
@@ -71,15 +78,39 @@ def earning_ids_still_payable(*, payout_ids: list[int]) -> list[int]:
     )
 
 
-def listener_ids_due(*, schedule: str, cutoff: datetime, after: int = 0, limit: int = 500) -> list[int]:
-    """The next page of listeners (ascending id, keyset) with something payable."""
-    return list(
-        earnings_payable(schedule=schedule, cutoff=cutoff)
-        .filter(listener_id__gt=after)
-        .order_by("listener_id")
-        .values_list("listener_id", flat=True)
-        .distinct()[:limit]
+def credits_payable(*, schedule: str) -> QuerySet[ListenerCredit]:
+    """Credits (money owed to a listener again, payouts.models.ListenerCredit) a run pays: owed, in no
+    payout, of listeners on this schedule whose account can receive payouts, and payable now."""
+    account_ready = StripeListenerAccount.objects.filter(
+        listener_id=OuterRef("listener_id"), payouts_enabled=True, details_submitted=True
     )
+    return (
+        ListenerCredit.objects.filter(_schedule_q(schedule), payout__isnull=True, cancelled_at__isnull=True)
+        .filter(credit_payable_now_q())
+        .filter(Exists(account_ready))
+    )
+
+
+def credit_payable_now_q() -> Q:
+    """Paid like an earning (DESIGN money rule 5): not while the payment it came from has a refund in
+    flight or an open dispute, nor while an operator holds the listener."""
+    from billing.models import Dispute
+
+    in_flight = Refund.objects.filter(payment_id=OuterRef("earning__payment_id"), status__in=REFUNDS_IN_FLIGHT)
+    disputed = Dispute.objects.filter(payment_id=OuterRef("earning__payment_id")).exclude(status__in=Dispute.CLOSED)
+    operator_hold = ListenerPayoutSettings.objects.filter(listener_id=OuterRef("listener_id"), payouts_held=True)
+    return ~Q(Exists(in_flight)) & ~Q(Exists(disputed)) & ~Q(Exists(operator_hold))
+
+
+def listener_ids_due(*, schedule: str, cutoff: datetime, after: int = 0, limit: int = 500) -> list[int]:
+    """The next page of listeners (ascending id, keyset) with something payable: earnings, or a credit."""
+    earnings = earnings_payable(schedule=schedule, cutoff=cutoff).filter(listener_id__gt=after)
+    ids = list(earnings.order_by("listener_id").values_list("listener_id", flat=True).distinct()[:limit])
+    credited = credits_payable(schedule=schedule).filter(listener_id__gt=after)
+    if len(ids) == limit:
+        credited = credited.filter(listener_id__lt=ids[-1])
+    extra = set(credited.values_list("listener_id", flat=True).distinct()[:limit])
+    return sorted(set(ids) | extra)[:limit] if extra else ids
 
 
 def payout_ids_to_execute(

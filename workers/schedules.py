@@ -48,6 +48,7 @@ SCHEDULES: dict[str, tuple[str, Every | Cron, dict]] = {
     # Events whose message was lost (broker down at intake, a worker killed holding it): within 1-2 min.
     "Re-enqueue webhook events whose message was lost": ("billing.webhook_events_sweep", Every(seconds=60), {}),
     "Send refunds whose task was lost": ("billing.refunds_sweep", Every(seconds=60), {}),
+    "Book Stripe fees not booked yet": ("billing.payment_fees_sweep", Every(seconds=600), {}),
     "Cancel PaymentIntents whose cancel task was lost": ("billing.payment_intent_cancels_sweep", Every(seconds=60), {}),
     "Reverse transfers for clawbacks whose task was lost": ("billing.clawbacks_sweep", Every(seconds=60), {}),
     "Create subscriptions and sync plans whose task was lost": ("subscriptions.sweep", Every(seconds=60), {}),

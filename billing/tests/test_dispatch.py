@@ -12,6 +12,7 @@ HANDLED = {
     "payment_intent.amount_capturable_updated",
     "charge.refunded",
     "charge.refund.updated",
+    "charge.updated",
     "charge.dispute.created",
     "charge.dispute.updated",
     "charge.dispute.closed",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from billing.webhooks import connect, disputes, payments, refunds, subscriptions
+from billing.webhooks import connect, disputes, fees, payments, refunds, subscriptions
 
 Handler = Callable[[dict], str]
 
@@ -21,7 +21,12 @@ def _merge(*tables: Mapping[str, Handler]) -> dict[str, Handler]:
 
 
 HANDLERS: dict[str, Handler] = _merge(
-    payments.HANDLERS, refunds.HANDLERS, disputes.HANDLERS, connect.HANDLERS, subscriptions.HANDLERS
+    payments.HANDLERS,
+    refunds.HANDLERS,
+    disputes.HANDLERS,
+    connect.HANDLERS,
+    subscriptions.HANDLERS,
+    fees.HANDLERS,
 )
 
 

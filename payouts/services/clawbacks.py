@@ -18,13 +18,15 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from billing import ledger, stripe_gateway
-from billing.models import LedgerKind
+from billing.models import LedgerEntry, LedgerKind
 from billing.stripe_gateway import reversals
-from payouts.models import Clawback, ClawbackRecovery, ListenerPayout, Payout
+from common import locks
+from payouts import selectors
+from payouts.models import Clawback, ClawbackRecovery, ListenerCredit, ListenerPayout, Payout
 from payouts.services.reversals import payout_transfer_reversed
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
@@ -59,10 +61,14 @@ def clawback_enqueue(*, clawback_id: int) -> bool:
 def clawback_execute(*, clawback_id: int) -> Clawback:
     """Reverse the transfer for a pending clawback, once, or turn it into a debt when Stripe refuses."""
     with transaction.atomic():
-        clawback = Clawback.objects.select_for_update().get(pk=clawback_id)
+        # The payout before the clawback (common.locks), as a failing transfer and debt netting take
+        # them: holding the clawback while waiting for its payout deadlocked with those. A clawback's
+        # payout never changes, so it is read without a lock first.
+        payout_id = Clawback.objects.filter(pk=clawback_id).values_list("payout_id", flat=True).get()
+        payout = locks.lock(Payout.objects.filter(pk=payout_id)).get()
+        clawback = locks.lock(Clawback.objects.filter(pk=clawback_id)).get()
         if clawback.status != Clawback.Status.PENDING:
             return clawback
-        payout = Payout.objects.select_for_update().get(pk=clawback.payout_id)
         if payout.status == Payout.Status.PROCESSING:
             # The transfer is on its way (a refund landed between claim and record): reversed once it
             # is recorded; the sweeper comes back. A failed transfer cancels the clawback instead.
@@ -208,14 +214,19 @@ def clawbacks_cancel_for_failed_payout(*, payout: Payout) -> int:
     )
 
 
-def clawbacks_shrink(*, earning: ListenerPayout, amount: int) -> int:
+def clawbacks_shrink(*, earning: ListenerPayout, amount: int, cause: str) -> int:
     """A paid-out earning was given back `amount` (the refund that shrank it failed): what its
     clawbacks have not taken yet is no longer owed, newest first (pending ones are cancelled in part
-    or whole, debts reduced). Returns what is left that was already taken back from the listener's
-    transfer: that is owed to them again (not paid automatically yet: `ledger_check` shows it)."""
+    or whole, debts reduced); what they did take back is owed to the listener again: a
+    `ListenerCredit` (key `credit-<cause>`) paid with their next payout. Called under the earning's
+    lock (earning → payout → clawback). Returns the credit's amount."""
     left = amount
-    open_ones = Clawback.objects.select_for_update().filter(
-        earning=earning, status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT)
+    if earning.payout_id is not None:
+        # The clawbacks' payout before the clawbacks (common.locks): giving back may touch its
+        # unrequested reversal.
+        locks.lock(Payout.objects.filter(pk=earning.payout_id)).get()
+    open_ones = locks.lock(
+        Clawback.objects.filter(earning=earning, status__in=(Clawback.Status.PENDING, Clawback.Status.DEBT))
     )
     for clawback in open_ones.order_by("-id"):
         if left <= 0:
@@ -234,6 +245,99 @@ def clawbacks_shrink(*, earning: ListenerPayout, amount: int) -> int:
                 clawback.status = Clawback.Status.RECOVERED
             clawback.failure_reason = "the refund behind it failed"
         clawback.save(update_fields=["amount", "status", "failure_reason", "updated_at"])
-    if left > 0:
-        logger.error("earning %s: %s cents clawed back for a refund that failed are owed again", earning.pk, left)
-    return left
+    if left <= 0:
+        return 0
+    # What a clawback took back is owed again; the rest no clawback took (the earning had shrunk
+    # before it was paid out, so its transfer was smaller) is owed just the same.
+    to_credit = _clawbacks_give_back(earning=earning, amount=left)
+    return _credit_record(earning=earning, amount=to_credit, cause=cause)
+
+
+def _clawbacks_give_back(*, earning: ListenerPayout, amount: int) -> int:
+    """Undo what the earning's clawbacks recovered, up to `amount`, newest first, and return what is
+    owed to the listener. What a clawback took from an operator's unrequested reversal (it takes that
+    first) goes back there instead: by that rule it is not the listener's until an operator decides
+    (payouts.services.reversals)."""
+    left, to_listener = amount, 0
+    recovered = locks.lock(Clawback.objects.filter(earning=earning, amount_recovered__gt=F("amount_given_back")))
+    for clawback in recovered.order_by("-id"):
+        if left <= 0:
+            break
+        give = min(left, clawback.amount_recovered - clawback.amount_given_back)
+        to_unrequested = max(0, min(give, _taken_from_unrequested(clawback) - clawback.amount_given_back))
+        if to_unrequested:
+            ledger.ledger_post(
+                key=f"clawback-{clawback.pk}-given-back-{clawback.amount_given_back + to_unrequested}",
+                kind=LedgerKind.PAYOUT_TRANSFER_REVERSAL,
+                currency=clawback.currency,
+                description=f"Clawback {clawback.key}: its cause failed, back to the unrequested reversal",
+                lines=[
+                    ledger.debit(ledger.listener_payable(clawback.listener_id), to_unrequested),
+                    ledger.credit(ledger.UNREQUESTED_REVERSALS, to_unrequested),
+                ],
+                metadata={"payout_id": clawback.payout_id, "clawback_id": clawback.pk},
+            )
+            Payout.objects.filter(pk=clawback.payout_id).update(
+                unrequested_applied=F("unrequested_applied") - to_unrequested, updated_at=timezone.now()
+            )
+        clawback.amount_given_back += give
+        clawback.save(update_fields=["amount_given_back", "updated_at"])
+        to_listener += give - to_unrequested
+        left -= give
+    return to_listener + left
+
+
+def _taken_from_unrequested(clawback: Clawback) -> int:
+    entry = (
+        LedgerEntry.objects.filter(
+            transaction__key=f"clawback-{clawback.pk}-from-unrequested-reversal",
+            account__code=ledger.listener_payable(clawback.listener_id),
+        )
+        .values_list("amount", flat=True)
+        .first()
+    )
+    return -(entry or 0)
+
+
+def _credit_record(*, earning: ListenerPayout, amount: int, cause: str) -> int:
+    if amount <= 0:
+        return 0
+    credit, created = ListenerCredit.objects.get_or_create(
+        key=f"credit-{cause}"[:100],
+        defaults={
+            "listener_id": earning.listener_id,
+            "earning": earning,
+            "amount": amount,
+            "currency": earning.currency,
+            "reason": f"{cause}: taken back from the listener, then the money stayed with us"[:255],
+        },
+    )
+    if created:
+        logger.info("earning %s: %s cents owed to the listener again (%s)", earning.pk, amount, cause)
+    return credit.amount
+
+
+def credits_for_failed_payout(*, payout: Payout) -> None:
+    """A payout that sent nothing paid no credit: those it carried are owed by the next one. Credits
+    for its own earnings (a refund failed while the transfer was in flight) are cancelled: the
+    earnings go back to the pool whole. Called under the payout's lock."""
+    now = timezone.now()
+    ListenerCredit.objects.filter(earning__payout=payout, cancelled_at__isnull=True).filter(
+        ListenerCredit.owed_q()
+    ).update(cancelled_at=now, payout=None, updated_at=now)
+    ListenerCredit.objects.filter(payout=payout).update(payout=None, updated_at=now)
+
+
+def credits_recheck(*, payout_ids: list[int]) -> int:
+    """At the transfer, under the locks: credits of these pending payouts no longer payable (a refund
+    in flight or a dispute on their payment, an operator hold) go back to the pool. Returns how many."""
+    attached = locks.lock(
+        ListenerCredit.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING).order_by("pk")
+    )
+    if not list(attached.values_list("pk", flat=True)):
+        return 0
+    return (
+        ListenerCredit.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING)
+        .exclude(selectors.credit_payable_now_q() & Q(cancelled_at__isnull=True))
+        .update(payout=None, updated_at=timezone.now())
+    )

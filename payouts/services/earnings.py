@@ -84,7 +84,7 @@ def earning_reverse(*, payment_id: int, cents: int, cause: str) -> int:
     if (earning.status == E.PAID or in_flight) and taken > 0:
         clawback_request(earning=earning, amount=taken, key=cause)
     elif (earning.status == E.PAID or in_flight) and taken < 0:
-        clawbacks_shrink(earning=earning, amount=-taken)
+        clawbacks_shrink(earning=earning, amount=-taken, cause=cause)
     return taken
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from payouts import selectors
-from payouts.models import ListenerPayoutSettings, Payout
+from payouts.models import ListenerCredit, ListenerPayoutSettings, Payout
 from payouts.periods import Period
 from payouts.services.sql import earnings_attach, payout_amounts_refresh
 from payouts.services.transfers import DEFERRED, EXECUTE_BATCH, chunks, payout_execute, payouts_execute, resend_after
@@ -78,6 +78,16 @@ def payouts_collect(*, period: Period, listener_ids: Iterable[int], dry_run: boo
         for pk, listener_id, amount, reversed_amount in earnings:
             owed[listener_id] += amount - reversed_amount
             earning_ids[listener_id].append(pk)
+        # Money owed again after a clawback (payouts.models.ListenerCredit) rides with the payout.
+        credit_ids: dict[int, list[int]] = defaultdict(list)
+        for pk, listener_id, amount in (
+            selectors.credits_payable(schedule=period.schedule)
+            .filter(listener_id__in=locked)
+            .select_for_update(of=("self",))
+            .values_list("pk", "listener_id", "amount")
+        ):
+            owed[listener_id] += amount
+            credit_ids[listener_id].append(pk)
         counts["listeners"] = len(owed)
         payout_settings = {s.listener_id: s for s in ListenerPayoutSettings.objects.filter(listener_id__in=list(owed))}
         existing = {
@@ -89,6 +99,7 @@ def payouts_collect(*, period: Period, listener_ids: Iterable[int], dry_run: boo
         to_create: list[Payout] = []
         reused: list[int] = []
         attach: list[int] = []
+        credited: dict[int, list[int]] = {}
         for listener_id, amount in owed.items():
             if amount < _minimum_for(payout_settings.get(listener_id)):
                 counts["rolled_over"] += 1
@@ -110,6 +121,8 @@ def payouts_collect(*, period: Period, listener_ids: Iterable[int], dry_run: boo
                 # This period was already paid: later earnings go to the next one.
                 continue
             attach.extend(earning_ids[listener_id])
+            if credit_ids[listener_id]:
+                credited[listener_id] = credit_ids[listener_id]
             counts["amount"] += amount
         counts["created"] = len(to_create)
         if dry_run:
@@ -121,6 +134,12 @@ def payouts_collect(*, period: Period, listener_ids: Iterable[int], dry_run: boo
             Payout.objects.filter(pk__in=reused).update(status=Payout.Status.PENDING, updated_at=timezone.now())
         if attach:
             earnings_attach(earning_ids=attach, period=period)
+        if credited:
+            payout_of = {p.listener_id: p.pk for p in created} | {
+                p.listener_id: p.pk for p in existing.values() if p.pk in reused
+            }
+            for listener_id, ids in credited.items():
+                ListenerCredit.objects.filter(pk__in=ids).update(payout_id=payout_of[listener_id])
         if payout_ids:
             payout_amounts_refresh(payout_ids)
     return counts

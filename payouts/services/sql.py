@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from payouts.models import ListenerPayout, Payout
+from payouts.models import ListenerCredit, ListenerPayout, Payout
 from payouts.periods import Period
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,24 @@ def payout_amounts_refresh(payout_ids: list[int]) -> None:
             "GROUP BY e.payout_id) AS t WHERE p.id = t.payout_id",
             [timezone.now(), payout_ids],
         )
+    _credits_add(payout_ids)
+
+
+def _credits_add(payout_ids: list[int]) -> None:
+    """Payouts carrying credits (payouts.models.ListenerCredit, rare) pay them on top of their
+    earnings: their amount is set again from both."""
+    with_credits = list(
+        ListenerCredit.objects.filter(payout_id__in=payout_ids, cancelled_at__isnull=True)
+        .values("payout_id")
+        .annotate(total=Sum("amount"))
+        .values_list("payout_id", "total")
+    )
+    now = timezone.now()
+    for payout_id, credits in with_credits:
+        earned = ListenerPayout.objects.filter(payout_id=payout_id).aggregate(
+            total=Sum(F("amount") - F("amount_reversed"))
+        )["total"]
+        Payout.objects.filter(pk=payout_id).update(amount=(earned or 0) + credits, updated_at=now)
 
 
 def earnings_attach_portable(*, earning_ids: list[int], period: Period) -> None:
@@ -76,6 +94,7 @@ def payout_amounts_refresh_portable(payout_ids: list[int]) -> None:
     now = timezone.now()
     for row in totals:
         Payout.objects.filter(pk=row["payout_id"]).update(amount=row["total"], updated_at=now)
+    _credits_add(payout_ids)
 
 
 def payouts_mark_paid(payouts: list[Payout], *, now: datetime) -> None:

@@ -19,7 +19,13 @@ from billing.stripe_gateway import connect as gateway
 from common import locks
 from payouts import selectors
 from payouts.models import Clawback, ListenerPayout, Payout
-from payouts.services.clawbacks import clawbacks_cancel_for_failed_payout, debt_net_into_payout, debt_recoveries_undo
+from payouts.services.clawbacks import (
+    clawbacks_cancel_for_failed_payout,
+    credits_for_failed_payout,
+    credits_recheck,
+    debt_net_into_payout,
+    debt_recoveries_undo,
+)
 from payouts.services.reversals import payout_transfer_reversed
 from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
 from workers.notify import notification_enqueue
@@ -270,6 +276,7 @@ def _earnings_recheck(*, payout_ids: list[int]) -> None:
         .exclude(pk__in=keep)
         .update(payout=None, updated_at=timezone.now())
     )
+    dropped += credits_recheck(payout_ids=payout_ids)
     pending = list(Payout.objects.filter(pk__in=payout_ids, status=Payout.Status.PENDING).values_list("pk", flat=True))
     if not pending:
         return
@@ -331,6 +338,7 @@ def _payout_mark_failed(payout: Payout, reason: str) -> None:
     debt_recoveries_undo(payout=payout)
     # Nothing left: what a refund took from an earning while this transfer was in flight stays with us.
     clawbacks_cancel_for_failed_payout(payout=payout)
+    credits_for_failed_payout(payout=payout)
     now = timezone.now()
     attached = ListenerPayout.objects.filter(payout=payout).exclude(status=ListenerPayout.Status.PAID)
     attached.filter(amount__lte=F("amount_reversed")).update(status=ListenerPayout.Status.CANCELLED)

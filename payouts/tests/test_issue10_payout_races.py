@@ -328,3 +328,98 @@ def test_item8_refund_failing_before_its_clawback_ran_cancels_the_clawback(strip
     assert (transfer["amount"], transfer["amount_reversed"]) == (4500, 0)
     assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
     _assert_totals_equal_stripe(listener)
+
+
+def _next_week_run() -> None:
+    from django.utils import timezone
+
+    services.payout_run(period=period_containing(Schedule.WEEKLY, timezone.now().date() + timedelta(weeks=1)))
+
+
+def test_item8_refund_failing_after_its_clawback_reversed_the_transfer_is_paid_with_the_next_payout(
+    stripe_emulator, events
+):
+    from payouts.models import ListenerCredit
+
+    # given a paid-out earning whose refund's clawback reversed the transfer
+    listener = connected_listener(stripe_emulator)
+    booking = complete_session(paid_booking(events, price="50.00", listener=listener))
+    _collect(stripe_emulator)
+    _execute()
+    refund = _refund(payment_of(booking), 5000, events)
+    clawback = Clawback.objects.get()
+    assert services.clawback_execute(clawback_id=clawback.pk).status == Clawback.Status.REVERSED
+    events.deliver_new()
+    assert stripe_transfers(listener)[0]["amount_reversed"] == 4500
+
+    # when the card refund fails (the money stays with us)
+    stripe_emulator.post(f"/_emulator/refunds/{refund.stripe_refund_id}/fail", {})
+    events.deliver_new()
+
+    # then the listener is owed the 45.00 again, once, and ledger_check agrees
+    credit = ListenerCredit.objects.get()
+    assert (credit.listener_id, credit.amount, credit.payout_id) == (listener.pk, 4500, None)
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 4500
+    assert_ledger_clean()
+    events.deliver_new()  # nothing new; a redelivery of the failure books nothing more
+    assert ListenerCredit.objects.count() == 1
+
+    # and the next payout run pays it, with no new session, exactly once
+    _next_week_run()
+    _next_week_run()
+    credit.refresh_from_db()
+    assert credit.payout.status == Payout.Status.PAID
+    assert [t["amount"] for t in stripe_transfers(listener)] == [4500, 4500]
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    _assert_totals_equal_stripe(listener)
+
+
+def test_item8_refund_failing_after_it_shrank_the_earning_before_payout_pays_the_difference(stripe_emulator, events):
+    # given a partial refund before the payout (the listener was paid 27.00 of 45.00)
+    listener = connected_listener(stripe_emulator)
+    booking = complete_session(paid_booking(events, price="50.00", listener=listener))
+    refund = _refund(payment_of(booking), 2000, events)
+    _collect(stripe_emulator)
+    _execute()
+    assert [t["amount"] for t in stripe_transfers(listener)] == [2700]
+
+    # when that refund fails, and the listener has a new session
+    stripe_emulator.post(f"/_emulator/refunds/{refund.stripe_refund_id}/fail", {})
+    events.deliver_new()
+    later = complete_session(paid_booking(events, price="33.33", listener=listener))
+    assert_ledger_clean()
+
+    # then the next payout pays the new session and the 18.00 owed again
+    _next_week_run()
+    assert Payout.objects.get(earnings__booking=later).amount == 3000 + 1800
+    assert sorted(t["amount"] for t in stripe_transfers(listener)) == [2700, 4800]
+    _assert_totals_equal_stripe(listener)
+
+
+def test_item8_refund_failing_after_its_clawback_used_an_operator_reversal_gives_it_back_to_review(
+    stripe_emulator, events
+):
+    from payouts.models import ListenerCredit
+
+    # given an operator's reversal that a refund's clawback was settled from
+    listener = connected_listener(stripe_emulator)
+    booking = complete_session(paid_booking(events, price="50.00", listener=listener))
+    _collect(stripe_emulator)
+    _execute()
+    payout = Payout.objects.get(listener=listener)
+    _operator_reverses(payout, 4500, events)
+    refund = _refund(payment_of(booking), 5000, events)
+    assert services.clawback_execute(clawback_id=Clawback.objects.get().pk).status == Clawback.Status.REVERSED
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 0
+
+    # when the refund fails
+    stripe_emulator.post(f"/_emulator/refunds/{refund.stripe_refund_id}/fail", {})
+    events.deliver_new()
+
+    # then the operator's reversal is back under review, and the listener is not paid it automatically
+    assert not ListenerCredit.objects.exists()
+    assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 4500
+    payout.refresh_from_db()
+    assert payout.unrequested_applied == 0
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
+    _assert_totals_equal_stripe(listener)

@@ -1,0 +1,81 @@
+"""Stripe's processing fees (issue 10, "Also"): booked from the charge's balance transaction, kept by
+Stripe on refunds, compared with Stripe by ledger_check, so `platform:cash` is what Stripe holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from billing import fees, ledger, stripe_gateway
+from billing.refunds import refund_create_for_admin
+from billing.tasks import payment_fees_book_task, refund_create_task
+from billing.tests.refund_support import StripeEvents, assert_ledger_clean, paid_booking, payment_of
+from web.tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def events(stripe_emulator):
+    return StripeEvents()
+
+
+def _stripe_balance() -> int:
+    balance = stripe_gateway.as_dict(stripe_gateway.call(stripe_gateway.client().v1.balance.retrieve))
+    return sum(entry["amount"] for entry in balance["available"] + balance["pending"] if entry["currency"] == "usd")
+
+
+def _book_fees(payment) -> int:
+    return payment_fees_book_task.apply(args=[payment.pk]).get()
+
+
+def test_the_charge_fee_is_booked_once_from_its_balance_transaction(events):
+    # given a paid booking of 50.00 (Stripe takes 2.9 % + 30 ¢: 175)
+    payment = payment_of(paid_booking(events, price="50.00"))
+
+    # when the fee worker runs, twice
+    assert _book_fees(payment) == 1
+    assert _book_fees(payment) == 0
+
+    # then the fee is the platform's cost and the split still comes from the gross price
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
+    assert ledger.balance(ledger.PLATFORM_CASH) == 5000 - 175 == _stripe_balance()
+    assert ledger.balance(ledger.APP_REVENUE) == 500
+    assert ledger.balance(ledger.listener_payable(payment.booking.listener_id)) == 4500
+    assert not fees.payments_fees_unbooked().exists()
+    assert_ledger_clean()
+
+
+def test_a_refund_does_not_give_the_fee_back(events):
+    payment = payment_of(paid_booking(events, price="50.00"))
+    _book_fees(payment)
+
+    refund = refund_create_for_admin(payment_id=payment.pk, amount=5000, reason="complaint", admin=UserFactory())
+    refund_create_task.apply(args=[refund.pk]).get()
+    events.deliver_new()
+    assert _book_fees(payment) == 0
+
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
+    assert ledger.balance(ledger.PLATFORM_CASH) == -175 == _stripe_balance()
+    assert_ledger_clean()
+
+
+def test_ledger_check_reports_a_fee_stripe_took_that_was_never_booked(events, monkeypatch):
+    # given a payment whose fee task was lost, past the grace period
+    payment = payment_of(paid_booking(events, price="50.00"))
+    monkeypatch.setattr(fees, "GRACE", fees.GRACE * 0)
+
+    # then ledger_check reports it, and the sweeper books it
+    with pytest.raises(AssertionError, match="Stripe took a fee of 175, not booked"):
+        assert_ledger_clean()
+    assert list(fees.payments_fees_unbooked()) == [payment]
+    assert fees.payment_fees_sweep() == 1
+    _book_fees(payment)
+    assert_ledger_clean()
+
+
+def test_a_charge_without_its_balance_transaction_yet_is_asked_again(events):
+    payment = payment_of(paid_booking(events, price="50.00"))
+    type(payment).objects.filter(pk=payment.pk).update(stripe_charge_id="")
+
+    with pytest.raises(fees.FeesNotSettled):
+        fees.payment_fees_book(payment_id=payment.pk)
