@@ -571,13 +571,8 @@ class PaymentIntentsMixin:
                 code="payment_intent_unexpected_state",
                 extra={"payment_intent": jcopy(self._out(pi))},
             )
-        if pm_param:
-            pm = self._resolve_pm(ctx, pm_param, "payment_method")
-        elif isinstance(p.get("payment_method_data"), dict):
-            pm = self._pm_from_data(ctx, p["payment_method_data"])
-        elif pi.get("payment_method"):
-            pm = self.objects[pi["payment_method"]]
-        else:
+        pm = self._pm_to_confirm(ctx, pi, pm_param, p)
+        if pm is None:
             raise ApiError(
                 400,
                 "You cannot confirm this PaymentIntent because it's missing a payment method. To "

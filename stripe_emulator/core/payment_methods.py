@@ -86,6 +86,17 @@ class PaymentMethodsMixin:
         self.internal[pm["id"]] = {"behaviour": card["behaviour"], "decline": card["decline"]}
         return pm
 
+    def _pm_to_confirm(self, ctx, intent, pm_param, p):
+        """The payment method a confirm uses: the `payment_method` given, a new one from
+        `payment_method_data`, or the one already on the intent (None when there is none)."""
+        if pm_param:
+            return self._resolve_pm(ctx, pm_param, "payment_method")
+        if isinstance(p.get("payment_method_data"), dict):
+            return self._pm_from_data(ctx, p["payment_method_data"])
+        if intent.get("payment_method"):
+            return self.objects[intent["payment_method"]]
+        return None
+
     def _resolve_pm(self, ctx, pm_id, param):
         if pm_id in PM_TOKENS:
             return self._new_pm(ctx, self._card_from_number(PM_TOKENS[pm_id]))

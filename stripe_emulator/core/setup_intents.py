@@ -133,13 +133,8 @@ class SetupIntentsMixin:
                 "You cannot confirm this SetupIntent because it has a status of %s." % si["status"],
                 code="setup_intent_unexpected_state",
             )
-        if pm_param:
-            pm = self._resolve_pm(ctx, pm_param, "payment_method")
-        elif isinstance(p.get("payment_method_data"), dict):
-            pm = self._pm_from_data(ctx, p["payment_method_data"])
-        elif si.get("payment_method"):
-            pm = self.objects[si["payment_method"]]
-        else:
+        pm = self._pm_to_confirm(ctx, si, pm_param, p)
+        if pm is None:
             raise ApiError(
                 400,
                 "You cannot confirm this SetupIntent because it's missing a payment method.",
