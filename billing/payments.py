@@ -274,17 +274,22 @@ def payment_intent_apply(*, payment: Payment, intent: dict, fresh: bool) -> bool
 # --- Recording a payment and creating its PaymentIntent ------------------------------------------
 
 
-def payment_create_for_booking(*, booking) -> Payment:
-    """Record the booking's payment, to be created on Stripe by a worker once this transaction commits."""
-    payment = Payment.objects.create(
+def payment_record_for_booking(*, booking, **fields) -> Payment:
+    """Our payment row for a booking: its amount and the split as the booking fixed them."""
+    return Payment.objects.create(
         booking=booking,
         talker_id=booking.talker_id,
         currency=booking.currency,
         amount=booking.total_amount,
         app_fee=booking.app_fee,
         listener_amount=booking.listener_amount,
-        intent_requested_at=timezone.now(),
+        **fields,
     )
+
+
+def payment_create_for_booking(*, booking) -> Payment:
+    """Record the booking's payment, to be created on Stripe by a worker once this transaction commits."""
+    payment = payment_record_for_booking(booking=booking, intent_requested_at=timezone.now())
     transaction.on_commit(lambda: payment_intent_enqueue(payment_id=payment.pk))
     return payment
 

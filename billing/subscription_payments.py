@@ -7,7 +7,7 @@ later `payment_intent.succeeded` event of that intent finds this row by its id a
 from __future__ import annotations
 
 from billing.models import Payment
-from billing.payments import payment_succeed
+from billing.payments import payment_record_for_booking, payment_succeed
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
 
@@ -26,15 +26,8 @@ def payment_record_for_paid_invoice(*, booking, payment_intent_id: str, charge_i
                 f"(booking {payment.booking_id}, intent {payment.stripe_payment_intent_id})"
             )
         return payment, payment_succeed(payment=payment, charge_id=charge_id)
-    payment = Payment.objects.create(
-        booking=booking,
-        talker_id=booking.talker_id,
-        currency=booking.currency,
-        amount=booking.total_amount,
-        app_fee=booking.app_fee,
-        listener_amount=booking.listener_amount,
-        status=Payment.Status.PROCESSING,
-        stripe_payment_intent_id=payment_intent_id,
+    payment = payment_record_for_booking(
+        booking=booking, status=Payment.Status.PROCESSING, stripe_payment_intent_id=payment_intent_id
     )
     payment_succeed(payment=payment, charge_id=charge_id)
     return payment, True
