@@ -9,7 +9,7 @@ import pytest
 import requests
 from django.db import connection
 
-from billing.models import LedgerTransaction, Payment, WebhookEvent
+from billing.models import LedgerKind, LedgerTransaction, Payment, WebhookEvent
 from billing.tests.stripe_events import intent_confirm, intent_event, intent_payment, signed_body
 from billing.webhooks.processing import webhook_event_process
 from payouts.models import ListenerPayout
@@ -64,7 +64,7 @@ def test_one_event_delivered_50_times_at_once_books_once(live_server, celery_wor
     assert codes == [200] * COPIES
     eventually(lambda: WebhookEvent.objects.get(stripe_event_id=event["id"]).status == WebhookEvent.Status.PROCESSED)
     assert WebhookEvent.objects.filter(stripe_event_id=event["id"]).count() == 1
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).count() == 1
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
 
@@ -82,5 +82,5 @@ def test_fifty_workers_processing_the_same_stored_event_at_once_book_once(stripe
     assert sorted(set(outcomes)) == ["processed"]
     stored.refresh_from_db()
     assert stored.attempts == 1
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).count() == 1

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from billing import ledger
-from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
+from billing.models import LedgerKind, LedgerTransaction, Payment, Refund, WebhookEvent
 from billing.tests.stripe_events import (
     charge_refund,
     charge_refunded_event,
@@ -81,7 +81,7 @@ def test_the_same_succeeded_event_again_or_another_copy_of_it_changes_nothing():
     deliver(event)
     assert deliver(again) == WebhookEvent.Status.IGNORED
 
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).count() == 1
     assert WebhookEvent.objects.get(stripe_event_id=event["id"]).deliveries == 2
 
@@ -333,5 +333,5 @@ def test_money_taken_after_we_believed_the_payment_canceled_is_still_booked():
     assert deliver(forged) == WebhookEvent.Status.FLAGGED
     payment.refresh_from_db()
     assert payment.status == Payment.Status.SUCCEEDED
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).exists()

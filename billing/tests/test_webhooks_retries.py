@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from billing import tasks
-from billing.models import LedgerTransaction, Payment, WebhookEvent
+from billing.models import LedgerKind, LedgerTransaction, Payment, WebhookEvent
 from billing.tests.stripe_events import deliver, intent_confirm, intent_event, intent_payment, signed_body, stripe_id
 from billing.webhooks import processing
 from billing.webhooks.dispatch import webhook_handlers
@@ -79,7 +79,7 @@ def test_a_crashing_handler_is_retried_by_the_worker_until_it_succeeds(
     eventually(lambda: _stored(event).status == WebhookEvent.Status.PROCESSED)
     assert (_stored(event).attempts, crashing.calls) == (3, 3)
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -106,7 +106,7 @@ def test_after_the_last_try_the_event_stays_failed_and_a_replay_processes_it_onc
     stored = _stored(event)
     assert (stored.status, stored.last_error) == (WebhookEvent.Status.PROCESSED, "")
     assert Payment.objects.get(pk=payment.pk).status == Payment.Status.SUCCEEDED
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
     assert ListenerPayout.objects.filter(payment=payment).count() == 1
 
 

@@ -10,7 +10,7 @@ an attacker holding it, or a replayed old delivery, would)."""
 import pytest
 
 from billing import stripe_gateway
-from billing.models import LedgerTransaction, Payment, Refund, WebhookEvent
+from billing.models import LedgerKind, LedgerTransaction, Payment, Refund, WebhookEvent
 from billing.tests.factories import PaymentFactory
 from billing.tests.stripe_events import (
     charge_refund,
@@ -164,7 +164,7 @@ def test_a_payment_failed_event_delivered_after_the_intent_succeeded_applies_the
     assert Booking.objects.get(pk=payment.booking_id).status == Booking.Status.CONFIRMED
     # and the success arriving now changes nothing more
     assert deliver(intent_event("payment_intent.succeeded", payment)) == WebhookEvent.Status.IGNORED
-    assert LedgerTransaction.objects.filter(payment=payment).count() == 1
+    assert LedgerTransaction.objects.filter(payment=payment, kind=LedgerKind.PAYMENT_SUCCEEDED).count() == 1
 
 
 def test_a_processing_event_delivered_after_the_intent_was_canceled_cancels():

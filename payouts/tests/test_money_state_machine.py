@@ -41,7 +41,7 @@ from payouts.models import Clawback, Payout, Schedule
 from payouts.periods import period_containing
 from payouts.tests.conftest import stripe_transfers
 from stripe_emulator.testing import EmulatorError
-from web.management.commands.ledger_check import all_checks
+from web.ledger_check import all_checks
 from web.tests.factories import TalkerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
