@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from booking.models import BookingPackage
+from subscriptions.models import SubscriptionPlan
 from web.models import User
 
 DEFAULT_PACKAGES = [
@@ -16,6 +17,8 @@ DEMO_USERS = [
     ("listener", "listener@example.com", User.Role.LISTENER),
 ]
 DEMO_PASSWORD = "talkpay-demo-123"
+# Subscription plans for the demo: (package minutes, interval). Priced as the package.
+DEMO_PLANS = [(20, "week"), (60, "month")]
 
 
 class Command(BaseCommand):
@@ -44,6 +47,13 @@ class Command(BaseCommand):
                 user.set_password(DEMO_PASSWORD)
                 user.save()
             self.stdout.write(f"demo {role}: username={username} password={DEMO_PASSWORD} id={user.pk}")
+        for minutes, interval in DEMO_PLANS:
+            # Demo only: which plans a marketplace sells is an operator's choice (admin).
+            plan, created = SubscriptionPlan.objects.get_or_create(
+                package=BookingPackage.objects.get(duration_minutes=minutes), interval=interval
+            )
+            if created:
+                self.stdout.write(f"subscription plan: {plan}")
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD, role=User.Role.TALKER)
         self.stdout.write(f"admin: username=admin password={DEMO_PASSWORD} ({settings.PUBLIC_BASE_URL}/admin/)")
