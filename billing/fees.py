@@ -26,6 +26,7 @@ from django.utils import timezone
 from billing import ledger
 from billing.models import LedgerKind, LedgerTransaction, Payment
 from billing.stripe_gateway import fees as gateway
+from common import locks
 from workers.outbox import enqueue_or_leave_to_sweeper
 
 logger = logging.getLogger(__name__)
@@ -66,10 +67,15 @@ def payment_fees_book(*, payment_id: int) -> int:
     return booked + _book(payment, charge_txn)
 
 
+@transaction.atomic
 def _book(payment: Payment, txn: dict) -> int:
     fee = int(txn.get("fee") or 0)
     if not fee:
         return 0
+    # The payment's lock first (common.locks order): the ledger rows' foreign keys take share locks on the
+    # booking and the payment, in the wrong order for a cancellation that holds the payment and wants the
+    # booking; holding the payment makes that cancellation wait here instead of deadlocking.
+    locks.lock(Payment.objects.filter(pk=payment.pk)).get()
     _, created = ledger.ledger_post(
         key=fee_key(txn["id"]),
         kind=LedgerKind.PROCESSING_FEE,
