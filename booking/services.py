@@ -33,18 +33,30 @@ if TYPE_CHECKING:
 User = get_user_model()
 
 
-def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: datetime, notes: str = "") -> Booking:
-    """Record a pending booking and its payment in one transaction; the PaymentIntent is created by a
-    worker once it commits. On PostgreSQL an exclusion constraint makes the slot check race-free."""
+def listener_bookable(*, talker, listener_id: int, only_talkers: str, not_yourself: str):
+    """The listener a talker may book (or subscribe to): active, a listener, taking bookings, not the
+    talker; otherwise the error names `listener_id`. The two messages say what was being done."""
     if not talker.is_talker:
-        raise NotPermitted("Only talkers can book sessions.")
+        raise NotPermitted(only_talkers)
     if listener_id == talker.pk:
-        raise Invalid("You cannot book a session with yourself.", field="listener_id")
+        raise Invalid(not_yourself, field="listener_id")
     listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER, is_active=True).first()
     if listener is None:
         raise Invalid("No listener with this id.", field="listener_id", code="not_found")
     if not listener.accepts_bookings:
         raise Invalid("This listener is not taking bookings.", field="listener_id", code="unavailable")
+    return listener
+
+
+def booking_create(*, talker, listener_id: int, package_id: int, scheduled_at: datetime, notes: str = "") -> Booking:
+    """Record a pending booking and its payment in one transaction; the PaymentIntent is created by a
+    worker once it commits. On PostgreSQL an exclusion constraint makes the slot check race-free."""
+    listener = listener_bookable(
+        talker=talker,
+        listener_id=listener_id,
+        only_talkers="Only talkers can book sessions.",
+        not_yourself="You cannot book a session with yourself.",
+    )
     package = BookingPackage.objects.filter(pk=package_id, is_active=True).first()
     if package is None:
         raise Invalid("No active package with this id.", field="package_id", code="not_found")

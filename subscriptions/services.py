@@ -41,7 +41,7 @@ from billing.subscription_payments import payment_record_for_paid_invoice
 from billing.webhooks.outcomes import EventFlagged
 from booking.models import Booking
 from booking.reservations import reservation_claim_for_payment, reservation_create, reservation_release
-from booking.services import booking_cancel
+from booking.services import booking_cancel, listener_bookable
 from common import locks
 from common.errors import Conflict, Invalid, NotFound, NotPermitted
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
@@ -215,15 +215,12 @@ def _release_reservations(sub: Subscription, *, from_occurrence: int = 0, reason
 
 
 def subscription_create(*, talker, listener_id: int, plan_id: int, first_session_at: datetime) -> Subscription:
-    if not talker.is_talker:
-        raise NotPermitted("Only talkers can subscribe.")
-    if listener_id == talker.pk:
-        raise Invalid("You cannot subscribe to yourself.", field="listener_id")
-    listener = User.objects.filter(pk=listener_id, role=User.Role.LISTENER, is_active=True).first()
-    if listener is None:
-        raise Invalid("No listener with this id.", field="listener_id", code="not_found")
-    if not listener.accepts_bookings:
-        raise Invalid("This listener is not taking bookings.", field="listener_id", code="unavailable")
+    listener = listener_bookable(
+        talker=talker,
+        listener_id=listener_id,
+        only_talkers="Only talkers can subscribe.",
+        not_yourself="You cannot subscribe to yourself.",
+    )
     plan = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
     if plan is None:
         raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
