@@ -234,6 +234,16 @@ def _dispatch(emu, method, parts, data, headers):
             a = emu.objects.get(parts[1])
             if a is None or a.get("object") != "account" or a.get("deleted"):
                 return _err(emu, 404, "No such account: %s" % parts[1])
+            link = emu.internal.get(str(data.get("link") or ""))
+            if not link or link.get("login_link") != a["id"]:
+                # Stripe's login links are single-use: a spent (or made-up) one lands on the sign-in page
+                return (
+                    410,
+                    [("Content-Type", "text/html; charset=utf-8")],
+                    b'<html><body><h1>Express dashboard (Stripe emulator)</h1><p id="expired">This link has '
+                    b"expired: ask the platform for a new one.</p></body></html>",
+                )
+            link["login_link"] = None
             bal = emu.balance_obj(a["id"])
         amounts = ", ".join("%d %s" % (b["amount"], b["currency"]) for b in bal["available"]) or "0"
         return (

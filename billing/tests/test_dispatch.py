@@ -19,6 +19,7 @@ HANDLED = {
     "charge.dispute.funds_withdrawn",
     "charge.dispute.funds_reinstated",
     "account.updated",
+    "capability.updated",
     "transfer.reversed",
     "payout.failed",
     # subscriptions (issue 14)

@@ -1,5 +1,5 @@
-"""Connect events: a listener's account changed, a payout's transfer was reversed, a connected
-account's bank payout failed. Each is applied by the payouts owner (`billing.owners`)."""
+"""Connect events: a listener's account (or one of its capabilities) changed, a payout's transfer was
+reversed, a connected account's bank payout failed. Each is applied by the payouts owner (`billing.owners`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,18 @@ def handle_account_updated(event: dict) -> str:
     return PROCESSED if applied else IGNORED
 
 
+def handle_capability_updated(event: dict) -> str:
+    """A capability of a listener's account changed (e.g. `transfers` became active or inactive): the
+    account is read back from Stripe and applied as for account.updated. Only an account we stored."""
+    account_id = event.get("account") or ""
+    payouts = owners.payouts()
+    if not account_id or not payouts.connect_account_known(account_id=account_id):
+        return IGNORED
+    account = connect.account_retrieve(account_id)
+    applied = payouts.connect_account_sync(account=account, event_created=int(event.get("created") or 0))
+    return PROCESSED if applied else IGNORED
+
+
 def handle_transfer_reversed(event: dict) -> str:
     return PROCESSED if owners.payouts().payout_transfer_reversed(transfer=event["data"]["object"]) else IGNORED
 
@@ -38,6 +50,7 @@ def handle_payout_failed(event: dict) -> str:
 
 HANDLERS = {
     "account.updated": handle_account_updated,
+    "capability.updated": handle_capability_updated,
     "transfer.reversed": handle_transfer_reversed,
     "payout.failed": handle_payout_failed,
 }

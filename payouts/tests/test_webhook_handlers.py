@@ -85,6 +85,29 @@ def test_account_updated_applies_the_account_as_stripe_holds_it_not_as_the_event
     assert row.payouts_enabled is True
 
 
+def test_capability_updated_reads_the_account_back_from_stripe_for_our_accounts_only(
+    connected_listener, stripe_emulator
+):
+    # given an onboarded listener whose transfers capability Stripe then deactivates
+    listener = connected_listener()
+    account_id = listener.stripe_listener_account.stripe_account_id
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/restrict")
+    capability = gateway.client().v1.accounts.capabilities.retrieve(account_id, "transfers").to_dict()
+    assert capability["status"] == "inactive"
+
+    # when capability.updated arrives, then the account is applied as Stripe holds it now
+    assert HANDLERS["capability.updated"](stripe_event("capability.updated", capability, account=account_id)) == (
+        "processed"
+    )
+    row = StripeListenerAccount.objects.get(listener=listener)
+    assert (row.payouts_enabled, row.disabled_reason) == (False, "requirements.past_due")
+
+    # and one naming an account we never stored changes nothing
+    foreign = gateway.client().v1.accounts.create(params={"type": "express"}).to_dict()
+    event = stripe_event("capability.updated", {**capability, "account": foreign["id"]}, account=foreign["id"])
+    assert HANDLERS["capability.updated"](event) == "ignored"
+
+
 def test_transfer_reversed_books_the_money_back_once(connected_listener, fund_platform, stripe_emulator):
     # given a paid payout of 54.00
     fund_platform()

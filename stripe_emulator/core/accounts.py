@@ -242,15 +242,73 @@ class AccountsMixin:
             a["external_accounts"] = dict(a["external_accounts"], data=[bank], total_count=1)
             self.internal[bank["id"]] = {"account": a["id"]}  # so a payout's destination expands
 
+    def _announce(self, before, a, ctx):
+        """An account changed: `account.updated`, then `capability.updated` for each capability whose
+        status moved (requested, activated, deactivated), as Stripe sends both to Connect endpoints."""
+        prev = self._diff(before, a)
+        if not prev:
+            return
+        self._emit("account.updated", a, ctx, a["id"], prev)
+        old, new = before.get("capabilities") or {}, a["capabilities"]
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                cap = self._capability_obj(a, name, new.get(name) or "unrequested")
+                self._emit("capability.updated", cap, ctx, a["id"], {"status": old.get(name) or "unrequested"})
+
+    def _capability_obj(self, a, name, status=None):
+        due = list(a["requirements"]["currently_due"]) if status != "active" else []
+        reqs = {
+            "alternatives": [],
+            "current_deadline": None,
+            "currently_due": due,
+            # a capability names its own reasons: the account's requirements.* becomes fields_needed
+            "disabled_reason": (
+                None
+                if status == "active" or not a["requirements"]["disabled_reason"]
+                else "requirements.fields_needed"
+                if a["requirements"]["disabled_reason"].startswith("requirements.")
+                else "other"
+            ),
+            "errors": [],
+            "eventually_due": due,
+            "past_due": list(a["requirements"]["past_due"]) if status != "active" else [],
+            "pending_verification": [],
+        }
+        status = status or a["capabilities"].get(name) or "unrequested"
+        return {
+            "id": name,
+            "object": "capability",
+            "account": a["id"],
+            "future_requirements": dict(reqs, currently_due=[], eventually_due=[], past_due=[], disabled_reason=None),
+            "requested": status != "unrequested",
+            "requested_at": a["created"] if status != "unrequested" else None,
+            "requirements": reqs,
+            "status": status,
+        }
+
+    @route("GET", "/v1/accounts/{aid}/capabilities")
+    def capability_list(self, ctx, q, aid):
+        validate(q, {"expand": STRLIST})
+        a = self._connected(ctx, aid)
+        data = [self._capability_obj(a, name) for name in sorted(a["capabilities"])]
+        url = "/v1/accounts/%s/capabilities" % aid
+        return {"object": "list", "data": data, "has_more": False, "url": url}
+
+    @route("GET", "/v1/accounts/{aid}/capabilities/{name}")
+    def capability_retrieve(self, ctx, q, aid, name):
+        validate(q, {"expand": STRLIST})
+        a = self._connected(ctx, aid)
+        if name not in a["capabilities"]:
+            raise not_found("capability", name)
+        return self._capability_obj(a, name)
+
     def onboard_account(self, aid):
         a = self.objects.get(aid)
         if a is None or a.get("object") != "account" or a.get("deleted"):
             raise not_found("account", aid)
         before = jcopy(a)
         self._onboard_fields(a)
-        prev = self._diff(before, a)
-        if prev:
-            self._emit("account.updated", a, None, aid, prev)
+        self._announce(before, a, None)
         return a
 
     def restrict_account(self, aid, fields=None):
@@ -267,9 +325,7 @@ class AccountsMixin:
         a["requirements"]["current_deadline"] = None
         if "transfers" in a["capabilities"]:
             a["capabilities"]["transfers"] = "inactive"
-        prev = self._diff(before, a)
-        if prev:
-            self._emit("account.updated", a, None, aid, prev)
+        self._announce(before, a, None)
         return a
 
     def _connected(self, ctx, aid, param="id", status=404):
@@ -307,9 +363,7 @@ class AccountsMixin:
         if p.get("email"):
             self._check_email(p)
         self._apply_account_params(a, p)
-        prev = self._diff(before, a)
-        if prev:
-            self._emit("account.updated", a, ctx, aid, prev)
+        self._announce(before, a, ctx)
         return a
 
     @route("DELETE", "/v1/accounts/{aid}")
@@ -342,10 +396,12 @@ class AccountsMixin:
             raise invalid(
                 "Cannot create a login link for an account that has not completed onboarding.", param="account"
             )
+        token = rand(16)
+        self.internal[token] = {"login_link": aid}  # single use: opening it spends it
         return {
             "object": "login_link",
             "created": self._now(),
-            "url": "%s/_emulator/express_dashboard/%s?link=%s" % (ctx.base_url, aid, rand(16)),
+            "url": "%s/_emulator/express_dashboard/%s?link=%s" % (ctx.base_url, aid, token),
         }
 
     @route("POST", "/v1/account_links")

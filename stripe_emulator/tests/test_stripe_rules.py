@@ -18,6 +18,33 @@ def _types(receiver):
 # --- 1. Connect events go to Connect endpoints -----------------------------------------------------
 
 
+def test_capability_status_changes_send_capability_updated_to_connect_endpoints(emulator, receiver):
+    emulator.register_webhook(receiver.url, connect=True)
+    acct = stripe.Account.create(type="express", capabilities={"transfers": {"requested": True}})
+    assert stripe.Account.retrieve_capability(acct.id, "transfers").status == "inactive"
+    emulator.post("/_emulator/accounts/%s/onboard" % acct.id)  # transfers (and card_payments) become active
+    emulator.post("/_emulator/accounts/%s/restrict" % acct.id)  # transfers inactive again
+    assert emulator.flush_webhooks(timeout=20)
+    caps = sorted(  # deliveries run concurrently: compare regardless of arrival order
+        (e["data"]["object"]["id"], e["data"]["object"]["status"], e["data"]["previous_attributes"]["status"])
+        for e in receiver.events()
+        if e["type"] == "capability.updated"
+    )
+    assert caps == [
+        ("card_payments", "active", "unrequested"),
+        ("transfers", "active", "inactive"),
+        ("transfers", "inactive", "active"),
+    ]
+    assert all(e["account"] == acct.id for e in receiver.events())
+    transfers = stripe.Account.retrieve_capability(acct.id, "transfers")
+    assert (transfers.object, transfers.account, transfers.status) == ("capability", acct.id, "inactive")
+    assert transfers.requirements.disabled_reason == "requirements.fields_needed"
+    assert sorted(c.id for c in stripe.Account.list_capabilities(acct.id).data) == ["card_payments", "transfers"]
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.Account.retrieve_capability(acct.id, "us_bank_account_ach_payments")
+    assert ei.value.http_status == 404
+
+
 def test_connected_account_events_reach_only_connect_endpoints(emulator, onboarded_account):
     platform, connect = Receiver(), Receiver()
     try:
@@ -63,7 +90,12 @@ def test_cli_connect_endpoint_gets_connected_events_and_survives_reset(receiver)
         acct = client.v1.accounts.create(params={"type": "express"})
         emu.post("/_emulator/accounts/%s/onboard" % acct.id)
         assert emu.flush_webhooks(timeout=20)
-        assert [json.loads(r["body"])["type"] for r in receiver.requests] == ["account.updated"]
+        # onboarding activates transfers and card_payments: one capability.updated each (any order)
+        assert sorted(json.loads(r["body"])["type"] for r in receiver.requests) == [
+            "account.updated",
+            "capability.updated",
+            "capability.updated",
+        ]
         req = receiver.requests[0]
         stripe.Webhook.construct_event(
             req["body"].decode(), req["headers"]["Stripe-Signature"], "whsec_cli_connect_secret"
@@ -324,6 +356,12 @@ def test_login_links_open_the_express_dashboard_of_an_onboarded_express_account(
     assert link.object == "login_link" and link.created > 0
     page = requests.get(link.url)
     assert page.status_code == 200 and onboarded_account.id in page.text
+    # single use, as on Stripe: the same link again (or a made-up one) shows no dashboard
+    again = requests.get(link.url)
+    assert again.status_code == 410 and "expired" in again.text and "Available" not in again.text
+    made_up = requests.get(link.url.split("?")[0] + "?link=guess")
+    assert made_up.status_code == 410
+    assert requests.get(stripe.Account.create_login_link(onboarded_account.id).url).status_code == 200
     fresh = stripe.Account.create(type="express")
     with pytest.raises(stripe.InvalidRequestError) as ei:
         stripe.Account.create_login_link(fresh.id)
