@@ -361,8 +361,8 @@ def spy_summary(path: str, *, title: str, top: int = 18) -> None:
     with open(path) as samples:
         for line in samples:
             stack, _, count = line.rstrip().rpartition(" ")
-            if not stack:
-                continue
+            if not stack or not count.isdigit():
+                continue  # a line py-spy was still writing
             n = int(count)
             total += n
             frames = [_frame_name(f) for f in stack.split(";")]

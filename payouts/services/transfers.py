@@ -28,7 +28,7 @@ from payouts.services.clawbacks import (
 )
 from payouts.services.reversals import payout_transfer_reversed
 from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
-from workers.notify import notification_enqueue
+from workers.notify import notification_enqueue, notification_enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -399,7 +399,7 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
             # Reversed before we recorded it (a crash, then the sweeper found it): its transfer.reversed
             # event found no payout to apply to, so the reversal is applied now.
             payout_transfer_reversed(transfer=transfers[payout.pk])
-        notification_enqueue("payouts.notify_payout_sent", payout.pk)
+    notification_enqueue_many("payouts.notify_payouts_sent", [p.pk for p in recorded])
     return recorded
 
 
