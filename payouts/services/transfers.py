@@ -265,26 +265,36 @@ def _earnings_recheck(*, payout_ids: list[int]) -> None:
     disputed, held by an operator, a refund in flight) go back to the pool, and the payout's amount is
     the net of what remains. A constant number of queries for the whole batch."""
     list(
-        locks.lock(
-            ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING).order_by("pk")
-        ).values_list("pk", flat=True)
+        locks.lock(ListenerPayout.objects.filter(payout_id__in=_pending_ids(payout_ids)).order_by("pk")).values_list(
+            "pk", flat=True
+        )
     )
-    # New statements from here on: they see whatever committed while we waited for the locks.
-    keep = selectors.earning_ids_still_payable(payout_ids=payout_ids)
+    # New statements from here on: they see whatever committed while we waited for the locks (a payout
+    # another worker claimed meanwhile is no longer PENDING, and its earnings are left alone).
+    pending = _pending_ids(payout_ids)
+    if not pending:
+        return
+    keep = selectors.earning_ids_still_payable(pending_payout_ids=pending)
     dropped = (
-        ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING)
+        ListenerPayout.objects.filter(payout_id__in=pending)
         .exclude(pk__in=keep)
         .update(payout=None, updated_at=timezone.now())
     )
-    dropped += credits_recheck(payout_ids=payout_ids)
-    pending = list(Payout.objects.filter(pk__in=payout_ids, status=Payout.Status.PENDING).values_list("pk", flat=True))
-    if not pending:
-        return
+    dropped += credits_recheck(pending_payout_ids=pending)
     # Earnings shrink (a partial refund) or leave (a hold) without passing through here.
     Payout.objects.filter(pk__in=pending).exclude(earnings__isnull=False).update(amount=0)
     payout_amounts_refresh(pending)
     if dropped:
         logger.info("payouts %s: %s earnings no longer payable went back to the pool", pending, dropped)
+
+
+def _pending_ids(payout_ids: list[int]) -> list[int]:
+    """Which of these payouts are PENDING, read by primary key alone. Joining `payout.status = 'pending'`
+    let PostgreSQL scan the status index: during a run the period's thousands of pending payouts
+    (which the statistics, taken before they existed, put at a handful), for every batch of 100, which
+    made a run's time grow with the square of its size."""
+    rows = Payout.objects.filter(pk__in=payout_ids).values_list("pk", "status")
+    return sorted(pk for pk, status in rows if status == Payout.Status.PENDING)
 
 
 def _transfer_send(claim: tuple[Payout, bool]) -> dict | StripeGatewayError:
