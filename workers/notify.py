@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 SENT_MARKER_SECONDS = 30 * 86400
 
 
-def notification_task(name: str) -> Callable[[Callable[..., bool]], Any]:
-    """A notification's task: late acks, and retried with backoff while the mail server is unreachable."""
+def notification_task(name: str) -> Callable[[Callable[..., int]], Any]:
+    """A notification's task (returns whether it sent, or how many): late acks, and retried with backoff
+    while the mail server is unreachable."""
     return shared_task(name=name, acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 
 
