@@ -113,6 +113,11 @@ class TransferPipeline:
         try:
             if exc[0] is None:
                 self.close()
+            else:
+                # Record what Stripe accepted before the error goes up; what cannot be recorded stays
+                # PROCESSING for the sweeper (which finds the transfer by its group).
+                self.contain_errors = True
+                self._drain()
         finally:
             self._pool.shutdown(wait=True)
 
