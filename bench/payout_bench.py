@@ -3,13 +3,17 @@ period against the Stripe emulator, on PostgreSQL.
 
     python bench/payout_bench.py [--sizes 1000,10000] [--earnings 10] [--keep-db]
     python bench/payout_bench.py --sizes 100000 --earnings 1     # the issue-16 size: <= 10 min, <= 300 MB
+    python bench/payout_bench.py --sizes 10000 --earnings 1 --py-spy /tmp/spy   # profile both sides
 
 For each size it prints the run's wall time, the peak RSS of the process that runs it (a process of
 its own, sampled) and its growth, and the database queries per payout, so one can see the queries do
-not grow with N. It uses its own database (`talkpay_bench`, BENCH_DATABASE, dropped and created again;
-BENCH_DATABASE_SERVER the server), its own Redis database (BENCH_REDIS_URL, purged at the end) and
-starts its own emulator (EmulatorProcess(quiet=True)). Seeding (accounts on the emulator, bookings,
-payments, earnings and balanced ledger transactions for them) is not timed.
+not grow with N. It uses its own database (`talkpay_bench`, `--database` or BENCH_DATABASE, dropped and
+created again; BENCH_DATABASE_SERVER the server), its own Redis database (`--redis-url` or
+BENCH_REDIS_URL, purged at the end) and starts its own emulator (EmulatorProcess(quiet=True), on a free
+port or `--emulator-port`): two sessions on one machine pass different ones. Seeding (accounts on the
+emulator, bookings, payments, earnings and balanced ledger transactions for them) is not timed.
+`--profile` prints cProfile's top functions of the run; `--py-spy DIR` records py-spy flame graphs
+(SVG) of the run's process and of the emulator's, one pair per size.
 """
 
 from __future__ import annotations
@@ -26,6 +30,19 @@ from datetime import UTC, date, datetime, timedelta
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+
+def _early_option(name: str, env: str) -> None:
+    # The database and Redis are read at import (settings), before argparse runs: taken from argv here.
+    for i, arg in enumerate(sys.argv):
+        if arg == name and i + 1 < len(sys.argv):
+            os.environ[env] = sys.argv[i + 1]
+        elif arg.startswith(name + "="):
+            os.environ[env] = arg.split("=", 1)[1]
+
+
+_early_option("--database", "BENCH_DATABASE")
+_early_option("--redis-url", "BENCH_REDIS_URL")
 
 BENCH_DB = os.environ.get("BENCH_DATABASE", "talkpay_bench")
 SERVER = os.environ.get("BENCH_DATABASE_SERVER", "postgres://postgres@127.0.0.1:5432")
@@ -71,12 +88,29 @@ class RssSampler(threading.Thread):
 
 
 class QueryCounter:
+    """Counts the run's queries and the wall time spent in them, per statement (its first 90 characters)."""
+
     def __init__(self) -> None:
         self.count = 0
+        self.seconds = 0.0
+        self.by_statement: dict[str, list] = {}
 
     def __call__(self, execute, sql, params, many, context):
         self.count += 1
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            took = time.perf_counter() - started
+            self.seconds += took
+            row = self.by_statement.setdefault(" ".join(sql.split())[:90], [0, 0.0])
+            row[0] += 1
+            row[1] += took
+
+    def report(self, top: int = 10) -> None:
+        print(f"\nqueries: {self.count} in {self.seconds:.1f} s; slowest statements in total:", file=sys.stderr)
+        for sql, (n, seconds) in sorted(self.by_statement.items(), key=lambda kv: -kv[1][1])[:top]:
+            print(f"  {seconds:7.2f} s {n:6d} x  {sql}", file=sys.stderr)
 
 
 def create_accounts(count: int, emulator, *, first: int) -> list[str]:
@@ -211,6 +245,7 @@ def seed(*, size: int, per_listener: int, week_monday: date, accounts: list[str]
 
 
 def measure(*, size: int, week_monday: date) -> dict:
+    import psutil
     from django.db import connection
 
     from payouts import services
@@ -219,6 +254,11 @@ def measure(*, size: int, week_monday: date) -> dict:
 
     period = period_parse("weekly", week_monday.isoformat())
     counter = QueryCounter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cursor.fetchone()[0])
+    backend_cpu = sum(backend.cpu_times()[:2])
+    cpu = time.process_time()
     sampler = RssSampler()
     sampler.start()
     started = time.perf_counter()
@@ -234,9 +274,13 @@ def measure(*, size: int, week_monday: date) -> dict:
         import pstats
 
         profiler.disable()
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    backend_cpu = sum(backend.cpu_times()[:2]) - backend_cpu
     peak = sampler.stop()
+    counter.report()
     paid = Payout.objects.filter(period_start=period.start, status=Payout.Status.PAID).count()
     assert summary.paid == paid == size, (summary, paid)
     assert summary.failed == summary.errors == 0, summary
@@ -249,19 +293,88 @@ def measure(*, size: int, week_monday: date) -> dict:
         "RSS growth MB": round((peak - sampler.start_rss) / 2**20),
         "queries": counter.count,
         "queries/payout": round(counter.count / paid, 2),
+        "run CPU ms/payout": round(cpu * 1000 / paid, 2),
+        "PostgreSQL CPU ms/payout": round(backend_cpu * 1000 / paid, 2),
+        "in queries ms/payout": round(counter.seconds * 1000 / paid, 2),
     }
 
 
-def measure_in_child(*, size: int, week_monday: date, emulator_url: str) -> dict:
+def measure_in_child(*, size: int, week_monday: date, emulator, spy_dir: str | None = None) -> dict:
     """The run in a process of its own, so its peak RSS is the run's, not the seeding's leftovers."""
     import json
     import subprocess
 
-    env = {**os.environ, "BENCH_MEASURE": f"{size},{week_monday.isoformat()}", "STRIPE_API_BASE": emulator_url}
-    done = subprocess.run(
-        [sys.executable, os.path.abspath(__file__)], env=env, check=True, capture_output=True, text=True
+    import psutil
+
+    env = {**os.environ, "BENCH_MEASURE": f"{size},{week_monday.isoformat()}", "STRIPE_API_BASE": emulator.url}
+    child = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__)], env=env, stdout=subprocess.PIPE, stderr=None, text=True
     )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    spies = []
+    if spy_dir:
+        os.makedirs(spy_dir, exist_ok=True)
+        for name, pid in (("run", child.pid), ("emulator", emulator.proc.pid)):
+            out = os.path.join(spy_dir, f"{name}-{size}.txt")
+            spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+            spies.append(
+                subprocess.Popen(
+                    # --gil: only the thread holding the GIL, i.e. where the process's Python CPU goes
+                    [spy, "record", "--gil", "--nonblocking", "--rate", "50", "--format", "raw"]
+                    + ["-p", str(pid), "-o", out],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    emulator_process = psutil.Process(emulator.proc.pid)
+    emulator_cpu = sum(emulator_process.cpu_times()[:2])
+    stdout, _ = child.communicate()
+    emulator_cpu = sum(emulator_process.cpu_times()[:2]) - emulator_cpu
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its samples on SIGINT
+        spy.wait(60)
+    for name in ("run", "emulator") if spy_dir else ():
+        spy_summary(os.path.join(spy_dir, f"{name}-{size}.txt"), title=f"{name}, {size} listeners")
+    if child.returncode:
+        raise SystemExit(f"the measured run exited with {child.returncode}")
+    row = json.loads(stdout.strip().splitlines()[-1])
+    row["emulator CPU ms/payout"] = round(emulator_cpu * 1000 / row["payouts paid"], 2)
+    return row
+
+
+def _frame_name(frame: str) -> str:
+    # "function (path/to/module.py:123)" -> "function (module.py)": one entry per function, not per line
+    name, _, where = frame.partition(" (")
+    return f"{name} ({where.split(':')[0].rsplit('/', 1)[-1]})"
+
+
+def spy_summary(path: str, *, title: str, top: int = 18) -> None:
+    """The functions that were on the stack in most samples (inclusive), from py-spy's collapsed stacks;
+    the file itself feeds flamegraph.pl or speedscope."""
+    from collections import Counter
+
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    if not os.path.exists(path):
+        print(f"py-spy wrote nothing to {path}", file=sys.stderr)
+        return
+    with open(path) as samples:
+        for line in samples:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not stack or not count.isdigit():
+                continue  # a line py-spy was still writing
+            n = int(count)
+            total += n
+            frames = [_frame_name(f) for f in stack.split(";")]
+            for frame in dict.fromkeys(frames):
+                inclusive[frame] += n
+            own[frames[-1]] += n
+    print(f"\npy-spy, {title}: {total} samples; inclusive / own share of samples", file=sys.stderr)
+    for frame, n in inclusive.most_common(top):
+        print(f"  {n / total:6.1%} {own[frame] / total:6.1%}  {frame}", file=sys.stderr)
+    print("  own time, top:", file=sys.stderr)
+    for frame, n in own.most_common(10):
+        print(f"  {n / total:6.1%}  {frame}", file=sys.stderr)
 
 
 def measure_main(spec: str) -> None:
@@ -282,7 +395,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--earnings", type=int, default=10, help="payable earnings per listener")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--database", help="the bench's database name (default talkpay_bench; dropped and created)")
+    parser.add_argument("--redis-url", help="the bench's Redis database (default redis://127.0.0.1:6379/12; purged)")
+    parser.add_argument("--emulator-port", type=int, help="the emulator's port (default: a free one)")
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top functions of each run")
+    parser.add_argument("--py-spy", metavar="DIR", help="py-spy flame graphs of the run and the emulator into DIR")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["BENCH_PROFILE"] = "1"
     sizes = [int(s) for s in args.sizes.split(",")]
 
     recreate_database()
@@ -299,7 +419,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     rows = []
-    with EmulatorProcess(quiet=True) as emulator:
+    with EmulatorProcess(port=args.emulator_port, quiet=True) as emulator:
         settings.STRIPE_API_BASE = emulator.url
         emulator.post("/_emulator/balance/topup", {"amount": 10**12, "currency": "usd"})
         week = date(2026, 10, 5)  # a Monday in the past; one week per size
@@ -310,7 +430,7 @@ def main() -> None:
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")  # what autovacuum does after a load like this
             print(f"seeded {size} listeners x {args.earnings} earnings in {time.perf_counter() - t0:.0f} s", flush=True)
-            rows.append(measure_in_child(size=size, week_monday=week, emulator_url=emulator.url))
+            rows.append(measure_in_child(size=size, week_monday=week, emulator=emulator, spy_dir=args.py_spy))
             print(tabulate([rows[-1]], headers="keys"), flush=True)
             week += timedelta(days=7)
     print()

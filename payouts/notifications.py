@@ -7,13 +7,26 @@ from payouts.models import Payout, StripeListenerAccount
 from workers.notify import notification_send_once, notification_task
 
 PAYOUT_SENT = "payouts.notify_payout_sent"
+PAYOUTS_SENT = "payouts.notify_payouts_sent"
 PAYOUT_FAILED = "payouts.notify_payout_failed"
 ACCOUNT_RESTRICTED = "payouts.notify_account_restricted"
 
 
 @notification_task(PAYOUT_SENT)
 def payout_sent_task(payout_id: int) -> bool:
-    payout = Payout.objects.select_related("listener").get(pk=payout_id)
+    return _payout_sent(Payout.objects.select_related("listener").get(pk=payout_id))
+
+
+@notification_task(PAYOUTS_SENT)
+def payouts_sent_task(payout_ids: list[int]) -> int:
+    """A batch's "payout sent" mails (what a payout run enqueues: one message per recorded batch).
+    Each is sent once (its own marker), so a retry after a failure part-way sends only the rest.
+    Returns how many were sent now."""
+    payouts = Payout.objects.select_related("listener").filter(pk__in=payout_ids).order_by("pk")
+    return sum(_payout_sent(payout) for payout in payouts)
+
+
+def _payout_sent(payout: Payout) -> bool:
     if payout.status != Payout.Status.PAID or not payout.stripe_transfer_id:
         return False
     amount = money.display(payout.amount, payout.currency)

@@ -22,10 +22,15 @@ UNPAID = (ListenerPayout.Status.PENDING, ListenerPayout.Status.PAYABLE)
 
 
 def _schedule_q(schedule: str) -> Q:
-    # Listeners without a settings row are on the default schedule, weekly.
+    """Of listeners on this schedule (those without a settings row are on the default one, weekly).
+    A correlated EXISTS, not a join through the user: the join had PostgreSQL read every user for each
+    page of `listener_ids_due`, instead of the earnings index in listener order."""
     if schedule == Schedule.WEEKLY:
-        return Q(listener__payout_settings__isnull=True) | Q(listener__payout_settings__schedule=Schedule.WEEKLY)
-    return Q(listener__payout_settings__schedule=schedule)
+        other = ListenerPayoutSettings.objects.filter(listener_id=OuterRef("listener_id")).exclude(
+            schedule=Schedule.WEEKLY
+        )
+        return ~Q(Exists(other))
+    return Q(Exists(ListenerPayoutSettings.objects.filter(listener_id=OuterRef("listener_id"), schedule=schedule)))
 
 
 def earnings_payable(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPayout]:
@@ -66,13 +71,12 @@ def _payable_now_q() -> Q:
     )
 
 
-def earning_ids_still_payable(*, payout_ids: list[int]) -> list[int]:
-    """Of the earnings attached to these (pending) payouts, those still payable now: checked again when
-    the transfer is about to be sent (DESIGN money rule 5), in one query for the whole batch."""
+def earning_ids_still_payable(*, pending_payout_ids: list[int]) -> list[int]:
+    """Of the earnings attached to these payouts (the caller read them PENDING under the earnings'
+    locks), those still payable now: checked again when the transfer is about to be sent (DESIGN money
+    rule 5), in one query for the whole batch."""
     return list(
-        ListenerPayout.objects.filter(
-            payout_id__in=payout_ids, payout__status=Payout.Status.PENDING, status=ListenerPayout.Status.PAYABLE
-        )
+        ListenerPayout.objects.filter(payout_id__in=pending_payout_ids, status=ListenerPayout.Status.PAYABLE)
         .filter(_payable_now_q())
         .values_list("pk", flat=True)
     )

@@ -17,9 +17,10 @@ from django.utils import timezone
 logger = logging.getLogger(__name__)
 
 
-def enqueue_or_leave_to_sweeper(task_name: str, object_id: int, *, what: str) -> bool:
-    """Publish the task named `task_name` with `object_id`, by its stable name (services never import
-    tasks; the routing table picks the queue). Returns False (and logs) when the broker cannot be reached."""
+def enqueue_or_leave_to_sweeper(task_name: str, object_id: int | list[int], *, what: str) -> bool:
+    """Publish the task named `task_name` with `object_id` (an id, or a list for a task that takes one),
+    by its stable name (services never import tasks; the routing table picks the queue). Returns False
+    (and logs) when the broker cannot be reached."""
     from workers.celery import app
 
     try:

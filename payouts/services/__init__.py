@@ -35,6 +35,9 @@ How a payout is paid exactly once
    Why batches inside the run rather than one Celery task per payout: each payout then costs one
    Stripe call and a tenth of a query instead of two commits and ~14 queries (measured with
    bench/payout_bench.py: 44 payouts/s one by one, 300+ payouts/s batched on a 2-core machine).
+   In a run the batches go through `transfers.TransferPipeline`: a batch's transfers are in flight
+   while the next batch is claimed and the one before recorded, and Stripe's available balance is read
+   once and tracked (read again, with nothing in flight, before a payout is deferred for want of it).
    `payout_execute` (one payout) remains for the admin, the tasks and the sweeper.
 3. A refused transfer (insufficient platform balance, restricted account) marks the payout FAILED
    with Stripe's reason and releases all its earnings, held ones included: the next run (or a re-run

@@ -328,16 +328,15 @@ def credits_for_failed_payout(*, payout: Payout) -> None:
     ListenerCredit.objects.filter(payout=payout).update(payout=None, updated_at=now)
 
 
-def credits_recheck(*, payout_ids: list[int]) -> int:
-    """At the transfer, under the locks: credits of these pending payouts no longer payable (a refund
-    in flight or a dispute on their payment, an operator hold) go back to the pool. Returns how many."""
-    attached = locks.lock(
-        ListenerCredit.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING).order_by("pk")
-    )
+def credits_recheck(*, pending_payout_ids: list[int]) -> int:
+    """At the transfer, under the locks: credits of these pending payouts (read PENDING by the caller
+    under their earnings' locks) no longer payable (a refund in flight or a dispute on their payment, an
+    operator hold) go back to the pool. Returns how many."""
+    attached = locks.lock(ListenerCredit.objects.filter(payout_id__in=pending_payout_ids).order_by("pk"))
     if not list(attached.values_list("pk", flat=True)):
         return 0
     return (
-        ListenerCredit.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING)
+        ListenerCredit.objects.filter(payout_id__in=pending_payout_ids)
         .exclude(selectors.credit_payable_now_q() & Q(cancelled_at__isnull=True))
         .update(payout=None, updated_at=timezone.now())
     )

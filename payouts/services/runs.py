@@ -6,7 +6,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -16,7 +16,15 @@ from payouts import selectors
 from payouts.models import ListenerCredit, ListenerPayoutSettings, Payout
 from payouts.periods import Period
 from payouts.services.sql import earnings_attach, payout_amounts_refresh
-from payouts.services.transfers import DEFERRED, EXECUTE_BATCH, chunks, payout_execute, payouts_execute, resend_after
+from payouts.services.transfers import (
+    DEFERRED,
+    EXECUTE_BATCH,
+    TransferPipeline,
+    chunks,
+    payout_execute,
+    payouts_execute,
+    resend_after,
+)
 from web.models import User
 
 logger = logging.getLogger(__name__)
@@ -174,35 +182,39 @@ def payout_run(
         return summary
 
     resend_before = timezone.now() - resend_after()
-    # Payouts of earlier periods still pending (deferred for want of available funds, or left by a
-    # crash) go first: they are the oldest debts to the listeners.
-    _payouts_execute_pages(
-        summary,
-        lambda after: selectors.payout_ids_pending_before(
-            schedule=period.schedule, period_start=period.start, after=after, limit=batch_size
-        ),
-        resend_before,
-        None,
-    )
-    _payouts_execute_pages(
-        summary,
-        lambda after: selectors.payout_ids_to_execute(
-            schedule=period.schedule,
-            period_start=period.start,
-            resend_before=resend_before,
-            after=after,
-            limit=batch_size,
-        ),
-        resend_before,
-        progress,
-    )
+    with TransferPipeline(resend_before=resend_before) as pipeline:
+        # Payouts of earlier periods still pending (deferred for want of available funds, or left by a
+        # crash) go first: they are the oldest debts to the listeners.
+        _payouts_execute_pages(
+            summary,
+            pipeline,
+            lambda after: selectors.payout_ids_pending_before(
+                schedule=period.schedule, period_start=period.start, after=after, limit=batch_size
+            ),
+            None,
+        )
+        _payouts_execute_pages(
+            summary,
+            pipeline,
+            lambda after: selectors.payout_ids_to_execute(
+                schedule=period.schedule,
+                period_start=period.start,
+                resend_before=resend_before,
+                after=after,
+                limit=batch_size,
+            ),
+            progress,
+        )
+        for payout in pipeline.close():
+            _count_outcome(summary, payout)
+    summary.errors += pipeline.errors
     return summary
 
 
 def _payouts_execute_pages(
     summary: RunSummary,
+    pipeline: TransferPipeline,
     next_page: Callable[[int], list[int]],
-    resend_before: datetime,
     progress: Callable[[int], None] | None,
 ) -> None:
     after = 0
@@ -212,7 +224,7 @@ def _payouts_execute_pages(
             break
         for chunk in chunks(payout_ids, EXECUTE_BATCH):
             try:
-                for payout in payouts_execute(payout_ids=chunk, resend_before=resend_before):
+                for payout in pipeline.submit(chunk):
                     _count_outcome(summary, payout)
             except Exception:
                 # One batch's bug must not stop the others; it stays PENDING/PROCESSING for the sweeper.

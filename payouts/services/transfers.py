@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from payouts.services.clawbacks import (
 )
 from payouts.services.reversals import payout_transfer_reversed
 from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
-from workers.notify import notification_enqueue
+from workers.notify import notification_enqueue, notification_enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -64,40 +65,186 @@ def payouts_execute(*, payout_ids: list[int], resend_before: datetime | None = N
     transaction, a few calls at a time), record (one transaction). Payouts another worker holds, or
     that need nothing, are skipped. Raises nothing from Stripe: refusals fail the payout, timeouts
     leave it PROCESSING for the sweeper, and a transfer the available balance cannot cover is
-    deferred (see `_payouts_bound_by_balance`)."""
-    resend_before = resend_before or (timezone.now() - resend_after())
-    claimed, finished = _payouts_claim(payout_ids=payout_ids, resend_before=resend_before)
-    if not claimed:
-        return finished
-    claimed, deferred = _payouts_bound_by_balance(claimed)
-    finished.extend(deferred)
-    if not claimed:
-        return finished
-    with ThreadPoolExecutor(max_workers=min(_transfer_concurrency(), len(claimed))) as pool:
-        outcomes = list(pool.map(_transfer_send, claimed))
-    sent = [
-        (payout, outcome) for (payout, _), outcome in zip(claimed, outcomes, strict=True) if isinstance(outcome, dict)
-    ]
-    for (payout, _), outcome in zip(claimed, outcomes, strict=True):
-        if isinstance(outcome, PermanentStripeError) and outcome.code == "balance_insufficient":
-            # Another run took the balance first, or it was read before a refund: the same deferral.
-            reason = f"{DEFERRED}Stripe refused the transfer ({_reason(outcome)}); the next run retries it."
-            logger.warning("payout %s deferred: %s", payout.pk, _reason(outcome))
-            finished.extend(payouts_defer(deferrals=[(payout.pk, payout.attempts, reason)], sent=True))
-        elif isinstance(outcome, PermanentStripeError):
-            finished.append(
-                payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
-            )
-        elif isinstance(outcome, TransientStripeError):
-            logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, outcome)
-            Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
-                failure_reason=f"Waiting to resend: {_reason(outcome)}"[:1000]
-            )
-            payout.failure_reason = f"Waiting to resend: {_reason(outcome)}"
-            finished.append(payout)
-    if sent:
-        finished.extend(payouts_transfer_record(sent=sent))
+    deferred (see `TransferPipeline`). An error recording them is raised."""
+    with TransferPipeline(resend_before=resend_before, contain_errors=False) as pipeline:
+        finished = pipeline.submit(payout_ids)
+        finished.extend(pipeline.close())
     return finished
+
+
+class TransferPipeline:
+    """Batches of payouts through claim → Stripe → record, one batch's transfers in flight while the
+    database work of its neighbours is done: `submit` claims a batch and hands its transfers to the
+    thread pool, then records the batch before it, whose transfers went out while this one was
+    claimed. A run's database work, its Stripe calls and the emulator's (or Stripe's) side overlap
+    instead of taking turns; nothing else changes for a payout (claimed PROCESSING and committed before
+    its transfer leaves, recorded under its locks with the same attempt, as `payouts_execute` did).
+
+    What is paid is bounded by what Stripe has available: card funds stay pending for days (two in
+    test mode for a US account) and a transfer beyond the available balance is refused. The balance
+    is read once, with nothing of ours in flight, and tracked here as transfers are handed out; the
+    claimed payouts take from it in id order (oldest first) and those that do not fit go back to
+    PENDING without reaching Stripe, with the reason, for the next run. Before deferring, the balance
+    is read again once (funds may have become available since), again with nothing in flight. A
+    payout being resent may already have its transfer, so it takes nothing from the bound. When the
+    balance cannot be read, the batch is sent unbounded and Stripe's own refusal (`balance_insufficient`,
+    also what another run taking the balance first gets) defers what does not fit.
+
+    (Talkpay pays a period's earnings in one transfer per listener; a Stripe transfer can name only
+    one `source_transaction` charge, so transfers are paid from the available balance.)
+
+    `contain_errors`: an error recording a batch is logged and counted in `errors` (its payouts stay
+    PROCESSING for the sweeper) instead of raised, so one batch's bug does not stop a run."""
+
+    def __init__(self, *, resend_before: datetime | None = None, contain_errors: bool = True) -> None:
+        self.resend_before = resend_before or (timezone.now() - resend_after())
+        self.contain_errors = contain_errors
+        self.errors = 0
+        self._pool = ThreadPoolExecutor(max_workers=_transfer_concurrency(), thread_name_prefix="transfer")
+        self._in_flight: deque[tuple[list[tuple[Payout, bool]], list[Future]]] = deque()
+        self._finished: list[Payout] = []
+        # What is left of Stripe's available balance, per currency, after the transfers handed out.
+        self._balance: dict[str, int] | None = None
+
+    def __enter__(self) -> TransferPipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.close()
+            else:
+                # Record what Stripe accepted before the error goes up; what cannot be recorded stays
+                # PROCESSING for the sweeper (which finds the transfer by its group).
+                self.contain_errors = True
+                self._drain()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, payout_ids: list[int]) -> list[Payout]:
+        """Claim these payouts and send their transfers; returns the payouts finished meanwhile (of this
+        batch: settled without a transfer or deferred; of the batch before: recorded)."""
+        claimed, finished = _payouts_claim(payout_ids=payout_ids, resend_before=self.resend_before)
+        self._finished.extend(finished)
+        if claimed:
+            claimed = self._bound_by_balance(claimed)
+        if claimed:
+            self._in_flight.append((claimed, [self._pool.submit(_transfer_send, claim) for claim in claimed]))
+        while len(self._in_flight) > 1:
+            self._record_oldest()
+        return self._take_finished()
+
+    def close(self) -> list[Payout]:
+        """Record what is still in flight; returns the payouts finished meanwhile."""
+        self._drain()
+        return self._take_finished()
+
+    def _take_finished(self) -> list[Payout]:
+        finished, self._finished = self._finished, []
+        return finished
+
+    def _drain(self) -> None:
+        while self._in_flight:
+            self._record_oldest()
+
+    def _record_oldest(self) -> None:
+        claimed, futures = self._in_flight.popleft()
+        outcomes = [future.result() for future in futures]  # _transfer_send returns its errors
+        try:
+            self._finished.extend(self._record(claimed, outcomes))
+        except Exception:
+            if not self.contain_errors:
+                raise
+            logger.exception("payouts %s..%s could not be recorded", claimed[0][0].pk, claimed[-1][0].pk)
+            self.errors += len(claimed)
+
+    def _record(self, claimed: list[tuple[Payout, bool]], outcomes: list) -> list[Payout]:
+        finished: list[Payout] = []
+        sent = [
+            (payout, outcome)
+            for (payout, _), outcome in zip(claimed, outcomes, strict=True)
+            if isinstance(outcome, dict)
+        ]
+        for (payout, _), outcome in zip(claimed, outcomes, strict=True):
+            if isinstance(outcome, PermanentStripeError) and outcome.code == "balance_insufficient":
+                # Another run took the balance first, or it was read before a refund: the same deferral,
+                # and the balance is read again before the next batch is bounded.
+                self._balance = None
+                reason = f"{DEFERRED}Stripe refused the transfer ({_reason(outcome)}); the next run retries it."
+                logger.warning("payout %s deferred: %s", payout.pk, _reason(outcome))
+                finished.extend(payouts_defer(deferrals=[(payout.pk, payout.attempts, reason)], sent=True))
+            elif isinstance(outcome, PermanentStripeError):
+                finished.append(
+                    payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
+                )
+            elif isinstance(outcome, TransientStripeError):
+                logger.warning("payout %s: transfer outcome unknown (%s); the sweeper resends it", payout.pk, outcome)
+                Payout.objects.filter(pk=payout.pk, status=Payout.Status.PROCESSING).update(
+                    failure_reason=f"Waiting to resend: {_reason(outcome)}"[:1000]
+                )
+                payout.failure_reason = f"Waiting to resend: {_reason(outcome)}"
+                finished.append(payout)
+        if sent:
+            finished.extend(payouts_transfer_record(sent=sent))
+        return finished
+
+    def _read_balance(self) -> bool:
+        """Stripe's available balance, read with none of our transfers in flight (one in flight may or
+        may not be in it yet). False when it cannot be read."""
+        self._drain()
+        try:
+            self._balance = gateway.platform_balance_available()
+        except StripeGatewayError as error:
+            logger.warning("could not read the platform balance (%s); sending the transfers unbounded", error)
+            self._balance = None
+            return False
+        return True
+
+    def _bound_by_balance(self, claimed: list[tuple[Payout, bool]]) -> list[tuple[Payout, bool]]:
+        if all(resending for _, resending in claimed):
+            return claimed
+        fresh = self._balance is None
+        if fresh and not self._read_balance():
+            return claimed
+        to_send, short = self._fit(claimed)
+        if short and not fresh:
+            if not self._read_balance():
+                return to_send + short
+            more, short = self._fit(short)
+            to_send += more
+        if not short:
+            return to_send
+        have = self._balance or {}
+        deferrals = [
+            (
+                payout.pk,
+                payout.attempts,
+                f"{DEFERRED}the platform's available Stripe balance ({have.get(payout.currency, 0)} {payout.currency}"
+                f" left for this run) cannot cover the transfer of {payout.amount} yet: the charges' funds are"
+                " still pending on Stripe. The next run retries it.",
+            )
+            for payout, _ in short
+        ]
+        logger.warning(
+            "payouts %s deferred: the platform's available balance cannot cover them yet", [p.pk for p, _ in short]
+        )
+        self._finished.extend(payouts_defer(deferrals=deferrals, sent=False))
+        return to_send
+
+    def _fit(self, claimed: list[tuple[Payout, bool]]) -> tuple[list[tuple[Payout, bool]], list[tuple[Payout, bool]]]:
+        """Those the tracked balance covers, in id order (taking from it), and those it does not."""
+        left = self._balance if self._balance is not None else {}
+        to_send: list[tuple[Payout, bool]] = []
+        short: list[tuple[Payout, bool]] = []
+        for payout, resending in claimed:
+            have = left.get(payout.currency, 0)
+            if resending or payout.amount <= have:
+                if not resending:
+                    left[payout.currency] = have - payout.amount
+                to_send.append((payout, resending))
+            else:
+                short.append((payout, resending))
+        return to_send, short
 
 
 def _transfer_concurrency() -> int:
@@ -181,51 +328,6 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
     return to_send, finished
 
 
-def _payouts_bound_by_balance(
-    claimed: list[tuple[Payout, bool]],
-) -> tuple[list[tuple[Payout, bool]], list[Payout]]:
-    """What is paid is bounded by what Stripe has available: card funds stay pending for days (two in
-    test mode for a US account) and a transfer beyond the available balance is refused. The balance is
-    read once per batch and the claimed payouts take from it in id order (oldest first); those that do
-    not fit go back to PENDING without reaching Stripe, with the reason, for the next run. A payout
-    being resent may already have its transfer, so it takes nothing from the bound. When the balance
-    cannot be read, everything is sent and Stripe's own refusal defers what does not fit.
-
-    (Talkpay pays a period's earnings in one transfer per listener; a Stripe transfer can name only
-    one `source_transaction` charge, so transfers are paid from the available balance.)"""
-    if all(resending for _, resending in claimed):
-        return claimed, []
-    try:
-        left = gateway.platform_balance_available()
-    except StripeGatewayError as error:
-        logger.warning("could not read the platform balance (%s); sending the transfers unbounded", error)
-        return claimed, []
-    to_send: list[tuple[Payout, bool]] = []
-    short: list[tuple[int, int, str]] = []
-    for payout, resending in claimed:
-        have = left.get(payout.currency, 0)
-        if resending or payout.amount <= have:
-            if not resending:
-                left[payout.currency] = have - payout.amount
-            to_send.append((payout, resending))
-            continue
-        short.append(
-            (
-                payout.pk,
-                payout.attempts,
-                f"{DEFERRED}the platform's available Stripe balance ({have} {payout.currency} left for this"
-                f" batch) cannot cover the transfer of {payout.amount} yet: the charges' funds are still"
-                " pending on Stripe. The next run retries it.",
-            )
-        )
-    if not short:
-        return to_send, []
-    logger.warning(
-        "payouts %s deferred: the platform's available balance cannot cover them yet", [pk for pk, _, _ in short]
-    )
-    return to_send, payouts_defer(deferrals=short, sent=False)
-
-
 @transaction.atomic
 def payouts_defer(*, deferrals: list[tuple[int, int, str]], sent: bool) -> list[Payout]:
     """Put these claimed payouts (id, attempt, reason) back to PENDING: nothing was transferred, so the
@@ -265,26 +367,36 @@ def _earnings_recheck(*, payout_ids: list[int]) -> None:
     disputed, held by an operator, a refund in flight) go back to the pool, and the payout's amount is
     the net of what remains. A constant number of queries for the whole batch."""
     list(
-        locks.lock(
-            ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING).order_by("pk")
-        ).values_list("pk", flat=True)
+        locks.lock(ListenerPayout.objects.filter(payout_id__in=_pending_ids(payout_ids)).order_by("pk")).values_list(
+            "pk", flat=True
+        )
     )
-    # New statements from here on: they see whatever committed while we waited for the locks.
-    keep = selectors.earning_ids_still_payable(payout_ids=payout_ids)
+    # New statements from here on: they see whatever committed while we waited for the locks (a payout
+    # another worker claimed meanwhile is no longer PENDING, and its earnings are left alone).
+    pending = _pending_ids(payout_ids)
+    if not pending:
+        return
+    keep = selectors.earning_ids_still_payable(pending_payout_ids=pending)
     dropped = (
-        ListenerPayout.objects.filter(payout_id__in=payout_ids, payout__status=Payout.Status.PENDING)
+        ListenerPayout.objects.filter(payout_id__in=pending)
         .exclude(pk__in=keep)
         .update(payout=None, updated_at=timezone.now())
     )
-    dropped += credits_recheck(payout_ids=payout_ids)
-    pending = list(Payout.objects.filter(pk__in=payout_ids, status=Payout.Status.PENDING).values_list("pk", flat=True))
-    if not pending:
-        return
+    dropped += credits_recheck(pending_payout_ids=pending)
     # Earnings shrink (a partial refund) or leave (a hold) without passing through here.
     Payout.objects.filter(pk__in=pending).exclude(earnings__isnull=False).update(amount=0)
     payout_amounts_refresh(pending)
     if dropped:
         logger.info("payouts %s: %s earnings no longer payable went back to the pool", pending, dropped)
+
+
+def _pending_ids(payout_ids: list[int]) -> list[int]:
+    """Which of these payouts are PENDING, read by primary key alone. Joining `payout.status = 'pending'`
+    let PostgreSQL scan the status index: during a run the period's thousands of pending payouts
+    (which the statistics, taken before they existed, put at a handful), for every batch of 100, which
+    made a run's time grow with the square of its size."""
+    rows = Payout.objects.filter(pk__in=payout_ids).values_list("pk", "status")
+    return sorted(pk for pk, status in rows if status == Payout.Status.PENDING)
 
 
 def _transfer_send(claim: tuple[Payout, bool]) -> dict | StripeGatewayError:
@@ -399,7 +511,7 @@ def payouts_transfer_record(*, sent: list[tuple[Payout, dict]]) -> list[Payout]:
             # Reversed before we recorded it (a crash, then the sweeper found it): its transfer.reversed
             # event found no payout to apply to, so the reversal is applied now.
             payout_transfer_reversed(transfer=transfers[payout.pk])
-        notification_enqueue("payouts.notify_payout_sent", payout.pk)
+    notification_enqueue_many("payouts.notify_payouts_sent", [p.pk for p in recorded])
     return recorded
 
 

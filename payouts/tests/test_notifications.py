@@ -7,7 +7,7 @@ from django.core import mail
 
 from payouts import services
 from payouts.models import Payout
-from payouts.notifications import account_restricted_task, payout_failed_task, payout_sent_task
+from payouts.notifications import account_restricted_task, payout_failed_task, payout_sent_task, payouts_sent_task
 from payouts.periods import period_parse
 from payouts.tests.conftest import at
 from payouts.tests.factories import ListenerPayoutFactory, PayoutFactory, StripeListenerAccountFactory
@@ -39,6 +39,16 @@ def test_a_payout_not_paid_sends_no_payout_sent():
 
 
 @pytest.mark.django_db
+def test_a_batch_of_payouts_sent_mails_each_paid_one_once():
+    paid = [PayoutFactory(status=Payout.Status.PAID, stripe_transfer_id=f"tr_{i}", amount=2700) for i in range(3)]
+    processing = PayoutFactory(status=Payout.Status.PROCESSING)
+    assert payout_sent_task.run(paid[0].pk) is True  # already told, e.g. by a first delivery of the message
+    assert payouts_sent_task.run([p.pk for p in paid] + [processing.pk]) == 2
+    assert payouts_sent_task.run([p.pk for p in paid]) == 0
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(p.listener.email for p in paid)
+
+
+@pytest.mark.django_db
 def test_payout_failed_tells_the_listener_their_earnings_are_safe():
     payout = PayoutFactory(status=Payout.Status.FAILED, failure_reason="insufficient_funds", attempts=1)
     assert payout_failed_task.run(payout.pk) is True
@@ -64,12 +74,15 @@ def test_an_account_that_can_receive_payouts_gets_no_restriction_mail():
 
 def test_a_paid_payout_run_mails_each_listener_through_the_worker(celery_worker, connected_listener, fund_platform):
     fund_platform()
-    listener = connected_listener()
-    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    listeners = [connected_listener() for _ in range(2)]
+    for listener in listeners:
+        ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
     services.payout_run(period=W45)
-    _wait_for_mail(1)
-    [message] = mail.outbox
-    assert message.to == [listener.email] and "Talkpay payout sent: 27.00 USD" == message.subject
+    _wait_for_mail(2)
+    time.sleep(0.3)  # nothing more comes
+    assert sorted((m.to, m.subject) for m in mail.outbox) == sorted(
+        ([listener.email], "Talkpay payout sent: 27.00 USD") for listener in listeners
+    )
 
 
 def test_a_failed_payout_mails_the_listener_through_the_worker(
