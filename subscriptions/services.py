@@ -571,7 +571,7 @@ def _is_proration(line: dict) -> bool:
 
 def _invoice_book(sub: Subscription, row: SubscriptionInvoice) -> None:
     """A paid period: its booking, confirmed and booked through billing with what Stripe took."""
-    if not is_period_invoice(row):
+    if not is_period_invoice(row) or row.occurrence is None:
         if row.amount_paid:
             row.review_reason = f"paid {row.billing_reason} invoice is not a period of the standing slot"
             row.save(update_fields=["review_reason", "updated_at"])
