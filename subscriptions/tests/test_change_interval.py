@@ -5,6 +5,7 @@ confirmed booking and earning exact to the cent, the reservations follow the new
 subscriptions and invoices say what Stripe's say."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -61,7 +62,8 @@ def _state():
 def test_weekly_to_monthly_from_the_next_period(wired, talker_on_clock, plan, listener):
     from billing.webhooks.processing import webhook_event_replay
 
-    weekly, monthly = plan("week", "30.00"), plan("month", "70.00", minutes=60)
+    # the monthly plan takes 20 %: each period's split must be its own plan's
+    weekly, monthly = plan("week", "30.00"), plan("month", "70.00", minutes=60, app_fee_percent=Decimal("20"))
     talker = talker_on_clock()
     sub = subscribed_and_paid(talker, listener, weekly, wired)
     first = _bookings(sub, "confirmed")[0]
@@ -101,16 +103,16 @@ def test_weekly_to_monthly_from_the_next_period(wired, talker_on_clock, plan, li
     assert sub.current_period_start == week_end
     assert sub.current_period_end == services.add_intervals(week_end, 1, "month")
     confirmed = _bookings(sub, "confirmed")
-    assert [_split(b) for b in confirmed] == [(3000, 300, 2700), (7000, 700, 6300)]
+    assert [_split(b) for b in confirmed] == [(3000, 300, 2700), (7000, 1400, 5600)]
     assert confirmed[1].package_id == monthly.package_id and confirmed[1].scheduled_at == reserved[0].scheduled_at
-    assert ListenerPayout.objects.get(booking=confirmed[1]).amount == 6300
+    assert ListenerPayout.objects.get(booking=confirmed[1]).amount == 5600
     month_end = sub.current_period_end
 
     # and renews monthly after it (the schedule, its last phase over, releases the subscription)
     _to(talker, month_end, wired)
     sub.refresh_from_db()
     confirmed = _bookings(sub, "confirmed")
-    assert [_split(b) for b in confirmed] == [(3000, 300, 2700), (7000, 700, 6300), (7000, 700, 6300)]
+    assert [_split(b) for b in confirmed] == [(3000, 300, 2700), (7000, 1400, 5600), (7000, 1400, 5600)]
     assert [b.scheduled_at for b in confirmed[1:]] == [b.scheduled_at for b in reserved[:2]]
     assert sub.stripe_schedule_id == ""
     schedule = as_dict(client().v1.subscription_schedules.retrieve(stripe_sub["schedule"]))
