@@ -57,6 +57,8 @@ class SubscriptionsOwner(Protocol):
 
     def invoice_sync(self, *, stripe_invoice_id: str) -> bool: ...
 
+    def schedule_sync(self, *, stripe_schedule_id: str) -> bool: ...
+
 
 _owners: dict[str, object] = {}
 

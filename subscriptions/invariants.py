@@ -3,16 +3,19 @@ no ended subscription still holds a slot, and our invoices say what Stripe's say
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from billing.models import Payment
 from billing.stripe_gateway import subscriptions as gateway
 from booking.models import Booking
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionSession
-from subscriptions.services import PERIOD_INVOICES
+from subscriptions.services import CYCLE_RESTART, PERIOD_INVOICES
 
 
 def paid_periods_are_booked() -> list[str]:
     problems = []
-    paid = SubscriptionInvoice.objects.filter(status="paid", billing_reason__in=PERIOD_INVOICES, amount_paid__gt=0)
+    periods = Q(billing_reason__in=PERIOD_INVOICES) | Q(billing_reason=CYCLE_RESTART, occurrence__isnull=False)
+    paid = SubscriptionInvoice.objects.filter(periods, status="paid", amount_paid__gt=0)
     for row in paid.filter(review_reason=""):
         if row.booking_id is None:
             problems.append(f"invoice {row.stripe_invoice_id} is paid but produced no booking")

@@ -78,8 +78,19 @@ class Subscription(models.Model):
     stripe_subscription_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
     stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
     stripe_price_id = models.CharField(max_length=255, blank=True, default="")
-    # Stripe's billing cycle anchor: period k starts k intervals after it.
+    # Stripe's billing cycle anchor: period k starts (k - billing_anchor_occurrence) intervals after it.
     billing_anchor = models.BigIntegerField(null=True, blank=True)
+    billing_anchor_occurrence = models.PositiveIntegerField(default=0)
+    # The billing before a change of interval, oldest first: [{"anchor", "occurrence", "interval", "plan_id"}].
+    billing_history = models.JSONField(default=list, blank=True)
+    # A change to a plan of the other interval, waiting for its period (a Stripe subscription schedule).
+    stripe_schedule_id = models.CharField(max_length=255, blank=True, default="")
+    pending_plan = models.ForeignKey(
+        SubscriptionPlan, null=True, blank=True, on_delete=models.PROTECT, related_name="pending_subscriptions"
+    )
+    pending_price_id = models.CharField(max_length=255, blank=True, default="")
+    pending_occurrence = models.PositiveIntegerField(null=True, blank=True)
+    pending_change_at = models.DateTimeField(null=True, blank=True)
     current_period_start = models.DateTimeField(null=True, blank=True)
     current_period_end = models.DateTimeField(null=True, blank=True)
     cancel_at_period_end = models.BooleanField(default=False)

@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 User = get_user_model()
 S = Subscription.Status
 PERIOD_INVOICES = ("subscription_create", "subscription_cycle")
+# An update that restarts the billing cycle (a change of interval) invoices the new period in full: a period
+# invoice too when it has a line that is not a proration.
+CYCLE_RESTART = "subscription_update"
 
 
 # --- Plans --------------------------------------------------------------------------------------------
@@ -137,24 +140,57 @@ def _ts(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
+def _billing_segments(sub: Subscription) -> list[dict]:
+    """The billing as Stripe ran it, oldest first: each change of interval started a segment at a new anchor."""
+    current = {
+        "anchor": sub.billing_anchor,
+        "occurrence": sub.billing_anchor_occurrence,
+        "interval": sub.plan.interval,
+        "plan_id": sub.plan_id,
+    }
+    return [*sub.billing_history, current]
+
+
 def occurrence_of(sub: Subscription, period_start: int) -> int | None:
     """Which period (0, 1, …) of the subscription starts at `period_start` (Stripe's timestamp)."""
     if sub.billing_anchor is None:
         return None
-    anchor = _ts(sub.billing_anchor)
+    segments = _billing_segments(sub)
+    segment = next((seg for seg in reversed(segments) if seg["anchor"] - 3600 <= period_start), segments[0])
+    anchor = _ts(segment["anchor"])
     start = _ts(period_start)
+    interval = segment["interval"]
     assert anchor is not None and start is not None
-    if sub.plan.interval == SubscriptionPlan.Interval.WEEK:
+    if interval == SubscriptionPlan.Interval.WEEK:
         k = round((start - anchor).total_seconds() / (7 * 86400))
     else:
         k = (start.year - anchor.year) * 12 + start.month - anchor.month
-    if k < 0 or abs((add_intervals(anchor, k, sub.plan.interval) - start).total_seconds()) > 3600:
+    if k < 0 or abs((add_intervals(anchor, k, interval) - start).total_seconds()) > 3600:
         return None
-    return k
+    return segment["occurrence"] + k
+
+
+def plan_at(sub: Subscription, occurrence: int) -> SubscriptionPlan:
+    """The plan that bills period `occurrence`: a pending change's from its first period, else the plan of
+    the billing segment the period falls in."""
+    if sub.pending_plan_id and sub.pending_occurrence is not None and occurrence >= sub.pending_occurrence:
+        assert sub.pending_plan is not None
+        return sub.pending_plan
+    if occurrence >= sub.billing_anchor_occurrence or not sub.billing_history:
+        return sub.plan
+    segment = next(
+        (seg for seg in reversed(sub.billing_history) if seg["occurrence"] <= occurrence), sub.billing_history[0]
+    )
+    return SubscriptionPlan.objects.select_related("package").get(pk=segment["plan_id"])
+
+
+def slot_interval(sub: Subscription) -> str:
+    """The interval of the standing slot as it stands from its anchor (a pending change's, once set)."""
+    return plan_at(sub, sub.slot_anchor_occurrence).interval
 
 
 def session_at(sub: Subscription, occurrence: int) -> datetime:
-    return add_intervals(sub.slot_anchor_at, occurrence - sub.slot_anchor_occurrence, sub.plan.interval)
+    return add_intervals(sub.slot_anchor_at, occurrence - sub.slot_anchor_occurrence, plan_at(sub, occurrence).interval)
 
 
 def _current_occurrence(sub: Subscription) -> int:
@@ -196,7 +232,7 @@ def _top_up_reservations(sub: Subscription, *, after: int) -> None:
     for k in range(after + 1, after + 1 + settings.SUBSCRIPTION_RESERVE_AHEAD):
         if _session_for(sub, k) is None:
             try:
-                _reserve(sub, k, sub.plan)
+                _reserve(sub, k, plan_at(sub, k))
             except Conflict:
                 logger.warning("subscription %s: occurrence %s of its slot is taken", sub.pk, k)
 
@@ -321,6 +357,7 @@ def _apply_subscription(sub: Subscription, data: dict) -> bool:
         sub.cancel_at_period_end,
         sub.client_secret,
     )
+    switched = _apply_pending_change(sub, data)
     if sub.status not in Subscription.ENDED:
         status = data.get("status") or sub.status
         if data.get("pause_collection") and status in (S.ACTIVE, S.PAST_DUE):
@@ -348,7 +385,87 @@ def _apply_subscription(sub: Subscription, data: dict) -> bool:
     elif sub.cancel_at_period_end:
         _release_reservations(sub, from_occurrence=_current_occurrence(sub) + 1, reason="Cancelled at period end.")
     after = (sub.status, sub.current_period_start, sub.current_period_end, sub.cancel_at_period_end, sub.client_secret)
-    return before != after
+    return switched or before != after
+
+
+def _price_of(data: dict) -> str:
+    items = ((data.get("items") or {}).get("data")) or []
+    price = (items[0].get("price") if items else None) or ""
+    return (price.get("id") if isinstance(price, dict) else price) or ""
+
+
+def _apply_pending_change(sub: Subscription, data: dict) -> bool:
+    """A change of interval waiting for its period: once Stripe's subscription bills the new price, our plan,
+    interval and billing anchor switch (the old billing kept in `billing_history`). If its schedule is gone
+    without it (released or canceled on Stripe), the change is forgotten and the slot stays as it was."""
+    schedule = data.get("schedule")
+    schedule_id = (schedule.get("id") if isinstance(schedule, dict) else schedule) or ""
+    if not sub.pending_plan_id:
+        if sub.stripe_schedule_id and not schedule_id:
+            sub.stripe_schedule_id = ""
+            sub.save(update_fields=["stripe_schedule_id", "updated_at"])
+        return False
+    if _price_of(data) == sub.pending_price_id and data.get("billing_cycle_anchor"):
+        assert sub.pending_plan is not None and sub.pending_occurrence is not None
+        sub.billing_history = [
+            *sub.billing_history,
+            {
+                "anchor": sub.billing_anchor,
+                "occurrence": sub.billing_anchor_occurrence,
+                "interval": sub.plan.interval,
+                "plan_id": sub.plan_id,
+            },
+        ]
+        sub.billing_anchor = data["billing_cycle_anchor"]
+        sub.billing_anchor_occurrence = sub.pending_occurrence
+        sub.plan = sub.pending_plan
+        sub.stripe_price_id = sub.pending_price_id
+        _pending_clear(sub)
+        if not schedule_id:
+            sub.stripe_schedule_id = ""
+        sub.save()
+        return True
+    if not schedule_id and sub.status not in Subscription.ENDED:
+        _pending_forget(sub, reason="The change of plan was withdrawn on Stripe.")
+        sub.stripe_schedule_id = ""
+        sub.save(update_fields=["stripe_schedule_id", "updated_at"])
+        return True
+    return False
+
+
+def _pending_clear(sub: Subscription) -> None:
+    sub.pending_plan = None
+    sub.pending_price_id = ""
+    sub.pending_occurrence = None
+    sub.pending_change_at = None
+
+
+def _pending_forget(sub: Subscription, *, reason: str, top_up: bool = True) -> None:
+    """Drop the pending change here: its reservations released, the slot back to the current one, the next
+    occurrences held again on the current plan."""
+    if not sub.pending_plan_id:
+        return
+    cur = _current_occurrence(sub)
+    _release_reservations(sub, from_occurrence=cur + 1, reason=reason)
+    current = _session_for(sub, cur)
+    if current is not None:
+        sub.slot_anchor_at, sub.slot_anchor_occurrence = current.booking.scheduled_at, cur
+    _pending_clear(sub)
+    sub.save()
+    if top_up:
+        _top_up_reservations(sub, after=cur)
+
+
+def _schedule_release(sub: Subscription) -> None:
+    """Stop the subscription's schedule (a change of interval planned, or its last phase still running):
+    Stripe lets a schedule-managed subscription's cancellation be changed only through the schedule."""
+    if not sub.stripe_schedule_id:
+        return
+    schedule = gateway.schedule_retrieve(sub.stripe_schedule_id)
+    if schedule.get("status") in ("not_started", "active"):
+        gateway.schedule_release(sub.stripe_schedule_id)
+    sub.stripe_schedule_id = ""
+    sub.save(update_fields=["stripe_schedule_id", "updated_at"])
 
 
 def _lock_ours(stripe_subscription_id: str) -> Subscription | None:
@@ -370,6 +487,13 @@ def subscription_sync(*, stripe_subscription_id: str) -> bool:
     return _apply_subscription(sub, data)
 
 
+def schedule_sync(*, stripe_schedule_id: str) -> bool:
+    """subscription_schedule.*: re-read the schedule, then the subscription it manages (or managed) as
+    subscription_sync does. False when it is not of one of ours."""
+    schedule = gateway.schedule_retrieve(stripe_schedule_id)
+    return subscription_sync(stripe_subscription_id=gateway.schedule_subscription_id(schedule))
+
+
 def invoice_sync(*, stripe_invoice_id: str) -> bool:
     """invoice.* and invoice_payment.*: re-read the invoice and apply it to our subscription. False when
     the invoice is not of one of our subscriptions."""
@@ -379,9 +503,12 @@ def invoice_sync(*, stripe_invoice_id: str) -> bool:
         return False
     if invoice.get("customer") != sub.stripe_customer_id:
         raise EventFlagged(f"Invoice {stripe_invoice_id} is not of customer {sub.stripe_customer_id}")
+    # The subscription's own state (past_due, active again, a change of interval applied) follows from a read
+    # of it; a switched plan is applied first, so the new period's invoice is booked on the new plan.
+    data = gateway.subscription_retrieve(_stripe_id(sub))
+    switched = _apply_pending_change(sub, data)
     changed = _invoice_record(sub, invoice)
-    # The subscription's own state (past_due, active again, …) follows from the same read.
-    changed = _apply_subscription(sub, gateway.subscription_retrieve(_stripe_id(sub))) or changed
+    changed = _apply_subscription(sub, data) or changed or switched
     return changed
 
 
@@ -404,11 +531,13 @@ def _invoice_record(sub: Subscription, invoice: dict) -> bool:
     row.payment_intent_id = (
         gateway.invoice_payment_intent_id(invoice) or _confirmation(invoice)[1] or row.payment_intent_id
     )
-    if row.billing_reason in PERIOD_INVOICES and invoice.get("period_start"):
+    lines = ((invoice.get("lines") or {}).get("data")) or []
+    starts = [ln["period"]["start"] for ln in lines if not _is_proration(ln) and ln.get("period")]
+    is_period = row.billing_reason in PERIOD_INVOICES or (row.billing_reason == CYCLE_RESTART and starts)
+    if is_period and invoice.get("period_start") and row.occurrence is None:
         # A renewal invoice's period is the new period: its lines say which (the invoice's own
-        # period_start/end are those of the lines for create, and the new period for cycles).
-        lines = ((invoice.get("lines") or {}).get("data")) or []
-        starts = [ln["period"]["start"] for ln in lines if not _is_proration(ln) and ln.get("period")]
+        # period_start/end are those of the lines for create, and the new period for cycles). Once known
+        # it stays: the billing anchor moves on a change of interval.
         row.occurrence = occurrence_of(sub, starts[0] if starts else invoice["period_start"])
     row.save()
     failed_attempts_before = before[2]
@@ -428,6 +557,13 @@ def _invoice_record(sub: Subscription, invoice: dict) -> bool:
     return created or before != after
 
 
+def is_period_invoice(row: SubscriptionInvoice) -> bool:
+    """A period's invoice (its booking's), as opposed to a proration-only update."""
+    if row.occurrence is None:
+        return False
+    return row.billing_reason in PERIOD_INVOICES or row.billing_reason == CYCLE_RESTART
+
+
 def _is_proration(line: dict) -> bool:
     details = ((line.get("parent") or {}).get("subscription_item_details")) or {}
     return bool(details.get("proration"))
@@ -435,7 +571,7 @@ def _is_proration(line: dict) -> bool:
 
 def _invoice_book(sub: Subscription, row: SubscriptionInvoice) -> None:
     """A paid period: its booking, confirmed and booked through billing with what Stripe took."""
-    if row.billing_reason not in PERIOD_INVOICES or row.occurrence is None:
+    if not is_period_invoice(row) or row.occurrence is None:
         if row.amount_paid:
             row.review_reason = f"paid {row.billing_reason} invoice is not a period of the standing slot"
             row.save(update_fields=["review_reason", "updated_at"])
@@ -451,12 +587,12 @@ def _invoice_book(sub: Subscription, row: SubscriptionInvoice) -> None:
     session = _session_for(sub, row.occurrence)
     if session is None:
         try:
-            session = _reserve(sub, row.occurrence, sub.plan)
+            session = _reserve(sub, row.occurrence, plan_at(sub, row.occurrence))
         except Conflict:
             row.review_reason = "paid, but the occurrence's slot was taken by another booking"
             row.save(update_fields=["review_reason", "updated_at"])
             return
-    shares = money.split(row.amount_paid, plan_fee_percent(sub.plan))
+    shares = money.split(row.amount_paid, plan_fee_percent(plan_at(sub, row.occurrence)))
     booking = reservation_claim_for_payment(booking_id=session.booking_id, shares=shares)
     intent = stripe_gateway.payment_intent_retrieve(row.payment_intent_id)
     if intent.get("status") != "succeeded" or intent.get("amount_received") != row.amount_paid:
@@ -500,6 +636,9 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
     the cancellation policy (booking.services.booking_cancel → billing refunds)."""
     sub = _participant_lock(subscription_id=subscription_id, user=user)
     _live(sub)
+    # A planned change of interval is dropped; the schedule is released first, as Stripe requires.
+    _schedule_release(sub)
+    _pending_forget(sub, reason="The subscription was cancelled.", top_up=False)
     if at_period_end:
         data = gateway.subscription_update(
             stripe_subscription_id=_stripe_id(sub),
@@ -558,8 +697,10 @@ def subscription_resume(*, subscription_id: int, user) -> Subscription:
 def subscription_change(
     *, subscription_id: int, user, plan_id: int | None = None, next_session_at: datetime | None = None
 ) -> Subscription:
-    """Another plan (same interval) and/or another slot, from the next period. Stripe prorates the price
-    change (credited and charged on the next invoice, which that period's booking then carries)."""
+    """Another plan and/or another slot, from the next period. A plan of the same interval: Stripe prorates
+    the price change (credited and charged on the next invoice, which that period's booking then carries).
+    A plan of the other interval: a Stripe subscription schedule switches the price at the current period's
+    end, where the billing cycle restarts and the new period is invoiced (`_change_across_intervals`)."""
     sub = _participant_lock(subscription_id=subscription_id, user=user)
     _live(sub)
     if sub.talker_id != user.pk:
@@ -567,17 +708,21 @@ def subscription_change(
     if plan_id is None and next_session_at is None:
         raise Invalid("Give plan_id, next_session_at or both.", field="plan_id")
     plan = sub.plan
-    if plan_id is not None and plan_id != sub.plan_id:
+    if plan_id is None and sub.pending_plan is not None:
+        plan = sub.pending_plan  # another slot for the planned plan
+    elif plan_id is not None and plan_id == sub.pending_plan_id and sub.pending_plan is not None:
+        plan = sub.pending_plan
+    elif plan_id is not None and plan_id != sub.plan_id:
         chosen = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
         if chosen is None:
             raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
         plan = chosen
-        if plan.interval != sub.plan.interval:
-            raise Invalid(
-                "A subscription keeps its interval; cancel it and subscribe to a plan of the other interval.",
-                field="plan_id",
-                code="interval_mismatch",
-            )
+    if plan.interval != sub.plan.interval:
+        return _change_across_intervals(sub, plan, next_session_at)
+    if sub.pending_plan_id:
+        # back to this interval: the planned change of interval is withdrawn first
+        _schedule_release(sub)
+        _pending_forget(sub, reason="The planned change of plan was replaced.", top_up=False)
     nxt = _current_occurrence(sub) + 1
     if next_session_at is not None:
         period_start = sub.current_period_end
@@ -609,4 +754,89 @@ def subscription_change(
         sub.stripe_price_id = plan.stripe_price_id
         sub.save(update_fields=["stripe_price_id", "updated_at"])
         _apply_subscription(sub, data)
+    return sub
+
+
+def _derived_slot(sub: Subscription, occurrence: int, interval: str, period_start: datetime) -> datetime:
+    """The first session of the period starting at `period_start` on the current slot's pattern: the same
+    weekday and time (weekly) or day of the month and time (monthly) as occurrence `occurrence`'s session."""
+    current = _session_for(sub, occurrence)
+    base = current.booking.scheduled_at if current is not None else session_at(sub, occurrence)
+    steps = 0
+    while add_intervals(base, steps, interval) < period_start:
+        steps += 1
+    return add_intervals(base, steps, interval)
+
+
+def _change_across_intervals(
+    sub: Subscription, plan: SubscriptionPlan, next_session_at: datetime | None
+) -> Subscription:
+    """From the next period on `plan` (the other interval). Reservations move now: the slot's first session
+    on the new interval falls within the new period (`next_session_at`, else derived from the current slot).
+    On Stripe a schedule keeps the current price until the current period ends, then the new price's phase
+    restarts the billing cycle there; `_apply_pending_change` switches our plan when Stripe shows it."""
+    if sub.cancel_at_period_end:
+        raise Conflict(
+            "This subscription ends at the end of its period; resubscribe to change its plan.",
+            field="cancel_at_period_end",
+            code="invalid_state",
+        )
+    effective = sub.current_period_end
+    assert effective is not None
+    cur = _current_occurrence(sub)
+    nxt = cur + 1
+    window_end = add_intervals(effective, 1, plan.interval)
+    if next_session_at is None:
+        next_session_at = _derived_slot(sub, cur, plan.interval, effective)
+        if next_session_at >= window_end:
+            raise Invalid(
+                "The current slot does not fall within the new plan's first period; give next_session_at.",
+                field="next_session_at",
+                code="out_of_range",
+            )
+    if not effective <= next_session_at < window_end:
+        raise Invalid(
+            f"The new slot must fall within the new plan's first period ({effective:%Y-%m-%d %H:%M} UTC to "
+            f"{window_end:%Y-%m-%d %H:%M} UTC).",
+            field="next_session_at",
+            code="out_of_range",
+        )
+    if not plan.stripe_price_id or plan.synced_signature != plan_signature(plan):
+        plan = plan_sync(plan_id=plan.pk)
+    # Reservations first: a taken slot refuses the change before Stripe hears of it.
+    _release_reservations(sub, from_occurrence=nxt, reason="The subscription moves to another plan.")
+    sub.slot_anchor_at, sub.slot_anchor_occurrence = next_session_at, nxt
+    sub.pending_plan = plan
+    sub.pending_price_id = plan.stripe_price_id
+    sub.pending_occurrence = nxt
+    sub.pending_change_at = effective
+    sub.save()
+    for k in range(nxt, nxt + settings.SUBSCRIPTION_RESERVE_AHEAD):
+        _reserve(sub, k, plan)
+    stamp = f"{timezone.now():%Y%m%d%H%M%S%f}"
+    schedule = gateway.schedule_retrieve(sub.stripe_schedule_id) if sub.stripe_schedule_id else {}
+    if schedule.get("status") not in ("not_started", "active"):
+        schedule = gateway.schedule_create_from_subscription(
+            stripe_subscription_id=_stripe_id(sub), idempotency_key=f"subscription-{sub.pk}-schedule-{stamp}"
+        )
+    phase_start = (schedule.get("current_phase") or {}).get("start_date") or schedule["phases"][0]["start_date"]
+    gateway.schedule_update(
+        schedule_id=schedule["id"],
+        idempotency_key=f"subscription-{sub.pk}-schedule-phases-{stamp}",
+        end_behavior="release",
+        phases=[
+            {
+                "items": [{"price": sub.stripe_price_id, "quantity": 1}],
+                "start_date": phase_start,
+                "end_date": int(effective.timestamp()),
+            },
+            {
+                "items": [{"price": plan.stripe_price_id, "quantity": 1}],
+                "billing_cycle_anchor": "phase_start",
+                "proration_behavior": "create_prorations",
+            },
+        ],
+    )
+    sub.stripe_schedule_id = schedule["id"]
+    sub.save(update_fields=["stripe_schedule_id", "updated_at"])
     return sub

@@ -126,3 +126,36 @@ def invoice_payment_intent_id(invoice: dict) -> str:
 def invoice_payment_invoice_id(invoice_payment: dict) -> str:
     inv = invoice_payment.get("invoice")
     return (inv.get("id") if isinstance(inv, dict) else inv) or ""
+
+
+def schedule_create_from_subscription(*, stripe_subscription_id: str, idempotency_key: str) -> dict:
+    """A schedule of the subscription as it stands (one phase: the current period), to plan a change on."""
+    return as_dict(
+        call(
+            client().v1.subscription_schedules.create,
+            params={"from_subscription": stripe_subscription_id},
+            options=options(idempotency_key),
+        )
+    )
+
+
+def schedule_retrieve(schedule_id: str) -> dict:
+    return as_dict(call(client().v1.subscription_schedules.retrieve, schedule_id))
+
+
+def schedule_update(*, schedule_id: str, idempotency_key: str, **params) -> dict:
+    return as_dict(
+        call(client().v1.subscription_schedules.update, schedule_id, params=params, options=options(idempotency_key))
+    )
+
+
+def schedule_release(schedule_id: str) -> dict:
+    return as_dict(call(client().v1.subscription_schedules.release, schedule_id))
+
+
+def schedule_subscription_id(schedule: dict) -> str:
+    """The subscription a schedule manages, or managed until it was released."""
+    sub = schedule.get("subscription") or schedule.get("released_subscription")
+    if isinstance(sub, dict):
+        return sub.get("id") or ""
+    return sub or ""

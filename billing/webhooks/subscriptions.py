@@ -1,7 +1,8 @@
-"""customer.subscription.*, invoice.* and invoice_payment.* events: triggers only. The subscription or the
-invoice is re-read from Stripe and applied by its owner (`subscriptions.services`, through
-`billing.owners`) when it is one of ours, matched by the Stripe subscription id we stored; repeated or
-reordered events re-apply the same fresh state, which changes nothing more."""
+"""customer.subscription.*, subscription_schedule.*, invoice.* and invoice_payment.* events: triggers only.
+The subscription (a schedule's: the one it manages) or the invoice is re-read from Stripe and applied by its
+owner (`subscriptions.services`, through `billing.owners`) when it is one of ours, matched by the Stripe
+subscription id we stored; repeated or reordered events re-apply the same fresh state, which changes
+nothing more."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ def handle_subscription(event: dict) -> str:
     sub = event["data"]["object"]
     with transaction.atomic(savepoint=False):  # joins the dispatcher's transaction
         changed = owners.subscriptions().subscription_sync(stripe_subscription_id=sub.get("id") or "")
+    return PROCESSED if changed else IGNORED
+
+
+def handle_schedule(event: dict) -> str:
+    """subscription_schedule.*: the schedule is re-read, and the subscription it manages applied."""
+    schedule = event["data"]["object"]
+    with transaction.atomic(savepoint=False):
+        changed = owners.subscriptions().schedule_sync(stripe_schedule_id=schedule.get("id") or "")
     return PROCESSED if changed else IGNORED
 
 
@@ -49,6 +58,11 @@ HANDLERS = {
     "customer.subscription.deleted": handle_subscription,
     "customer.subscription.paused": handle_subscription,
     "customer.subscription.resumed": handle_subscription,
+    "subscription_schedule.created": handle_schedule,
+    "subscription_schedule.updated": handle_schedule,
+    "subscription_schedule.released": handle_schedule,
+    "subscription_schedule.canceled": handle_schedule,
+    "subscription_schedule.completed": handle_schedule,
     "invoice.created": handle_invoice,
     "invoice.finalized": handle_invoice,
     "invoice.paid": handle_invoice,

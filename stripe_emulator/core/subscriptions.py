@@ -19,10 +19,12 @@ Lifecycle
   `subscription_failed_action=unpaid`). A card that needs authentication on renewal leaves the PaymentIntent
   in `requires_action` (`invoice.payment_action_required`) until the customer confirms it.
 - update: price change with `proration_behavior` create_prorations (credited/charged on the next invoice),
-  always_invoice (invoiced now) or none; `cancel_at_period_end`; `pause_collection` (renewal invoices are
+  always_invoice (invoiced now) or none; a price of another interval restarts the cycle now and invoices
+  at once (`subscription_schedules.py`); `cancel_at_period_end`; `pause_collection` (renewal invoices are
   voided, kept as drafts or marked uncollectible). Cancel now: DELETE.
+- subscription schedules (`subscription_schedules.py`): changes from a later phase, applied at its start.
 Not emulated: trials (so no `paused` status and no customer.subscription.paused/resumed), taxes, discounts,
-coupons, changing interval, multiple currencies per customer, metered prices, subscription schedules.
+coupons, multiple currencies per customer, metered prices.
 """
 
 import calendar
@@ -362,6 +364,12 @@ class SubscriptionsMixin:
             )
         before = jcopy(sub)
         now = self._cust_now(sub["customer"])
+        if "cancel_at_period_end" in p and sub.get("schedule"):
+            raise invalid(
+                "The subscription is managed by the subscription schedule `%s`, and updating any cancelation "
+                "behavior directly is not allowed. Please update the schedule instead." % sub["schedule"],
+                param="cancel_at_period_end",
+            )
         if "cancel_at_period_end" in p:
             sub["cancel_at_period_end"] = p["cancel_at_period_end"]
             sub["cancel_at"] = self._period(sub)[1] if p["cancel_at_period_end"] else None
@@ -396,6 +404,8 @@ class SubscriptionsMixin:
             sub["description"] = p["description"] or None
         self._apply_metadata(sub, p.get("metadata"))
         proration_lines = []
+        behaviour = p.get("proration_behavior") or "create_prorations"
+        reset_credit = None
         for i, change in enumerate(p.get("items") or []):
             item = next((it for it in sub["items"]["data"] if it["id"] == change.get("id")), None)
             if item is None:
@@ -407,13 +417,12 @@ class SubscriptionsMixin:
                 new_price = self._recurring_price(ctx, change["price"], "items[%d][price]" % i)
                 old_rec, new_rec = item["price"]["recurring"], new_price["recurring"]
                 if (old_rec["interval"], old_rec["interval_count"]) != (new_rec["interval"], new_rec["interval_count"]):
-                    raise invalid(
-                        "The emulator cannot change a subscription's billing interval.", param="items[%d][price]" % i
-                    )
+                    # another interval: the cycle restarts now, invoiced at once (subscription_schedules.py)
+                    reset_credit = self._sub_reset_cycle(sub, item, now, behaviour)
             quantity = change.get("quantity", item["quantity"])
             old_amount = item["price"]["unit_amount"] * item["quantity"]
             new_amount = new_price["unit_amount"] * quantity
-            if new_amount != old_amount or new_price["id"] != item["price"]["id"]:
+            if reset_credit is None and (new_amount != old_amount or new_price["id"] != item["price"]["id"]):
                 start, end = self._period(sub)
                 at = min(max(p.get("proration_date", now), start), end)
                 fraction = (end - at) / float(end - start)
@@ -447,11 +456,14 @@ class SubscriptionsMixin:
             item["quantity"] = quantity
             if change.get("metadata") is not None:
                 self._apply_metadata(item, change["metadata"])
-        behaviour = p.get("proration_behavior") or "create_prorations"
+        if reset_credit is not None:
+            self._sub_new_anchor(sub, now)
         prev = self._diff(before, sub)
         if prev:
             self._emit("customer.subscription.updated", sub, ctx, ctx.account, prev)
-        if proration_lines and behaviour == "create_prorations":
+        if reset_credit is not None:
+            self._sub_invoice_new_cycle(ctx, sub, reset_credit, now)
+        elif proration_lines and behaviour == "create_prorations":
             self.internal[sid]["pending"].extend(proration_lines)
         elif proration_lines and behaviour == "always_invoice":
             start, end = self._period(sub)

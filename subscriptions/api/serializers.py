@@ -55,6 +55,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     plan = PlanSerializer()
     standing_slot = serializers.SerializerMethodField()
     next_session_at = serializers.SerializerMethodField()
+    pending_change = serializers.SerializerMethodField()
     bookings = serializers.SerializerMethodField()
     payment = serializers.SerializerMethodField()
 
@@ -72,6 +73,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "current_period_end",
             "next_session_at",
             "cancel_at_period_end",
+            "pending_change",
             "canceled_at",
             "ended_at",
             "bookings",
@@ -81,8 +83,9 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def get_standing_slot(self, sub: Subscription) -> dict:
         at = sub.slot_anchor_at
-        slot = {"interval": sub.plan.interval, "time": f"{at:%H:%M}", "timezone": "UTC"}
-        if sub.plan.interval == SubscriptionPlan.Interval.WEEK:
+        interval = services.slot_interval(sub)
+        slot = {"interval": interval, "time": f"{at:%H:%M}", "timezone": "UTC"}
+        if interval == SubscriptionPlan.Interval.WEEK:
             slot["weekday"] = f"{at:%A}"
         else:
             slot["day_of_month"] = at.day
@@ -91,6 +94,18 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     def get_next_session_at(self, sub: Subscription) -> str | None:
         booking = selectors.subscription_next_session(sub=sub)
         return serializers.DateTimeField().to_representation(booking.scheduled_at) if booking else None
+
+    def get_pending_change(self, sub: Subscription) -> dict | None:
+        """A change to a plan of the other interval, waiting for its period: the plan and when it takes effect
+        (the current period's end), and the first session on it."""
+        if sub.pending_plan is None or sub.pending_change_at is None:
+            return None
+        at = serializers.DateTimeField()
+        return {
+            "plan": PlanSerializer(sub.pending_plan).data,
+            "effective_at": at.to_representation(sub.pending_change_at),
+            "first_session_at": at.to_representation(sub.slot_anchor_at),
+        }
 
     def get_bookings(self, sub: Subscription) -> list:
         return SubscriptionBookingSerializer(selectors.subscription_sessions(sub=sub), many=True).data
