@@ -44,6 +44,7 @@ from booking.reservations import reservation_claim_for_payment, reservation_crea
 from booking.services import booking_cancel, listener_bookable
 from common import locks
 from common.errors import Conflict, Invalid, NotFound, NotPermitted
+from common.ready import ready_notify, ready_wait
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
 from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
@@ -327,6 +328,7 @@ def subscription_create_on_stripe(*, subscription_id: int) -> Subscription:
             sub.failure_message = error.message
             sub.save(update_fields=["status", "failure_message", "updated_at"])
             _release_reservations(sub, reason="The subscription could not be created on Stripe.")
+            ready_notify(_ready_channel(sub.pk))
             return sub
         sub.stripe_subscription_id = data["id"]
         sub.stripe_customer_id = customer_id
@@ -336,7 +338,23 @@ def subscription_create_on_stripe(*, subscription_id: int) -> Subscription:
         invoice = data.get("latest_invoice")
         if isinstance(invoice, dict):
             _invoice_record(sub, invoice)
+        ready_notify(_ready_channel(sub.pk))  # delivered on commit: the create request's wait
         return sub
+
+
+def _ready_channel(subscription_id: int) -> str:
+    return f"talkpay_subscription_{int(subscription_id)}"
+
+
+def subscription_wait_created(*, subscription_id: int, timeout: float) -> Subscription:
+    """The subscription once the worker has created it on Stripe (or failed to), or as it is after
+    `timeout` seconds: woken by the worker's commit (LISTEN/NOTIFY), as create_booking's wait is."""
+    return ready_wait(
+        channel=_ready_channel(subscription_id),
+        read=lambda: Subscription.objects.select_related("plan__package").get(pk=subscription_id),
+        done=lambda sub: sub.status != S.CREATING,
+        timeout=timeout,
+    )
 
 
 # --- Applying what Stripe says ------------------------------------------------------------------------

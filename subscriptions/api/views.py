@@ -1,5 +1,3 @@
-import time
-
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -35,18 +33,6 @@ class PlanListView(generics.ListAPIView):
         return plan_list_active()
 
 
-def _wait_for_stripe(subscription_id: int, timeout: float) -> Subscription:
-    """Poll until the worker has created the Stripe subscription, or the time is up."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        sub = Subscription.objects.select_related("plan__package").get(pk=subscription_id)
-        if sub.status != Subscription.Status.CREATING or time.monotonic() >= deadline:
-            return sub
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
-
-
 class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = SubscriptionSerializer
     permission_classes = [IsAuthenticated]
@@ -67,7 +53,9 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         return super().get_throttles()
 
     def _created_response(self, request, subscription_id: int) -> Response:
-        sub = _wait_for_stripe(subscription_id, settings.BOOKING_PAYMENT_WAIT_SECONDS)
+        sub = services.subscription_wait_created(
+            subscription_id=subscription_id, timeout=settings.BOOKING_PAYMENT_WAIT_SECONDS
+        )
         body = SubscriptionSerializer(sub, context={"request": request}).data
         payload = {"subscription": body, "payment": body["payment"]}
         if sub.status == Subscription.Status.CREATING:
