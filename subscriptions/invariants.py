@@ -3,13 +3,21 @@ no ended subscription still holds a slot, and our invoices say what Stripe's say
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+
 from django.db.models import Q
 
 from billing.models import Payment
+from billing.stripe_gateway import StripeGatewayError
 from billing.stripe_gateway import subscriptions as gateway
 from booking.models import Booking
+from payouts.invariants import CURSOR_MARGIN_SECONDS
+from payouts.models import StripeCheckCursor
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionSession
 from subscriptions.services import CYCLE_RESTART, PERIOD_INVOICES
+
+EVENTS_KEPT_SECONDS = 30 * 86400  # Stripe lists events of the last 30 days
 
 
 def paid_periods_are_booked() -> list[str]:
@@ -39,26 +47,72 @@ def ended_subscriptions_hold_no_slot() -> list[str]:
 
 
 def invoices_agree_with_stripe() -> list[str]:
+    """Our invoices say what Stripe's say. Incremental: the first run (and one whose cursor is older than
+    the 30 days Stripe keeps events) compares every subscription's invoices; later runs only the invoices
+    Stripe sent an event for since the cursor, and ours that changed since, each read from Stripe. The
+    cursor moves only when the run found nothing wrong, so a mismatch is reported until it is fixed."""
+    cursor, _ = StripeCheckCursor.objects.get_or_create(name="subscription_invoices")
+    started = int(time.time())
+    since = max(0, cursor.created - CURSOR_MARGIN_SECONDS)
+    try:
+        if cursor.created == 0 or started - since > EVENTS_KEPT_SECONDS:
+            problems = _compare_all()
+        else:
+            problems = _compare_changed(since)
+    except StripeGatewayError as error:
+        return [f"could not read subscription invoices on Stripe: {error}"]
+    if not problems:
+        StripeCheckCursor.objects.filter(pk=cursor.pk).update(created=started)
+    return problems
+
+
+def _compare_all() -> list[str]:
     problems = []
     live = Subscription.objects.exclude(stripe_subscription_id__isnull=True)
     for sub in live.iterator():
         assert sub.stripe_subscription_id is not None
-        theirs = {i["id"]: i for i in gateway.invoices_list_for_subscription(sub.stripe_subscription_id)}
         ours = {r.stripe_invoice_id: r for r in SubscriptionInvoice.objects.filter(subscription=sub)}
-        for invoice_id, invoice in theirs.items():
-            if invoice.get("status") == "draft":
-                continue
-            row = ours.get(invoice_id)
-            if row is None:
-                if invoice.get("amount_paid"):
-                    problems.append(f"Stripe invoice {invoice_id} of subscription {sub.pk} paid but not recorded")
-                continue
-            if (row.status, row.amount_paid) != (invoice.get("status"), invoice.get("amount_paid")):
-                problems.append(
-                    f"invoice {invoice_id}: ours {row.status} {row.amount_paid}, Stripe's "
-                    f"{invoice.get('status')} {invoice.get('amount_paid')}"
-                )
+        for invoice in gateway.invoices_list_for_subscription(sub.stripe_subscription_id):
+            problems += _compare(sub.pk, invoice, ours.get(invoice["id"]))
     return problems
+
+
+def _compare_changed(since: int) -> list[str]:
+    changed = gateway.invoice_ids_changed_since(created_gte=since)
+    changed |= set(
+        SubscriptionInvoice.objects.filter(updated_at__gte=datetime.fromtimestamp(since, tz=UTC)).values_list(
+            "stripe_invoice_id", flat=True
+        )
+    )
+    ours = {r.stripe_invoice_id: r for r in SubscriptionInvoice.objects.filter(stripe_invoice_id__in=changed)}
+    subscriptions = dict(
+        Subscription.objects.exclude(stripe_subscription_id__isnull=True).values_list("stripe_subscription_id", "pk")
+    )
+    problems = []
+    for invoice_id in sorted(changed):
+        invoice = gateway.invoice_retrieve(invoice_id)
+        sub_id = subscriptions.get(gateway.invoice_subscription_id(invoice))
+        if sub_id is not None:
+            problems += _compare(sub_id, invoice, ours.get(invoice_id))
+    return problems
+
+
+def _compare(sub_id: int, invoice: dict, row: SubscriptionInvoice | None) -> list[str]:
+    invoice_id = invoice["id"]
+    if invoice.get("status") == "draft":
+        return []
+    if row is None:
+        if invoice.get("amount_paid"):
+            return [f"Stripe invoice {invoice_id} of subscription {sub_id} paid but not recorded"]
+        return []
+    if row.subscription_id != sub_id:
+        return [f"invoice {invoice_id} is Stripe's for subscription {sub_id}, ours for {row.subscription_id}"]
+    if (row.status, row.amount_paid) != (invoice.get("status"), invoice.get("amount_paid")):
+        return [
+            f"invoice {invoice_id}: ours {row.status} {row.amount_paid}, Stripe's "
+            f"{invoice.get('status')} {invoice.get('amount_paid')}"
+        ]
+    return []
 
 
 CHECKS = [paid_periods_are_booked, ended_subscriptions_hold_no_slot, invoices_agree_with_stripe]

@@ -102,6 +102,13 @@ def invoices_list_for_subscription(stripe_subscription_id: str) -> list[dict]:
     return [as_dict(invoice) for invoice in page.auto_paging_iter()]
 
 
+def invoice_ids_changed_since(*, created_gte: int) -> set[str]:
+    """The invoices Stripe sent an `invoice.*` event for since `created_gte` (Stripe keeps events 30 days)."""
+    page = call(client().v1.events.list, params={"type": "invoice.*", "created": {"gte": created_gte}, "limit": 100})
+    objects = (as_dict(event)["data"]["object"] for event in page.auto_paging_iter())
+    return {str(invoice["id"]) for invoice in objects if invoice.get("id")}  # invoice.upcoming's has none
+
+
 def invoice_subscription_id(invoice: dict) -> str:
     """The subscription an invoice bills, where this API version puts it."""
     details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
