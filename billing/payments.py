@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
@@ -82,9 +84,14 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
     """Our payment for a PaymentIntent, row-locked, matched by the intent id we stored, and only by it:
     anyone can create an intent carrying our `payment_id` in its metadata. When the metadata names a
     payment still waiting for its intent id, the event came before our worker's commit and is retried."""
-    payment = locks.lock(
-        Payment.objects.select_related("booking").filter(stripe_payment_intent_id=payment_intent_id)
-    ).first()
+    # The talker's Stripe customer comes in the same query (`payment_intent_disagreement` checks the
+    # intent's customer against it): a subquery, so `FOR UPDATE OF` still locks the payment's row only.
+    talker_customer = StripeCustomer.objects.filter(user_id=OuterRef("talker_id")).values("stripe_customer_id")[:1]
+    payment = (
+        locks.lock(Payment.objects.select_related("booking").filter(stripe_payment_intent_id=payment_intent_id))
+        .annotate(_talker_customer_id=Coalesce(Subquery(talker_customer), Value("")))
+        .first()
+    )
     if payment is not None:
         return payment
     payment_id = str((metadata or {}).get("payment_id") or "")
@@ -105,7 +112,8 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
 
 def _talker_customer_id(payment: Payment) -> str:
     """The talker's Stripe customer, read once per payment object (a succeeded event checks the intent
-    in its handler and again when applying it: one query, not two)."""
+    in its handler and again when applying it: one query, not two), or none when the payment was
+    locked by `payment_lock_for_intent`, which reads it with the payment."""
     cached = getattr(payment, "_talker_customer_id", None)
     if cached is None:
         talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
