@@ -27,12 +27,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
-from billing.fees import payment_fees_enqueue_on_commit
 from billing.intent_ready import payment_intent_ready_notify
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
-from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 logger = logging.getLogger(__name__)
@@ -166,8 +164,8 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         payment.failure_code = ""
         payment.failure_message = ""
         changed = True
-        notification_enqueue("billing.notify_payment_receipt", payment.pk)
-        payment_fees_enqueue_on_commit(payment_id=payment.pk)
+        # One message for both follow-ups, the receipt and Stripe's fee (billing.tasks), published on commit.
+        transaction.on_commit(lambda: payment_succeeded_followup_enqueue(payment_id=payment.pk))
     if charge_id and payment.stripe_charge_id != charge_id:
         payment.stripe_charge_id = charge_id
         changed = True
@@ -300,6 +298,13 @@ def payment_create_for_booking(*, booking) -> Payment:
     payment = payment_record_for_booking(booking=booking, intent_requested_at=timezone.now())
     transaction.on_commit(lambda: payment_intent_enqueue(payment_id=payment.pk))
     return payment
+
+
+def payment_succeeded_followup_enqueue(*, payment_id: int) -> bool:
+    """Send the talker's receipt and book Stripe's fee, in one task (one message, where they were two).
+    Lost with the broker down, the fee is booked by its sweeper (`billing.fees.payment_fees_sweep`) and
+    the receipt, a courtesy, is not sent again (workers.notify)."""
+    return enqueue_or_leave_to_sweeper("billing.payment_succeeded_followup", payment_id, what="payment follow-up")
 
 
 def payment_intent_enqueue(*, payment_id: int) -> bool:
