@@ -2,6 +2,7 @@
 
     python bench/webhook_bench.py [--seconds 3] [--rounds 3] [--connections 32] [--events 2000]
         [--e2e-rounds 2] [--pool prefork|threads] [--worker-concurrency 2] [--profile 200] [--skip-intake]
+        [--port-base 22000]
 
 1. Intake: gunicorn (gthread) serves the real endpoint and, in the same run, the bare baseline of
    `bench/webhook_bare.py` (verify an HMAC, insert one row, enqueue on commit). Keep-alive clients
@@ -71,12 +72,28 @@ def _env(**extra) -> dict:
     return env
 
 
+# `--port-base N`: the servers of the run take free ports from N up (a range of the caller's own on a
+# shared machine) instead of ports the system picks.
+PORT_BASE = 0
+_next_port = [0]
+
+
 def _free_port() -> int:
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    if not PORT_BASE:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for port in range(max(_next_port[0], PORT_BASE), PORT_BASE + 1000):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _next_port[0] = port + 1
+        return port
+    raise RuntimeError(f"no free port in {PORT_BASE}-{PORT_BASE + 999}")
 
 
 def _psql(sql: str) -> None:
@@ -603,12 +620,16 @@ def main() -> int:
     )
     parser.add_argument("--profile", type=int, default=0, help="first profile N events in-process, then bench")
     parser.add_argument("--skip-intake", action="store_true", help="only the end-to-end comparison")
+    parser.add_argument(
+        "--port-base", type=int, default=0, help="take the servers' ports from this one up (default: any free port)"
+    )
     args = parser.parse_args()
 
     from stripe_emulator.testing import EmulatorProcess
 
-    global STRIPE_API_BASE
-    emulator = EmulatorProcess(quiet=True)
+    global STRIPE_API_BASE, PORT_BASE
+    PORT_BASE = args.port_base
+    emulator = EmulatorProcess(quiet=True, port=_free_port() if PORT_BASE else None)
     emulator.start()
     STRIPE_API_BASE = emulator.url
     try:

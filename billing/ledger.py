@@ -93,12 +93,13 @@ def _checked(key: str, lines: Sequence[Line]) -> list[Line]:
     return lines
 
 
-def _accounts(codes: set[str], *, currency: str) -> dict[str, LedgerAccount]:
-    # One query for the accounts that exist (all of them, but for a new listener's first booking).
-    accounts = {account.code: account for account in LedgerAccount.objects.filter(code__in=codes)}
-    for code in codes - accounts.keys():
-        accounts[code] = account_get_or_create(code, currency=currency)
-    return accounts
+def _account_ids(codes: set[str], *, currency: str) -> dict[str, int]:
+    # One query for the accounts that exist (all of them, but for a new listener's first booking); ids
+    # only, as the entries need nothing else.
+    ids = dict(LedgerAccount.objects.filter(code__in=codes).values_list("code", "id"))
+    for code in codes - ids.keys():
+        ids[code] = account_get_or_create(code, currency=currency).pk
+    return ids
 
 
 def transaction_exists(*, key: str) -> bool:
@@ -121,31 +122,39 @@ def ledger_post(
     """Book `lines` once under `key`. Returns the transaction and whether this call created it.
 
     `known_new`: the caller holds the lock of the row the key names and has just seen the fact is not
-    booked (a payment moving to succeeded), so the look-up is skipped; the key's unique constraint
-    still refuses a second booking."""
+    booked (a payment moving to succeeded), so the look-up and the savepoint are skipped: the key's
+    unique constraint still refuses a second booking, and then the caller's whole transaction fails
+    (as in `ledger_post_many`) instead of this call answering "booked already"."""
     lines = _checked(key, lines)
-    existing = None if known_new else LedgerTransaction.objects.filter(key=key).first()
+    if known_new:
+        return _ledger_insert(key, kind, lines, currency, description, booking_id, payment_id, metadata), True
+    existing = LedgerTransaction.objects.filter(key=key).first()
     if existing is not None:
         return existing, False
     try:
         with transaction.atomic():
-            txn = LedgerTransaction.objects.create(
-                key=key,
-                kind=kind,
-                currency=currency,
-                description=description,
-                booking_id=booking_id,
-                payment_id=payment_id,
-                metadata=metadata or {},
-            )
-            accounts = _accounts({line.account for line in lines}, currency=currency)
-            LedgerEntry.objects.bulk_create(
-                LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount) for line in lines
-            )
+            txn = _ledger_insert(key, kind, lines, currency, description, booking_id, payment_id, metadata)
     except IntegrityError:
         # Another worker booked the same fact a moment ago: the key is the proof.
         return LedgerTransaction.objects.get(key=key), False
     return txn, True
+
+
+def _ledger_insert(key, kind, lines, currency, description, booking_id, payment_id, metadata) -> LedgerTransaction:
+    txn = LedgerTransaction.objects.create(
+        key=key,
+        kind=kind,
+        currency=currency,
+        description=description,
+        booking_id=booking_id,
+        payment_id=payment_id,
+        metadata=metadata or {},
+    )
+    ids = _account_ids({line.account for line in lines}, currency=currency)
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(transaction=txn, account_id=ids[line.account], amount=line.amount) for line in lines
+    )
+    return txn
 
 
 @dataclass(frozen=True)
@@ -165,7 +174,7 @@ def ledger_post_many(postings: Sequence[Posting]) -> None:
     if not postings:
         return
     checked = [(posting, _checked(posting.key, posting.lines)) for posting in postings]
-    accounts = _accounts({line.account for _, lines in checked for line in lines}, currency=postings[0].currency)
+    ids = _account_ids({line.account for _, lines in checked for line in lines}, currency=postings[0].currency)
     txns = LedgerTransaction.objects.bulk_create(
         LedgerTransaction(
             key=posting.key,
@@ -177,7 +186,7 @@ def ledger_post_many(postings: Sequence[Posting]) -> None:
         for posting, _ in checked
     )
     LedgerEntry.objects.bulk_create(
-        LedgerEntry(transaction=txn, account=accounts[line.account], amount=line.amount)
+        LedgerEntry(transaction=txn, account_id=ids[line.account], amount=line.amount)
         for txn, (_, lines) in zip(txns, checked, strict=True)
         for line in lines
     )

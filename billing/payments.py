@@ -22,15 +22,15 @@ from __future__ import annotations
 import logging
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing import ledger, owners, stripe_gateway
-from billing.fees import payment_fees_enqueue_on_commit
 from billing.intent_ready import payment_intent_ready_notify
 from billing.models import LedgerKind, Payment, StripeCustomer
 from billing.webhooks.outcomes import EventFlagged
 from common import locks
-from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,14 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
     """Our payment for a PaymentIntent, row-locked, matched by the intent id we stored, and only by it:
     anyone can create an intent carrying our `payment_id` in its metadata. When the metadata names a
     payment still waiting for its intent id, the event came before our worker's commit and is retried."""
-    payment = locks.lock(
-        Payment.objects.select_related("booking").filter(stripe_payment_intent_id=payment_intent_id)
-    ).first()
+    # The talker's Stripe customer comes in the same query (`payment_intent_disagreement` checks the
+    # intent's customer against it): a subquery, so `FOR UPDATE OF` still locks the payment's row only.
+    talker_customer = StripeCustomer.objects.filter(user_id=OuterRef("talker_id")).values("stripe_customer_id")[:1]
+    payment = (
+        locks.lock(Payment.objects.select_related("booking").filter(stripe_payment_intent_id=payment_intent_id))
+        .annotate(_talker_customer_id=Coalesce(Subquery(talker_customer), Value("")))
+        .first()
+    )
     if payment is not None:
         return payment
     payment_id = str((metadata or {}).get("payment_id") or "")
@@ -105,7 +110,8 @@ def payment_lock_for_intent(*, payment_intent_id: str, metadata: dict | None = N
 
 def _talker_customer_id(payment: Payment) -> str:
     """The talker's Stripe customer, read once per payment object (a succeeded event checks the intent
-    in its handler and again when applying it: one query, not two)."""
+    in its handler and again when applying it: one query, not two), or none when the payment was
+    locked by `payment_lock_for_intent`, which reads it with the payment."""
     cached = getattr(payment, "_talker_customer_id", None)
     if cached is None:
         talkers = StripeCustomer.objects.filter(user_id=payment.talker_id).values_list("stripe_customer_id", flat=True)
@@ -158,8 +164,8 @@ def payment_succeed(*, payment: Payment, charge_id: str = "") -> bool:
         payment.failure_code = ""
         payment.failure_message = ""
         changed = True
-        notification_enqueue("billing.notify_payment_receipt", payment.pk)
-        payment_fees_enqueue_on_commit(payment_id=payment.pk)
+        # One message for both follow-ups, the receipt and Stripe's fee (billing.tasks), published on commit.
+        transaction.on_commit(lambda: payment_succeeded_followup_enqueue(payment_id=payment.pk))
     if charge_id and payment.stripe_charge_id != charge_id:
         payment.stripe_charge_id = charge_id
         changed = True
@@ -292,6 +298,13 @@ def payment_create_for_booking(*, booking) -> Payment:
     payment = payment_record_for_booking(booking=booking, intent_requested_at=timezone.now())
     transaction.on_commit(lambda: payment_intent_enqueue(payment_id=payment.pk))
     return payment
+
+
+def payment_succeeded_followup_enqueue(*, payment_id: int) -> bool:
+    """Send the talker's receipt and book Stripe's fee, in one task (one message, where they were two).
+    Lost with the broker down, the fee is booked by its sweeper (`billing.fees.payment_fees_sweep`) and
+    the receipt, a courtesy, is not sent again (workers.notify)."""
+    return enqueue_or_leave_to_sweeper("billing.payment_succeeded_followup", payment_id, what="payment follow-up")
 
 
 def payment_intent_enqueue(*, payment_id: int) -> bool:

@@ -1,10 +1,15 @@
 """Celery tasks of billing: explicit stable names, ids as arguments, each calls one service.
 Services enqueue them by name through `workers.outbox`, never by importing this module."""
 
+import logging
+
 from celery import shared_task
 
 from billing import fees, payments, refunds, stripe_gateway
+from workers.outbox import enqueue_or_leave_to_sweeper
 from workers.retry import backoff_seconds
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="billing.payment_intent_create", bind=True, acks_late=True, max_retries=8)
@@ -55,6 +60,24 @@ def payment_fees_book_task(self, payment_id: int) -> int:
         return fees.payment_fees_book(payment_id=payment_id)
     except (fees.FeesNotSettled, stripe_gateway.TransientStripeError) as error:
         # Past the retries the sweeper comes back to it.
+        raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
+
+
+@shared_task(name="billing.payment_succeeded_followup", bind=True, acks_late=True, max_retries=10)
+def payment_succeeded_followup_task(self, payment_id: int) -> int:
+    """A succeeded payment's follow-ups in one task: the talker's receipt (sent once: its Redis marker),
+    then Stripe's fee, retried like `billing.payment_fees_book` until Stripe has settled it. A receipt
+    that fails (the mail server is down) is handed to its own task, which retries it, so the fee never
+    waits on the mail."""
+    if not self.request.retries:
+        try:
+            notifications.payment_receipt_task.run(payment_id)
+        except Exception:
+            logger.warning("receipt for payment %s failed; handed to its own task", payment_id, exc_info=True)
+            enqueue_or_leave_to_sweeper(notifications.RECEIPT, payment_id, what="notification")
+    try:
+        return fees.payment_fees_book(payment_id=payment_id)
+    except (fees.FeesNotSettled, stripe_gateway.TransientStripeError) as error:
         raise self.retry(exc=error, countdown=backoff_seconds(self.request.retries)) from error
 
 
@@ -109,4 +132,4 @@ def payment_reconcile_task() -> dict:
 
 
 # The notify_* tasks live beside what they tell about; imported here so the worker registers them.
-from billing import notifications  # noqa: E402, F401
+from billing import notifications  # noqa: E402

@@ -79,3 +79,44 @@ def test_a_charge_without_its_balance_transaction_yet_is_asked_again(events):
 
     with pytest.raises(fees.FeesNotSettled):
         fees.payment_fees_book(payment_id=payment.pk)
+
+
+@pytest.mark.usefixtures("fresh_notifications")
+def test_a_succeeded_payment_s_one_follow_up_sends_the_receipt_and_books_the_fee_once(events):
+    # given a paid booking (its follow-up, published on commit, is run here by hand as well)
+    from django.core import mail
+
+    from billing.tasks import payment_succeeded_followup_task
+
+    payment = payment_of(paid_booking(events, price="50.00"))
+
+    # when the follow-up runs twice (a redelivered message)
+    payment_succeeded_followup_task.apply(args=[payment.pk]).get()
+    payment_succeeded_followup_task.apply(args=[payment.pk]).get()
+
+    # then one receipt went to the talker and the fee is booked once
+    assert [message.to for message in mail.outbox if "receipt" in message.subject] == [[payment.talker.email]]
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
+    assert not fees.payments_fees_unbooked().exists()
+    assert_ledger_clean()
+
+
+@pytest.mark.usefixtures("fresh_notifications")
+def test_a_failing_receipt_is_handed_to_its_own_task_and_the_fee_is_still_booked(events, monkeypatch):
+    from billing import notifications
+    from billing.tasks import payment_succeeded_followup_task
+
+    payment = payment_of(paid_booking(events, price="50.00"))
+    handed = []
+
+    def mail_down(*_args, **_kwargs):
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(notifications, "notification_send_once", mail_down)
+    monkeypatch.setattr(
+        "billing.tasks.enqueue_or_leave_to_sweeper", lambda name, object_id, what: handed.append((name, object_id))
+    )
+
+    assert payment_succeeded_followup_task.apply(args=[payment.pk]).get() == 1
+    assert handed == [(notifications.RECEIPT, payment.pk)]
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
