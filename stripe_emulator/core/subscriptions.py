@@ -12,7 +12,8 @@ Lifecycle
   Confirming that PaymentIntent pays the invoice and activates the subscription (incomplete expires after 23 h
   of the customer's clock time).
 - renewals happen when the customer's test clock passes a period end (`test_clocks.py`): a
-  `subscription_cycle` invoice, finalized and charged off-session to the subscription's (else the customer's
+  `subscription_cycle` invoice, a draft for an hour (`automatically_finalizes_at`), then finalized and charged
+  off-session to the subscription's (else the customer's
   invoice_settings) default payment method. `invoice.upcoming` is sent 3 days before a renewal.
 - a failed charge: `invoice.payment_failed`, the subscription `past_due`, retried RETRY_DAYS after each attempt (config
   `subscription_retry_days`); after the last retry the subscription is canceled (or `unpaid` with config
@@ -734,6 +735,7 @@ class SubscriptionsMixin:
         cust["next_invoice_sequence"] = seq + 1
         inv["number"] = "%s-%04d" % (cust["invoice_prefix"], seq)
         inv["status"] = "open"
+        inv["automatically_finalizes_at"] = None
         inv["effective_at"] = now
         inv["status_transitions"]["finalized_at"] = now
         if inv["amount_due"] > 0:

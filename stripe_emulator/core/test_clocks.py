@@ -1,6 +1,7 @@
 """Test clocks (/v1/test_helpers/test_clocks): customers created with `test_clock` live in the clock's time,
 and advancing it runs everything that falls due on their subscriptions, in time order: `invoice.upcoming`
-three days ahead, renewals at each period end, retries of failed invoices, cancellations at period end and
+three days ahead, renewals at each period end (the renewal invoice a draft for an hour, then finalized and
+charged, as Stripe does), retries of failed invoices, cancellations at period end and
 the expiry of incomplete subscriptions. Advancing is synchronous (the clock is `ready` when the call returns,
 after `test_helpers.test_clock.advancing` and `.ready` were sent)."""
 
@@ -8,6 +9,8 @@ from ..params import INT, STR, STRLIST, ApiError, invalid, require, validate
 from .router import route
 from .state import Ctx, rand
 from .subscriptions import DAY, INCOMPLETE_EXPIRY, UPCOMING_DAYS
+
+RENEWAL_DRAFT_SECONDS = 3600  # Stripe finalizes a subscription's renewal invoice about an hour after its draft
 
 
 class TestClocksMixin:
@@ -115,6 +118,8 @@ class TestClocksMixin:
             inv = self.objects[iid]
             if inv["status"] == "open" and inv["next_payment_attempt"]:
                 due.append((inv["next_payment_attempt"], "retry:" + iid))
+            if inv["status"] == "draft" and inv["auto_advance"] and inv["automatically_finalizes_at"]:
+                due.append((inv["automatically_finalizes_at"], "finalize:" + iid))
         return due
 
     def _clock_run(self, ctx, kind, sub):
@@ -127,6 +132,12 @@ class TestClocksMixin:
             self.internal[sub["id"]]["upcoming_for"] = end
             preview = self._invoice_preview(sub)
             self._emit("invoice.upcoming", preview, ctx, acct)
+            return
+        if kind.startswith("finalize:"):
+            # a renewal's draft, an hour after it was created: finalized, then its payment attempted
+            inv = self.objects[kind.split(":", 1)[1]]
+            self._invoice_finalize(ctx, inv)
+            self._invoice_collect(ctx, sub, inv)
             return
         if kind.startswith("retry:"):
             inv = self.objects[kind.split(":", 1)[1]]
@@ -165,7 +176,12 @@ class TestClocksMixin:
                     inv["status"] = "uncollectible"
                     self._emit("invoice.marked_uncollectible", inv, ctx, acct)
             return
-        self._invoice_finalize(ctx, inv)
+        # As on Stripe, a renewal invoice stays a draft for about an hour (invoice.created; it can still be
+        # edited), then is finalized and charged (`automatically_finalizes_at`).
+        inv["automatically_finalizes_at"] = inv["created"] + RENEWAL_DRAFT_SECONDS
+
+    def _invoice_collect(self, ctx, sub, inv):
+        """Charge a just-finalized invoice off-session to the default payment method (none: it fails)."""
         if inv["status"] == "open":
             pm_id = self._default_pm(sub)
             if pm_id:

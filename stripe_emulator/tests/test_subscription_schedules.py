@@ -6,7 +6,7 @@ import os
 import pytest
 import stripe
 
-from .test_subscriptions import DAY, FIXTURES, WEEK, _clock_customer, _pay_first, _price, _subscribe, _types
+from .test_subscriptions import DAY, FIXTURES, PAID, WEEK, _clock_customer, _pay_first, _price, _subscribe, _types
 
 
 def _active(price, start=None):
@@ -125,7 +125,7 @@ def test_weekly_to_monthly_at_the_period_end_moves_the_anchor_and_invoices_the_n
 
     # one month on: the schedule is done and released, the subscription renews monthly on its own
     month_end = item.current_period_end
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=month_end + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=month_end + PAID)
     sched = stripe.SubscriptionSchedule.retrieve(sched.id)
     assert sched.status == "released" and sched.released_subscription == sub.id and sched.subscription is None
     after = stripe.Subscription.retrieve(sub.id)
@@ -144,7 +144,7 @@ def test_monthly_to_weekly_then_renews_weekly(emulator):
     end = sub["items"].data[0].current_period_end
     weekly = _price(2000, "week")
     _schedule_change(sub, weekly)
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + WEEK + PAID)
     after = stripe.Subscription.retrieve(sub.id)
     assert after.billing_cycle_anchor == end and after["items"].data[0].price.id == weekly.id
     invoices = _invoices(sub.id)
@@ -160,7 +160,7 @@ def test_same_interval_phase_swaps_the_price_for_the_renewal(emulator):
     end = sub["items"].data[0].current_period_end
     dearer = _price(5000)
     _schedule_change(sub, dearer)
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + PAID)
     after = stripe.Subscription.retrieve(sub.id)
     assert after["items"].data[0].price.id == dearer.id and after.billing_cycle_anchor == sub.billing_cycle_anchor
     assert [(i.billing_reason, i.amount_paid) for i in _invoices(sub.id)] == [
@@ -179,7 +179,7 @@ def test_release_keeps_the_subscription_as_it_is_and_cancel_cancels_it(emulator)
     with pytest.raises(stripe.InvalidRequestError):
         stripe.SubscriptionSchedule.release(sched.id)
     end = sub["items"].data[0].current_period_end
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + PAID)
     assert [(i.billing_reason, i.amount_paid) for i in _invoices(sub.id)][-1] == ("subscription_cycle", 3000)
     # once released, cancellation is the subscription's again
     assert stripe.Subscription.modify(sub.id, cancel_at_period_end=True).cancel_at_period_end
@@ -215,7 +215,7 @@ def test_plain_update_to_another_interval_resets_the_anchor_now_and_invoices_at_
     ]
     assert inv.amount_paid == 5500
     # then it renews monthly from the new anchor
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=item.current_period_end + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=item.current_period_end + PAID)
     assert [(i.billing_reason, i.amount_paid, i.period_start) for i in _invoices(sub.id)][-1] == (
         "subscription_cycle",
         7000,

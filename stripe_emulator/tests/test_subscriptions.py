@@ -9,6 +9,7 @@ import stripe
 
 WEEK = 7 * 86400
 DAY = 86400
+PAID = 3600 + 60  # past a period end, the renewal draft's hour (then finalized and charged) and a minute
 FIXTURES = "/work/shared/stripe/fixtures3.json"
 
 
@@ -98,12 +99,42 @@ def test_three_d_secure_first_payment(emulator):
     assert stripe.Invoice.retrieve(sub.latest_invoice.id).status == "paid"
 
 
+def test_a_renewal_invoice_is_a_draft_for_an_hour_then_finalized_and_charged(emulator):
+    clock, cus = _clock_customer()
+    sub = _subscribe(cus, _price())
+    _pay_first(sub)
+    end = stripe.Subscription.retrieve(sub.id)["items"].data[0].current_period_end
+
+    # at the period end: the new period has begun and its invoice is a draft, nothing charged
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + 60)
+    renewal = stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id).latest_invoice)
+    assert (renewal.billing_reason, renewal.status, renewal.amount_paid) == ("subscription_cycle", "draft", 0)
+    assert renewal.automatically_finalizes_at == renewal.created + 3600
+    assert "invoice.created" in _types() and "invoice.finalized" not in _types()[-3:]
+
+    # an hour later: finalized (automatically_finalizes_at cleared), then paid with the saved card
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=end + 3600 + 60)
+    renewal = stripe.Invoice.retrieve(renewal.id)
+    assert (renewal.status, renewal.amount_paid, renewal.automatically_finalizes_at) == ("paid", 3000, None)
+    assert renewal.status_transitions.finalized_at == renewal.created + 3600
+    assert _types().count("invoice.paid") == 2
+
+    # a draft finalized by hand before its hour is not finalized again by the clock
+    week2 = end + WEEK
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=week2 + 60)
+    draft = stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id).latest_invoice)
+    assert draft.status == "draft"
+    assert stripe.Invoice.pay(draft.id).status == "paid"
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=week2 + 2 * 3600)
+    assert stripe.Invoice.retrieve(draft.id).amount_paid == 3000 and _types().count("invoice.paid") == 3
+
+
 def test_test_clock_renews_weekly_and_charges_the_saved_card(emulator):
     clock, cus = _clock_customer()
     sub = _subscribe(cus, _price())
     _pay_first(sub)
     for week in (1, 2, 3):
-        stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + week * WEEK + 60)
+        stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + week * WEEK + PAID)
     invoices = stripe.Invoice.list(subscription=sub.id).data
     assert [(i.billing_reason, i.status, i.amount_paid) for i in reversed(invoices)] == [
         ("subscription_create", "paid", 3000),
@@ -137,12 +168,12 @@ def test_card_that_fails_later_is_retried_then_the_subscription_is_canceled(emul
     _pay_first(sub)
     pm = stripe.PaymentMethod.attach("pm_card_chargeCustomerFail", customer=cus.id)
     stripe.Subscription.modify(sub.id, default_payment_method=pm.id)
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + PAID)
     sub = stripe.Subscription.retrieve(sub.id)
     renewal = stripe.Invoice.retrieve(sub.latest_invoice)
     assert sub.status == "past_due" and renewal.status == "open" and renewal.attempt_count == 1
-    assert renewal.next_payment_attempt == renewal.created + 1 * DAY
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 6 * DAY + 120)
+    assert renewal.next_payment_attempt == renewal.status_transitions.finalized_at + 1 * DAY  # a day after the attempt
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 6 * DAY + PAID)
     sub = stripe.Subscription.retrieve(sub.id)
     renewal = stripe.Invoice.retrieve(renewal.id)
     assert sub.status == "canceled" and sub.cancellation_details.reason == "payment_failed"
@@ -157,7 +188,7 @@ def test_renewal_needing_authentication_waits_for_the_customer(emulator):
     sub = _subscribe(cus, _price())
     pi = _pay_first(sub, "pm_card_threeDSecure2Required")
     emulator.post("/_emulator/payment_intents/%s/3ds" % pi.id, {"outcome": "succeed"})
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + PAID)
     sub = stripe.Subscription.retrieve(sub.id, expand=["latest_invoice.confirmation_secret"])
     assert sub.status == "past_due"
     renewal_pi = sub.latest_invoice.confirmation_secret.client_secret.split("_secret_")[0]
@@ -174,7 +205,7 @@ def test_cancel_at_period_end_and_cancel_now(emulator):
     _pay_first(sub)
     sub = stripe.Subscription.modify(sub.id, cancel_at_period_end=True)
     assert sub.cancel_at_period_end and sub.cancel_at == sub["items"].data[0].current_period_end
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + PAID)
     sub = stripe.Subscription.retrieve(sub.id)
     assert sub.status == "canceled" and len(stripe.Invoice.list(subscription=sub.id).data) == 1
     other = _subscribe(cus, price)
@@ -195,7 +226,7 @@ def test_price_change_prorates_on_the_next_invoice(emulator):
     item = sub["items"].data[0]
     sub = stripe.Subscription.modify(sub.id, items=[{"id": item.id, "price": dearer.id}])
     assert sub["items"].data[0].price.id == dearer.id
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + PAID)
     renewal = stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id).latest_invoice)
     # half a week unused at 30.00 credited, half a week at 50.00 charged, then a full week at 50.00
     assert [line.amount for line in renewal.lines.data] == [-1500, 2500, 5000]
@@ -207,11 +238,11 @@ def test_pause_collection_voids_renewals_until_resumed(emulator):
     sub = _subscribe(cus, _price())
     _pay_first(sub)
     stripe.Subscription.modify(sub.id, pause_collection={"behavior": "void"})
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + 60)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + WEEK + PAID)
     assert stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id).latest_invoice).status == "void"
     sub = stripe.Subscription.modify(sub.id, pause_collection="")
     assert sub.pause_collection is None
-    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + 2 * WEEK + 120)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=clock.frozen_time + 2 * WEEK + PAID)
     assert stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id).latest_invoice).status == "paid"
 
 

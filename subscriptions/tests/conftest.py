@@ -23,6 +23,7 @@ from web.tests.factories import ListenerFactory, TalkerFactory
 from web.tests.support import eventually
 
 WEEK = 7 * 86400
+PAID = 3600 + 60  # past a period end: Stripe keeps the renewal a draft for an hour, then charges it
 
 
 @pytest.fixture

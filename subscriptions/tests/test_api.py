@@ -10,7 +10,7 @@ from billing.stripe_gateway import as_dict, client
 from booking.models import Booking
 from subscriptions import services
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.tests.conftest import WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
+from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
 from web.testing import auth_client
 from web.tests.factories import TalkerFactory
 
@@ -86,11 +86,11 @@ def test_pause_voids_renewals_and_frees_their_slot_resume_bills_again(wired, tal
     talker = talker_on_clock()
     sub = subscribed_and_paid(talker, listener, plan(), wired)
     assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/pause/").json()["status"] == "paused"
-    talker.advance(WEEK + 60, wired)
+    talker.advance(WEEK + PAID, wired)
     voided = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
     assert voided.status == "void" and voided.booking_id is None
     assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/").json()["status"] == "active"
-    talker.advance(2 * WEEK + 60, wired)
+    talker.advance(2 * WEEK + PAID, wired)
     assert len(_bookings(sub, "confirmed")) == 2
     ledger_clean()
 
@@ -102,7 +102,7 @@ def test_a_renewal_asking_for_3d_secure_sends_the_talker_to_confirm_it(wired, ta
     wired.post(f"/_emulator/payment_intents/{intent['id']}/3ds", {"outcome": "succeed"})
     settle(wired)
     sub = Subscription.objects.get(pk=response.json()["subscription"]["id"])
-    talker.advance(WEEK + 60, wired)
+    talker.advance(WEEK + PAID, wired)
     body = talker.api.get(f"/api/payment/subscriptions/{sub.pk}/").json()
     assert body["status"] == "past_due"
     renewal_intent = body["payment"]["client_secret"].split("_secret_")[0]

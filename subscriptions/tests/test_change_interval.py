@@ -15,7 +15,7 @@ from booking.models import Booking
 from payouts.models import ListenerPayout
 from subscriptions import services
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.tests.conftest import ledger_clean, settle, subscribed_and_paid
+from subscriptions.tests.conftest import PAID, ledger_clean, settle, subscribed_and_paid
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 DAY = 86400
@@ -30,7 +30,7 @@ def _failed_events():
     return list(WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).values_list("type", "last_error"))
 
 
-def _to(talker, at, emulator, seconds=60):
+def _to(talker, at, emulator, seconds=PAID):
     """The talker's clock `seconds` past the datetime `at`."""
     talker.advance(int(at.timestamp()) - talker.started + seconds, emulator)
 

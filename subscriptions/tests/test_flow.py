@@ -14,7 +14,7 @@ from payouts import services as payouts
 from payouts.models import ListenerPayout, Payout
 from payouts.periods import period_last_closed
 from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.tests.conftest import WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
+from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
 from web.tests.support import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -55,7 +55,7 @@ def test_subscribe_with_4242_and_renew_three_weeks_each_period_booked_earned_and
 
     # and the clock runs through three weekly renewals
     for week in (1, 2, 3):
-        talker.advance(week * WEEK + 60, wired)
+        talker.advance(week * WEEK + PAID, wired)
 
     # then each of the four periods is one confirmed booking, paid 30.00, split 3.00 / 27.00, with its earning
     assert _failed_events() == []
@@ -126,7 +126,7 @@ def test_a_renewal_that_keeps_failing_ends_the_subscription_and_frees_its_slots(
     card = client().v1.payment_methods.attach("pm_card_chargeCustomerFail", params={"customer": sub.stripe_customer_id})
     client().v1.subscriptions.update(sub.stripe_subscription_id, params={"default_payment_method": card.id})
 
-    talker.advance(WEEK + 60, wired)
+    talker.advance(WEEK + PAID, wired)
     sub.refresh_from_db()
     assert sub.status == "past_due"
     failed = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
@@ -197,7 +197,7 @@ def test_change_of_plan_bills_the_next_period_as_stripe_prorates(wired, talker_o
     assert response.status_code == 200, response.json()
     reserved = _bookings(sub, "reserved")
     assert reserved and all(b.package_id == dear.package_id for b in reserved)
-    talker.advance(WEEK + 60, wired)
+    talker.advance(WEEK + PAID, wired)
     second = _bookings(sub, "confirmed")[1]
     # half a week credited at 30.00 (-15.00), charged at 50.00 (+25.00), then the week at 50.00
     assert (second.total_amount, second.app_fee, second.listener_amount) == (6000, 600, 5400)
@@ -211,8 +211,8 @@ def test_duplicated_and_reordered_events_change_nothing_more(wired, talker_on_cl
     wired.configure(chaos_duplicate=0.5, chaos_reorder=0.5, chaos_delay=0.2, chaos_max_delay=0.5)
     talker = talker_on_clock()
     sub = subscribed_and_paid(talker, listener, plan(), wired)
-    talker.advance(WEEK + 60, wired)
-    talker.advance(2 * WEEK + 60, wired)
+    talker.advance(WEEK + PAID, wired)
+    talker.advance(2 * WEEK + PAID, wired)
     before = (
         sorted(Booking.objects.values_list("id", "status", "total_amount")),
         Payment.objects.count(),
@@ -268,3 +268,26 @@ def test_two_concurrent_subscriptions_for_one_slot_one_wins(wired, talker_on_clo
     assert "slot_taken" in codes
     assert Subscription.objects.count() == 1
     assert Booking.objects.filter(status="reserved").count() == 4
+
+
+def test_a_renewal_draft_books_nothing_until_stripe_charges_it_an_hour_later(wired, talker_on_clock, plan, listener):
+    # given a paid weekly subscription (its first period booked)
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan("week", "30.00"), wired)
+    assert len(_bookings(sub, "confirmed")) == 1
+
+    # when the period ends, then Stripe's renewal invoice is a draft: recorded, nothing booked or charged
+    talker.advance(WEEK + 60, wired)
+    renewal = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
+    assert (renewal.status, renewal.amount_paid, renewal.booking_id) == ("draft", 0, None)
+    assert len(_bookings(sub, "confirmed")) == 1 and Payment.objects.count() == 1
+
+    # when Stripe finalizes and charges it an hour later, then that period's booking is confirmed, once
+    talker.advance(WEEK + PAID, wired)
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.amount_paid) == ("paid", 3000) and renewal.booking_id is not None
+    assert len(_bookings(sub, "confirmed")) == 2
+    payment = Payment.objects.get(booking_id=renewal.booking_id)
+    assert (payment.amount, payment.app_fee, payment.listener_amount) == (3000, 300, 2700)
+    assert _failed_events() == []
+    ledger_clean()

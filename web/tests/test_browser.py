@@ -548,7 +548,7 @@ def test_a_renewal_asking_for_3d_secure_is_authenticated_from_the_subscription_p
 
     # when the week is over, the renewal asks for authentication
     week = 7 * 86400
-    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + week + 60})
+    client.v1.test_helpers.test_clocks.advance(clock.id, params={"frozen_time": clock.frozen_time + week + 3660})
     wait_for(driver, lambda _: Subscription.objects.get(pk=sub_id).status == Subscription.Status.PAST_DUE)
     driver.execute_script("location.hash = '#/subscriptions'")
     row = subscription_row(driver, sub_id)
