@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
+from common.prepared import PreparedQuery, row_insert, rows_insert
 
 PLATFORM_CASH = "platform:cash"
 APP_REVENUE = "platform:revenue"
@@ -93,10 +94,30 @@ def _checked(key: str, lines: Sequence[Line]) -> list[Line]:
     return lines
 
 
+# A booking's transaction names a few accounts: their look-up is compiled once per number of codes
+# (common.prepared), as every succeeded payment, refund and dispute runs it.
+_PREPARED_CODES_MAX = 6
+_accounts_by_codes: dict[int, PreparedQuery] = {}
+
+
+def _accounts_query(count: int) -> PreparedQuery:
+    query = _accounts_by_codes.get(count)
+    if query is None:
+        names = [f"code{index}" for index in range(count)]
+        query = _accounts_by_codes[count] = PreparedQuery(
+            lambda **codes: LedgerAccount.objects.filter(code__in=list(codes.values())).values_list("code", "id"),
+            **dict.fromkeys(names, str),
+        )
+    return query
+
+
 def _account_ids(codes: set[str], *, currency: str) -> dict[str, int]:
     # One query for the accounts that exist (all of them, but for a new listener's first booking); ids
     # only, as the entries need nothing else.
-    ids = dict(LedgerAccount.objects.filter(code__in=codes).values_list("code", "id"))
+    if len(codes) <= _PREPARED_CODES_MAX:
+        ids = dict(_accounts_query(len(codes)).all(**{f"code{index}": code for index, code in enumerate(codes)}))
+    else:
+        ids = dict(LedgerAccount.objects.filter(code__in=codes).values_list("code", "id"))
     for code in codes - ids.keys():
         ids[code] = account_get_or_create(code, currency=currency).pk
     return ids
@@ -141,7 +162,9 @@ def ledger_post(
 
 
 def _ledger_insert(key, kind, lines, currency, description, booking_id, payment_id, metadata) -> LedgerTransaction:
-    txn = LedgerTransaction.objects.create(
+    # Statements kept compiled (common.prepared): every payment, refund and dispute books here.
+    txn = row_insert(
+        LedgerTransaction,
         key=key,
         kind=kind,
         currency=currency,
@@ -151,8 +174,9 @@ def _ledger_insert(key, kind, lines, currency, description, booking_id, payment_
         metadata=metadata or {},
     )
     ids = _account_ids({line.account for line in lines}, currency=currency)
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(transaction=txn, account_id=ids[line.account], amount=line.amount) for line in lines
+    rows_insert(
+        LedgerEntry,
+        [{"transaction_id": txn.pk, "account_id": ids[line.account], "amount": line.amount} for line in lines],
     )
     return txn
 

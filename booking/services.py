@@ -25,6 +25,7 @@ from booking.models import Booking, BookingPackage
 from booking.selectors import booking_list_for_user, listener_has_overlap, session_start_window
 from common import locks
 from common.errors import Conflict, Invalid, NotPermitted
+from common.prepared import PreparedUpdate
 from payouts.services import earning_session_completed
 
 if TYPE_CHECKING:
@@ -300,14 +301,17 @@ def booking_lock(*, booking_id: int) -> Booking:
     return locks.lock(Booking.objects.filter(pk=booking_id)).get()
 
 
+# Every succeeded payment runs it: compiled once (common.prepared).
+_CONFIRM_PENDING = PreparedUpdate(
+    lambda pk: Booking.objects.filter(pk=pk, status=Booking.Status.PENDING), ("status", "updated_at"), pk=int
+)
+
+
 def booking_confirm_paid(*, booking_id: int) -> bool:
     """The payment succeeded: a booking still waiting for it is confirmed. One conditional UPDATE; a
     cancelled booking stays cancelled (its payment is refunded by policy)."""
-    return bool(
-        Booking.objects.filter(pk=booking_id, status=Booking.Status.PENDING).update(
-            status=Booking.Status.CONFIRMED, updated_at=timezone.now()
-        )
-    )
+    confirmed = {"status": Booking.Status.CONFIRMED, "updated_at": timezone.now()}
+    return bool(_CONFIRM_PENDING.run(set=confirmed, pk=booking_id))
 
 
 def booking_mark_refunded(*, booking_id: int) -> bool:

@@ -3,16 +3,21 @@
 The throttles count here: shared by every web process when Redis is up, per process (still limiting,
 never failing the request) when it is down. After a failure Redis is left alone for RETRY_AFTER seconds,
 so a dead Redis costs one connection timeout per process and pause, not one per request.
+
+Each command goes through one `redis.Redis` per connection pool: Django's client builds a new one for
+every command (with its table of response callbacks, about 0.3 ms of CPU here, twice per throttled
+request), where a client is only a handle on its pool.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import redis
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +38,23 @@ def _with_fallback(name: str):
     return method
 
 
+class _PooledClientRedisCacheClient(RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, redis.Redis] = {}
+
+    def get_client(self, key=None, *, write=False):
+        pool = self._get_connection_pool(write)
+        client = self._clients.get(id(pool))
+        if client is None:
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+        return client
+
+
 class FallbackRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._class = _PooledClientRedisCacheClient
         self._alias = params.get("KEY_PREFIX", "cache")
         self._local = LocMemCache(f"fallback-{self._alias}", {"KEY_PREFIX": params.get("KEY_PREFIX", "")})
         self._redis_down_until = 0.0

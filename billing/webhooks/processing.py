@@ -14,6 +14,7 @@ from django.utils import timezone
 from billing.models import WebhookEvent
 from billing.webhooks.dispatch import webhook_handler_for
 from billing.webhooks.outcomes import EventFlagged
+from common.prepared import PreparedQuery, row_save
 from workers.outbox import enqueue_or_leave_to_sweeper
 
 logger = logging.getLogger(__name__)
@@ -50,9 +51,16 @@ def webhook_event_enqueue(*, webhook_event_id: int) -> bool:
     return enqueue_or_leave_to_sweeper("billing.webhook_process", webhook_event_id, what="webhook event")
 
 
+# The raw body and headers are for audit and replay by hand; the handler needs the payload only. Run
+# for every event: compiled once (common.prepared).
+_EVENT_LOCKED = PreparedQuery(
+    lambda pk: WebhookEvent.objects.select_for_update().defer("raw_body", "headers").filter(pk=pk).order_by()[:1],
+    pk=int,
+)
+
+
 def _event_locked(webhook_event_id: int) -> WebhookEvent | None:
-    # The raw body and headers are for audit and replay by hand; the handler needs the payload only.
-    return WebhookEvent.objects.select_for_update().defer("raw_body", "headers").filter(pk=webhook_event_id).first()
+    return _EVENT_LOCKED.first(pk=webhook_event_id)
 
 
 def _failure_record(*, webhook_event_id: int, error: Exception, last_try: bool) -> WebhookEvent | None:
@@ -92,7 +100,7 @@ def webhook_event_process(*, webhook_event_id: int, last_try: bool = True, force
             event.attempts += 1
             event.last_error = ""
             event.processed_at = timezone.now()
-            event.save(update_fields=["status", "attempts", "last_error", "processed_at"])
+            row_save(event, update_fields=("status", "attempts", "last_error", "processed_at"))
             return event.status
     except EventFlagged as flag:
         return _flag_record(webhook_event_id=webhook_event_id, flag=flag)

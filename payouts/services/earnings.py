@@ -15,6 +15,7 @@ from django.conf import settings
 
 from billing.models import Payment
 from common import locks
+from common.prepared import row_insert
 from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout
 
 E = ListenerPayout.Status
@@ -37,7 +38,8 @@ def earning_create_for_payment(
     existing = None if known_new else ListenerPayout.objects.filter(payment_id=payment.pk).first()
     if existing is not None:
         return existing, False
-    earning = ListenerPayout.objects.create(
+    earning = row_insert(
+        ListenerPayout,
         listener_id=listener_id,
         booking_id=payment.booking_id,
         payment_id=payment.pk,
