@@ -69,3 +69,26 @@ class FallbackRedisCache(RedisCache):
     get_many = _with_fallback("get_many")
     set_many = _with_fallback("set_many")
     delete_many = _with_fallback("delete_many")
+
+    def hit(self, key: str, *, window: int) -> tuple[int, float]:
+        """Count one more hit on `key` in a window of `window` seconds that opens at its first hit:
+        the hits so far and the seconds left in the window. One round trip (SET NX EX, INCR, PTTL in
+        a pipeline) and atomic across processes; counted in this process while Redis is unreachable."""
+        full_key = self.make_and_validate_key(key)
+        if time.monotonic() >= self._redis_down_until:
+            try:
+                pipe = self._cache.get_client(full_key, write=True).pipeline(transaction=False)
+                pipe.set(full_key, 0, ex=window, nx=True)
+                pipe.incr(full_key)
+                pipe.pttl(full_key)
+                _, hits, left_ms = pipe.execute()
+                return int(hits), max(left_ms, 0) / 1000
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                logger.warning("cache %s: Redis unreachable (%s); counting in this process", self._alias, error)
+                self._redis_down_until = time.monotonic() + RETRY_AFTER
+        now = time.monotonic()
+        hits, closes_at = self._local.get(key) or (0, now + window)
+        if closes_at <= now:
+            hits, closes_at = 0, now + window
+        self._local.set(key, (hits + 1, closes_at), timeout=max(1, int(closes_at - now) + 1))
+        return hits + 1, closes_at - now

@@ -15,6 +15,7 @@ from billing import stripe_gateway
 from billing.models import WebhookEvent, WebhookRejection
 from billing.webhooks.processing import webhook_event_enqueue
 from common.errors import Invalid
+from common.prepared import row_insert
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,9 @@ def webhook_receive(
 
     try:
         with transaction.atomic():
-            stored = WebhookEvent.objects.create(
+            # Every delivery inserts: the INSERT kept compiled (common.prepared).
+            stored = row_insert(
+                WebhookEvent,
                 stripe_event_id=event["id"][:255],
                 type=event["type"][:100],
                 account=(event.get("account") or "")[:255],
