@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
 from billing.models import LedgerAccount, LedgerEntry, LedgerTransaction
-from common.prepared import PreparedQuery, row_insert, rows_insert
+from common.prepared import PreparedQuery, insert_parts, row_insert, rows_insert
 
 PLATFORM_CASH = "platform:cash"
 APP_REVENUE = "platform:revenue"
@@ -162,22 +162,63 @@ def ledger_post(
 
 
 def _ledger_insert(key, kind, lines, currency, description, booking_id, payment_id, metadata) -> LedgerTransaction:
-    # Statements kept compiled (common.prepared): every payment, refund and dispute books here.
-    txn = row_insert(
-        LedgerTransaction,
-        key=key,
-        kind=kind,
-        currency=currency,
-        description=description,
-        booking_id=booking_id,
-        payment_id=payment_id,
-        metadata=metadata or {},
-    )
+    # Every payment, refund and dispute books here: its statements are kept compiled (common.prepared),
+    # and on PostgreSQL the transaction and its entries are one statement.
+    fields = {
+        "key": key,
+        "kind": kind,
+        "currency": currency,
+        "description": description,
+        "booking_id": booking_id,
+        "payment_id": payment_id,
+        "metadata": metadata or {},
+    }
+    if connection.vendor == "postgresql":
+        return _ledger_insert_with_entries(fields, lines, currency=currency)
+    txn = row_insert(LedgerTransaction, **fields)
     ids = _account_ids({line.account for line in lines}, currency=currency)
+    _entries_insert(txn.pk, lines, ids)
+    return txn
+
+
+def _entries_insert(transaction_id: int, lines: Sequence[Line], ids: dict[str, int]) -> None:
     rows_insert(
         LedgerEntry,
-        [{"transaction_id": txn.pk, "account_id": ids[line.account], "amount": line.amount} for line in lines],
+        [{"transaction_id": transaction_id, "account_id": ids[line.account], "amount": line.amount} for line in lines],
     )
+
+
+_WITH_ENTRIES_SQL: dict[int, str] = {}
+
+
+def _ledger_insert_with_entries(fields: dict, lines: Sequence[Line], *, currency: str) -> LedgerTransaction:
+    """The transaction and its entries in one statement: a data-modifying CTE inserts the transaction,
+    then an entry per line whose account it finds by code, and answers the codes it found no account
+    for (a new listener's first booking), read in the same snapshot as the entries' look-up. Those lines
+    are booked once their accounts exist, in the same database transaction, so the commit's balance
+    check (billing migration 0003) sees every line."""
+    txn, insert_sql, params = insert_parts(LedgerTransaction, **fields)
+    sql = _WITH_ENTRIES_SQL.get(len(lines))
+    if sql is None:
+        quote = connection.ops.quote_name
+        entries, accounts = quote(LedgerEntry._meta.db_table), quote(LedgerAccount._meta.db_table)
+        sql = _WITH_ENTRIES_SQL[len(lines)] = (
+            f"WITH txn AS ({insert_sql} RETURNING id), "
+            f"line (code, amount) AS (VALUES {', '.join('(%s, %s::bigint)' for _ in lines)}), "
+            f"entry AS (INSERT INTO {entries} (transaction_id, account_id, amount) "
+            f"SELECT txn.id, account.id, line.amount FROM txn, line "
+            f"JOIN {accounts} account ON account.code = line.code) "
+            f"SELECT (SELECT id FROM txn), ARRAY(SELECT line.code FROM line "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {accounts} account WHERE account.code = line.code))"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *(value for line in lines for value in (line.account, line.amount))])
+        txn.pk, missing = cursor.fetchone()
+    txn._state.adding = False
+    txn._state.db = connection.alias
+    if missing:
+        unbooked = [line for line in lines if line.account in missing]
+        _entries_insert(txn.pk, unbooked, _account_ids(set(missing), currency=currency))
     return txn
 
 

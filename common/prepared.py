@@ -287,6 +287,28 @@ def row_save(instance: Model, *, update_fields: Sequence[str]) -> None:
     instance._state.db = alias
 
 
+def insert_parts(model: type[M], **values: Any) -> tuple[M, str, list[Any]]:
+    """What `row_insert` would send, for a statement that does more than insert the row (a PostgreSQL
+    data-modifying CTE): the unsaved instance, `INSERT INTO <table> (<columns>) VALUES (%s, ...)` and
+    its parameters. For models `row_insert` writes itself (no save signals, plain fields)."""
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    meta: Any = model._meta
+    instance: Any = model(**values)
+    fields = [field for field in meta.local_concrete_fields if not (field is meta.pk and instance.pk is None)]
+    if _by_the_orm(model, fields) or list(meta.db_returning_fields) != [meta.pk]:
+        raise PrepareError(f"{model.__name__} rows are written by the ORM")
+    instance._prepare_related_fields_for_save(operation_name="save")
+    row = [field.pre_save(instance, True) for field in fields]
+    if any(hasattr(value, "resolve_expression") for value in row):
+        raise PrepareError(f"{model.__name__}: expressions cannot be prepared")
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join('%s' for _ in fields)})"
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)]
+    return instance, sql, params
+
+
 def row_insert(model: type[M], **values: Any) -> M:
     """`model.objects.create(**values)` with its INSERT kept compiled, where the database returns the
     new id from the INSERT (elsewhere, the ORM's create)."""
