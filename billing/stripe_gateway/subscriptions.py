@@ -82,6 +82,39 @@ def subscription_update(*, stripe_subscription_id: str, idempotency_key: str, **
     )
 
 
+def subscription_pause(*, stripe_subscription_id: str, idempotency_key: str) -> dict:
+    """Status `paused`: no invoices until resumed. The current period stays paid (no credit for its rest:
+    its session is kept)."""
+    return as_dict(
+        call(
+            client().v1.subscriptions.pause,
+            stripe_subscription_id,
+            params={
+                "type": "subscription",
+                "bill_for": {"unused_time_from": {"type": "none"}},
+                "expand": ["latest_invoice.confirmation_secret"],
+            },
+            options=options(idempotency_key),
+        )
+    )
+
+
+def subscription_resume(*, stripe_subscription_id: str, idempotency_key: str) -> dict:
+    """Active again on its billing anchor: the period under way is not billed, the next one renews as usual."""
+    return as_dict(
+        call(
+            client().v1.subscriptions.resume,
+            stripe_subscription_id,
+            params={
+                "billing_cycle_anchor": {"type": "unchanged"},
+                "proration_behavior": "none",
+                "expand": ["latest_invoice.confirmation_secret"],
+            },
+            options=options(idempotency_key),
+        )
+    )
+
+
 def subscription_cancel(*, stripe_subscription_id: str) -> dict:
     return as_dict(call(client().v1.subscriptions.cancel, stripe_subscription_id))
 

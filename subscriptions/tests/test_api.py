@@ -1,5 +1,5 @@
 """The subscription API's contract: plans, validation in the house error shape, Idempotency-Key, who sees
-what, pause and resume, a renewal asking for 3-D Secure, and the plan's sync to Stripe."""
+what, a renewal asking for 3-D Secure, and the plan's sync to Stripe."""
 
 from datetime import timedelta
 
@@ -9,8 +9,8 @@ from django.utils import timezone
 from billing.stripe_gateway import as_dict, client
 from booking.models import Booking
 from subscriptions import services
-from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
+from subscriptions.models import Subscription
+from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe
 from web.testing import auth_client
 from web.tests.factories import TalkerFactory
 
@@ -80,19 +80,6 @@ def test_only_participants_see_it_and_only_the_talker_sees_the_secret(wired, tal
     assert stranger.get(f"/api/payment/subscriptions/{sub_id}/").status_code == 404
     assert stranger.post(f"/api/payment/subscriptions/{sub_id}/cancel/", {}, format="json").status_code == 404
     assert [s["id"] for s in talker.api.get("/api/payment/subscriptions/").json()["results"]] == [sub_id]
-
-
-def test_pause_voids_renewals_and_frees_their_slot_resume_bills_again(wired, talker_on_clock, plan, listener):
-    talker = talker_on_clock()
-    sub = subscribed_and_paid(talker, listener, plan(), wired)
-    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/pause/").json()["status"] == "paused"
-    talker.advance(WEEK + PAID, wired)
-    voided = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
-    assert voided.status == "void" and voided.booking_id is None
-    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/").json()["status"] == "active"
-    talker.advance(2 * WEEK + PAID, wired)
-    assert len(_bookings(sub, "confirmed")) == 2
-    ledger_clean()
 
 
 def test_a_renewal_asking_for_3d_secure_sends_the_talker_to_confirm_it(wired, talker_on_clock, plan, listener):
