@@ -698,6 +698,12 @@ def subscription_pause(*, subscription_id: int, user) -> Subscription:
         raise NotPermitted("Only the talker can pause the subscription.")
     if sub.status == S.PAUSED:
         return sub
+    if sub.status not in (S.ACTIVE, S.PAST_DUE):
+        raise Conflict(
+            f"Only an active or past-due subscription can be paused; this one is {sub.status}.",
+            field="status",
+            code="invalid_state",
+        )
     if sub.pending_plan_id:
         raise Conflict(
             "A change of plan is planned for the next period; change back to the current plan first.",

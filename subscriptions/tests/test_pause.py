@@ -15,6 +15,8 @@ from booking.models import Booking
 from booking.tests.factories import BookingFactory
 from subscriptions.models import Subscription, SubscriptionInvoice
 from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, settle, subscribed_and_paid
+from web.testing import auth_client
+from web.tests.factories import ListenerFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 DAY = 86400
@@ -185,4 +187,35 @@ def test_pause_collection_set_on_stripe_reads_as_paused_and_resume_clears_it(wir
     assert len(_bookings(sub, "reserved")) == 4
     talker.advance(2 * WEEK + PAID, wired)
     assert len(_bookings(sub, "confirmed")) == 2
+    ledger_clean()
+
+
+def test_an_incomplete_subscription_cannot_pause_and_stripe_failing_is_a_json_5xx_not_a_crash(
+    wired, talker_on_clock, plan, listener
+):
+    from subscriptions.tests.conftest import subscribe
+
+    talker = talker_on_clock()
+    incomplete = subscribe(talker, listener, plan()).json()["subscription"]["id"]
+    response = talker.api.post(f"/api/payment/subscriptions/{incomplete}/pause/")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "invalid_state"
+    assert list(response.json()["error"]["fields"]) == ["status"]
+
+    sub = subscribed_and_paid(talker_on_clock(), ListenerFactory(password=None), plan(), wired)
+    owner = auth_client(sub.talker)
+    wired.fault("500", count=10, path_prefix="/v1/subscriptions")  # Stripe down for a while
+    response = owner.post(f"/api/payment/subscriptions/{sub.pk}/pause/")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert response.json()["error"]["code"] == "stripe_unavailable"
+    wired.clear_faults()
+    sub.refresh_from_db()
+    assert sub.status == "active" and len(_bookings(sub, "reserved")) == 4  # nothing half-done
+    # Stripe refuses what we ask (here: an id it does not know)
+    Subscription.objects.filter(pk=sub.pk).update(stripe_subscription_id="sub_unknown")
+    response = owner.post(f"/api/payment/subscriptions/{sub.pk}/pause/")
+    assert response.status_code == 502 and response.json()["error"]["code"] == "stripe_refused"
+    Subscription.objects.filter(pk=sub.pk).update(stripe_subscription_id=sub.stripe_subscription_id)
+    assert owner.post(f"/api/payment/subscriptions/{sub.pk}/pause/").json()["status"] == "paused"
+    settle(wired)
+    assert _stripe(sub)["status"] == "paused"
     ledger_clean()
