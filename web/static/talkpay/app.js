@@ -665,7 +665,8 @@
     var live = ENDED.indexOf(sub.status) < 0 && sub.status !== "creating";
     if (talker && payable(sub)) append(actions, h("a", { href: "#/subscription/" + sub.id, class: "button" }, "Pay"));
     if (talker && live) {
-      if (sub.status === "active" || sub.status === "past_due") append(actions, subscriptionAction(sub, "pause", "Pause", notice));
+      var pausable = (sub.status === "active" || sub.status === "past_due") && !sub.cancel_at_period_end && !sub.pending_change;
+      if (pausable) append(actions, subscriptionAction(sub, "pause", "Pause", notice));
       if (sub.status === "paused") append(actions, subscriptionAction(sub, "resume", "Resume", notice));
       if (!sub.cancel_at_period_end && sub.status !== "incomplete") {
         append(actions, h("button", { type: "button", "data-action": "cancel-at-period-end", onclick: function () {
@@ -693,8 +694,8 @@
       notice.textContent = "";
       api("POST", "/payment/subscriptions/" + sub.id + "/" + action + "/").then(function (s) {
         var text = action === "pause"
-          ? "Subscription #" + s.id + " is " + s.status + ": nothing is billed until you resume it."
-          : "Subscription #" + s.id + " is " + s.status + " again: billing resumes and the slot is held ahead.";
+          ? "Subscription #" + s.id + " is " + s.status + ": nothing is billed until you resume it; this period's session stays."
+          : "Subscription #" + s.id + " is " + s.status + " again: billed from the next period, its session held ahead.";
         append(notice, h("div", { class: "panel" }, h("p", { id: "subscription-result" }, text)));
         return rerenderKeeping(viewSubscriptions, "subscription-panel", notice);
       }, function (err) {
