@@ -161,9 +161,7 @@ def test_a_listener_whose_transfers_capability_is_not_active_is_held_and_nothing
     _assert_books_agree_with_stripe(listener)
 
 
-def test_once_stripe_activates_the_capability_again_the_next_run_pays_the_held_earning_once(
-    stripe_emulator, events
-):
+def test_once_stripe_activates_the_capability_again_the_next_run_pays_the_held_earning_once(stripe_emulator, events):
     # given a listener owed 45.00 held by a run because their transfers capability was inactive
     listener = _listener_with_a_payable_earning(stripe_emulator, events)
     _set_transfers(stripe_emulator, listener, "inactive", "requirements.fields_needed")
@@ -292,10 +290,14 @@ def test_duplicated_and_reordered_capability_events_change_nothing(stripe_emulat
     stripe_emulator.post("/_emulator/clock/advance", {"seconds": 2})
     _set_transfers(stripe_emulator, listener, "active")
     reactivated = events.new()
-    assert {e["type"] for e in deactivated} == {e["type"] for e in reactivated} == {
-        "account.updated",
-        "capability.updated",
-    }
+    assert (
+        {e["type"] for e in deactivated}
+        == {e["type"] for e in reactivated}
+        == {
+            "account.updated",
+            "capability.updated",
+        }
+    )
     assert min(e["created"] for e in reactivated) > max(e["created"] for e in deactivated)
 
     # when the reactivation arrives first, the deactivation late, and every event again (Stripe retries)
