@@ -67,6 +67,14 @@ def test_account_restricted_tells_the_listener_what_to_do():
 
 
 @pytest.mark.django_db
+def test_transfers_paused_by_stripe_tell_the_listener_why_though_payouts_are_enabled():
+    account = StripeListenerAccountFactory(transfers_capability="pending", transfers_capability_reason="pending.review")
+    assert account_restricted_task.run(account.pk) is True
+    [message] = mail.outbox
+    assert "paused receiving transfers" in message.body and "pending.review" in message.body
+
+
+@pytest.mark.django_db
 def test_an_account_that_can_receive_payouts_gets_no_restriction_mail():
     account = StripeListenerAccountFactory(payouts_enabled=True)
     assert account_restricted_task.run(account.pk) is False and mail.outbox == []
