@@ -795,9 +795,13 @@
       var account = status.account;
       var onboardError = h("p", { class: "error", role: "alert" });
       var accountBox;
-      if (account && account.payouts_enabled) {
+      if (account && account.can_receive_payouts) {
         flash("");
         accountBox = h("p", { id: "connect-state", class: "ok" }, "Payouts enabled");
+      } else if (account && account.payouts_enabled && account.details_submitted) {
+        // Onboarded, but Stripe put the transfers capability under review or deactivated it: earnings wait.
+        accountBox = h("p", { id: "connect-state" }, "Stripe has paused transfers to your account (" +
+          (account.transfers_capability_reason || account.transfers_capability) + "). Your earnings are kept until it is resolved.");
       } else {
         accountBox = h("div", {},
           h("p", { id: "connect-state" }, account ? "Stripe still needs details before you can be paid." : "Payouts are not set up yet."),
@@ -817,7 +821,9 @@
             h("dt", {}, "Account"), h("dd", {}, account.stripe_account_id),
             h("dt", {}, "Details submitted"), h("dd", {}, account.details_submitted ? "yes" : "no"),
             h("dt", {}, "Charges enabled"), h("dd", {}, account.charges_enabled ? "yes" : "no"),
-            h("dt", {}, "Payouts enabled"), h("dd", {}, account.payouts_enabled ? "yes" : "no")) : null,
+            h("dt", {}, "Payouts enabled"), h("dd", {}, account.payouts_enabled ? "yes" : "no"),
+            h("dt", {}, "Transfers"), h("dd", { id: "transfers-capability" }, account.transfers_capability +
+              (account.transfers_capability_reason ? " (" + account.transfers_capability_reason + ")" : ""))) : null,
           status.payouts_blocked_by.length ? h("p", {}, "Held " + money(status.held_amount) + ": " + status.payouts_blocked_by.join(", ")) : null),
         h("section", { "aria-labelledby": "earn-title" }, h("h2", { id: "earn-title" }, "Earnings"),
           h("dl", { class: "facts" }, h("dt", {}, "Pending"), h("dd", { id: "pending-earnings" }, money(totals.pending_earnings)),
