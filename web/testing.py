@@ -98,7 +98,7 @@ def _flush_retries_deadlocks() -> None:
     from django.db import OperationalError
     from django.test import TransactionTestCase
 
-    original = TransactionTestCase._fixture_teardown
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
     if getattr(original, "retries_deadlocks", False):
         return
 
@@ -112,7 +112,7 @@ def _flush_retries_deadlocks() -> None:
                 time.sleep(0.5)
 
     teardown.retries_deadlocks = True  # type: ignore[attr-defined]
-    TransactionTestCase._fixture_teardown = teardown  # type: ignore[method-assign]
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
