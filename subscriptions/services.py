@@ -45,6 +45,7 @@ from booking.services import booking_cancel, listener_bookable
 from common import locks
 from common.errors import Conflict, Invalid, NotFound, NotPermitted
 from common.ready import ready_notify, ready_wait
+from subscriptions import selectors
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
 from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
@@ -258,7 +259,7 @@ def subscription_create(*, talker, listener_id: int, plan_id: int, first_session
         only_talkers="Only talkers can subscribe.",
         not_yourself="You cannot subscribe to yourself.",
     )
-    plan = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+    plan = selectors.plan_list_active().filter(pk=plan_id).first()
     if plan is None:
         raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
     now = timezone.now()
@@ -731,7 +732,7 @@ def subscription_change(
     elif plan_id is not None and plan_id == sub.pending_plan_id and sub.pending_plan is not None:
         plan = sub.pending_plan
     elif plan_id is not None and plan_id != sub.plan_id:
-        chosen = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+        chosen = selectors.plan_list_active().filter(pk=plan_id).first()
         if chosen is None:
             raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
         plan = chosen

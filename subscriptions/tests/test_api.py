@@ -133,3 +133,20 @@ def test_plan_sync_creates_the_product_and_a_new_price_when_the_price_changes(st
     assert resynced.stripe_price_id != synced.stripe_price_id
     assert as_dict(client().v1.prices.retrieve(resynced.stripe_price_id))["unit_amount"] == 3500
     assert as_dict(client().v1.prices.retrieve(synced.stripe_price_id))["active"] is False
+
+
+@pytest.mark.django_db
+def test_a_plan_on_a_package_withdrawn_from_sale_cannot_be_subscribed(plan, listener):
+    # given a plan the plan list hides: its package is no longer sold
+    hidden = plan("week", "30.00")
+    hidden.package.is_active = False
+    hidden.package.save(update_fields=["is_active"])
+    talker = auth_client(TalkerFactory(password=None))
+    body = {"listener_id": listener.pk, "plan_id": hidden.pk, "first_session_at": timezone.now() + timedelta(days=1)}
+
+    response = talker.post("/api/payment/subscriptions/", body, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == "not_found"
+    assert "plan_id" in response.json()["error"]["fields"]
+    assert not Subscription.objects.exists()
