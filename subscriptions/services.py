@@ -766,7 +766,9 @@ def subscription_change(
         item_id = current["items"]["data"][0]["id"]
         data = gateway.subscription_update(
             stripe_subscription_id=_stripe_id(sub),
-            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}",
+            # One key per change: a key naming only the price would replay the first change's answer when the
+            # talker comes back to that price within Stripe's 24 hours, and Stripe would stay on the other.
+            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}-{timezone.now():%Y%m%d%H%M%S%f}",
             items=[{"id": item_id, "price": plan.stripe_price_id}],
             proration_behavior="create_prorations",
         )

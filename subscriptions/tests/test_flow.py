@@ -205,6 +205,31 @@ def test_change_of_plan_bills_the_next_period_as_stripe_prorates(wired, talker_o
     ledger_clean()
 
 
+def test_changing_back_and_forth_between_two_plans_leaves_stripe_on_the_last_one(
+    wired, talker_on_clock, plan, listener
+):
+    # given a weekly subscription changed to another weekly plan and back
+    cheap, dear = plan("week", "30.00"), plan("week", "50.00", minutes=60)
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, cheap, wired)
+    change = f"/api/payment/subscriptions/{sub.pk}/change/"
+    for chosen in (dear, cheap):
+        assert talker.api.post(change, {"plan_id": chosen.pk}, format="json").status_code == 200
+
+    # when the talker chooses the second plan again, the same day
+    response = talker.api.post(change, {"plan_id": dear.pk}, format="json")
+
+    # then Stripe bills that plan, as our subscription says (not a replay of the first change's answer)
+    assert response.status_code == 200, response.json()
+    dear.refresh_from_db()
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(sub.stripe_subscription_id))
+    assert stripe_sub["items"]["data"][0]["price"]["id"] == dear.stripe_price_id
+    sub.refresh_from_db()
+    assert (sub.plan_id, sub.stripe_price_id) == (dear.pk, dear.stripe_price_id)
+    settle(wired)
+    ledger_clean()
+
+
 def test_duplicated_and_reordered_events_change_nothing_more(wired, talker_on_clock, plan, listener):
     from billing.webhooks.processing import webhook_event_replay
 
