@@ -104,6 +104,9 @@ def plan_sync(*, plan_id: int) -> SubscriptionPlan:
             )
             plan.synced_signature = signature
             if old and old != plan.stripe_price_id:
+                # Back to an amount sold before, within Stripe's 24 hours: the price's key answers the Price
+                # created then, which we deactivated when we left it. Sell it again.
+                gateway.price_activate(price_id=plan.stripe_price_id)
                 gateway.price_deactivate(price_id=old)
         plan.sync_requested_at = None
         plan.save(
