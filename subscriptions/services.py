@@ -678,7 +678,12 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
         .first()
     )
     if current is not None:
-        booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        try:
+            booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        except Conflict as refused:
+            # Stripe has cancelled the subscription already: so do we. The session stays as it is (disputed
+            # once: the bank and an operator settle it; started meanwhile: it takes place), not refunded.
+            logger.warning("subscription %s cancelled; booking %s not cancelled: %s", sub.pk, current, refused)
     return sub
 
 

@@ -188,6 +188,35 @@ def test_cancel_now_refunds_the_current_session_by_the_policy(wired, talker_on_c
     ledger_clean()
 
 
+def test_cancel_now_of_a_session_once_disputed_cancels_and_leaves_the_money_to_the_operator(
+    wired, talker_on_clock, plan, listener
+):
+    # given a paid period whose charge was disputed and the dispute won (the session is confirmed again)
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan(), wired)
+    booking = _bookings(sub, "confirmed")[0]
+    charge_id = Payment.objects.get(booking=booking).stripe_charge_id
+    dispute_id = wired.post(f"/_emulator/charges/{charge_id}/dispute")["id"]
+    settle(wired)
+    wired.post(f"/_emulator/disputes/{dispute_id}/close", {"outcome": "won"})
+    settle(wired)
+    booking.refresh_from_db()
+    assert booking.status == "confirmed"
+
+    # when the talker cancels now
+    response = talker.api.post(f"/api/payment/subscriptions/{sub.pk}/cancel/", {"at_period_end": False}, format="json")
+
+    # then the subscription is cancelled here as on Stripe, and no refund is sent that Stripe would refuse
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "canceled"
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(sub.stripe_subscription_id))
+    assert stripe_sub["status"] == "canceled"
+    assert not Refund.objects.filter(payment__booking=booking).exists()
+    settle(wired)
+    assert _bookings(sub, "reserved") == []
+    ledger_clean()
+
+
 def test_change_of_plan_bills_the_next_period_as_stripe_prorates(wired, talker_on_clock, plan, listener):
     cheap, dear = plan("week", "30.00"), plan("week", "50.00", minutes=60)
     talker = talker_on_clock()
