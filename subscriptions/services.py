@@ -45,6 +45,7 @@ from booking.services import booking_cancel, listener_bookable
 from common import locks
 from common.errors import Conflict, Invalid, NotFound, NotPermitted
 from common.ready import ready_notify, ready_wait
+from subscriptions import selectors
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
 from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
@@ -103,6 +104,9 @@ def plan_sync(*, plan_id: int) -> SubscriptionPlan:
             )
             plan.synced_signature = signature
             if old and old != plan.stripe_price_id:
+                # Back to an amount sold before, within Stripe's 24 hours: the price's key answers the Price
+                # created then, which we deactivated when we left it. Sell it again.
+                gateway.price_activate(price_id=plan.stripe_price_id)
                 gateway.price_deactivate(price_id=old)
         plan.sync_requested_at = None
         plan.save(
@@ -258,7 +262,7 @@ def subscription_create(*, talker, listener_id: int, plan_id: int, first_session
         only_talkers="Only talkers can subscribe.",
         not_yourself="You cannot subscribe to yourself.",
     )
-    plan = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+    plan = selectors.plan_list_active().filter(pk=plan_id).first()
     if plan is None:
         raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
     now = timezone.now()
@@ -683,7 +687,12 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
         .first()
     )
     if current is not None:
-        booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        try:
+            booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        except Conflict as refused:
+            # Stripe has cancelled the subscription already: so do we. The session stays as it is (disputed
+            # once: the bank and an operator settle it; started meanwhile: it takes place), not refunded.
+            logger.warning("subscription %s cancelled; booking %s not cancelled: %s", sub.pk, current, refused)
     return sub
 
 
@@ -817,7 +826,7 @@ def subscription_change(
     elif plan_id is not None and plan_id == sub.pending_plan_id and sub.pending_plan is not None:
         plan = sub.pending_plan
     elif plan_id is not None and plan_id != sub.plan_id:
-        chosen = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+        chosen = selectors.plan_list_active().filter(pk=plan_id).first()
         if chosen is None:
             raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
         plan = chosen
@@ -851,7 +860,9 @@ def subscription_change(
         item_id = current["items"]["data"][0]["id"]
         data = gateway.subscription_update(
             stripe_subscription_id=_stripe_id(sub),
-            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}",
+            # One key per change: a key naming only the price would replay the first change's answer when the
+            # talker comes back to that price within Stripe's 24 hours, and Stripe would stay on the other.
+            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}-{timezone.now():%Y%m%d%H%M%S%f}",
             items=[{"id": item_id, "price": plan.stripe_price_id}],
             proration_behavior="create_prorations",
         )

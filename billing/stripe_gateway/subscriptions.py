@@ -42,6 +42,10 @@ def price_deactivate(*, price_id: str) -> None:
     call(client().v1.prices.update, price_id, params={"active": False})
 
 
+def price_activate(*, price_id: str) -> None:
+    call(client().v1.prices.update, price_id, params={"active": True})
+
+
 def subscription_create(*, subscription_id: int, customer_id: str, price_id: str) -> dict:
     """Incomplete until the talker confirms the first invoice's PaymentIntent; the card is saved on the
     subscription for the off-session renewals."""

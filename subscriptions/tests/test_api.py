@@ -120,3 +120,41 @@ def test_plan_sync_creates_the_product_and_a_new_price_when_the_price_changes(st
     assert resynced.stripe_price_id != synced.stripe_price_id
     assert as_dict(client().v1.prices.retrieve(resynced.stripe_price_id))["unit_amount"] == 3500
     assert as_dict(client().v1.prices.retrieve(synced.stripe_price_id))["active"] is False
+
+
+def test_a_price_changed_and_changed_back_the_same_day_is_sold_again(stripe_emulator, plan, db):
+    # given a plan whose price went from 30.00 to 35.00 (the 30.00 Price deactivated on Stripe)
+    weekly = plan("week", "30.00")
+    first = services.plan_sync(plan_id=weekly.pk).stripe_price_id
+    weekly.refresh_from_db()
+    weekly.price_cents = 3500
+    weekly.save()
+    services.plan_sync(plan_id=weekly.pk)
+
+    # when the operator puts it back to 30.00 within Stripe's 24-hour idempotency window
+    weekly.refresh_from_db()
+    weekly.price_cents = 3000
+    weekly.save()
+    synced = services.plan_sync(plan_id=weekly.pk)
+
+    # then the plan's Price is one Stripe sells: 30.00 and active (a subscription to it is accepted)
+    price = as_dict(client().v1.prices.retrieve(synced.stripe_price_id))
+    assert (price["unit_amount"], price["active"]) == (3000, True)
+    assert synced.stripe_price_id == first  # Stripe answered the first creation again: the same Price
+
+
+@pytest.mark.django_db
+def test_a_plan_on_a_package_withdrawn_from_sale_cannot_be_subscribed(plan, listener):
+    # given a plan the plan list hides: its package is no longer sold
+    hidden = plan("week", "30.00")
+    hidden.package.is_active = False
+    hidden.package.save(update_fields=["is_active"])
+    talker = auth_client(TalkerFactory(password=None))
+    body = {"listener_id": listener.pk, "plan_id": hidden.pk, "first_session_at": timezone.now() + timedelta(days=1)}
+
+    response = talker.post("/api/payment/subscriptions/", body, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == "not_found"
+    assert "plan_id" in response.json()["error"]["fields"]
+    assert not Subscription.objects.exists()
