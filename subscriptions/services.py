@@ -311,6 +311,34 @@ def subscriptions_sweep_creating() -> int:
     )
 
 
+def subscriptions_expire_unpaid(*, limit: int = 100) -> int:
+    """An incomplete subscription (its first invoice not paid) holds its reserved slots no longer than an
+    unpaid booking holds one (BOOKING_PENDING_EXPIRY_MINUTES), not Stripe's 23 hours. Each is read from
+    Stripe first: one paid meanwhile is applied as it stands (its invoice books it), only one still
+    incomplete is cancelled there (Stripe voids its first invoice and cancels the PaymentIntent); the
+    slots are released with it."""
+    cutoff = timezone.now() - timedelta(minutes=settings.BOOKING_PENDING_EXPIRY_MINUTES)
+    candidates = list(
+        Subscription.objects.filter(status=S.INCOMPLETE, created_at__lt=cutoff)
+        .exclude(stripe_subscription_id__isnull=True)
+        .exclude(stripe_subscription_id="")
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for pk in candidates:
+        with transaction.atomic():
+            sub = locks.lock(Subscription.objects.select_related("plan__package").filter(pk=pk)).get()
+            if sub.status != S.INCOMPLETE:
+                continue
+            data = gateway.subscription_retrieve(_stripe_id(sub))
+            if data.get("status") == S.INCOMPLETE:
+                data = gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub))
+                expired += 1
+            _apply_subscription(sub, data)
+    return expired
+
+
 def subscription_create_on_stripe(*, subscription_id: int) -> Subscription:
     """Create the Stripe subscription once (row lock; idempotency key `subscription-<id>`)."""
     with transaction.atomic():

@@ -12,7 +12,7 @@ from subscriptions import services
 from subscriptions.models import Subscription
 from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe
 from web.testing import auth_client
-from web.tests.factories import TalkerFactory
+from web.tests.factories import ListenerFactory, TalkerFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -158,3 +158,29 @@ def test_a_plan_on_a_package_withdrawn_from_sale_cannot_be_subscribed(plan, list
     assert response.json()["error"]["code"] == "not_found"
     assert "plan_id" in response.json()["error"]["fields"]
     assert not Subscription.objects.exists()
+
+
+def test_an_unpaid_subscription_frees_its_slots_when_an_unpaid_booking_would(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    weekly = plan()
+    unpaid = subscribe(talker, listener, weekly).json()
+    paid = subscribe(talker, ListenerFactory(password=None), weekly).json()
+    pay(paid["payment"]["client_secret"])  # paid at the last minute: its events may not be processed yet
+    late = timezone.now() - timedelta(minutes=31)
+    Subscription.objects.filter(pk__in=[unpaid["subscription"]["id"], paid["subscription"]["id"]]).update(
+        created_at=late
+    )
+    assert services.subscriptions_expire_unpaid() == 1
+    settle(wired)
+    expired = Subscription.objects.get(pk=unpaid["subscription"]["id"])
+    assert expired.status == "canceled"
+    assert not Booking.objects.filter(subscription_session__subscription=expired, status="reserved").exists()
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(expired.stripe_subscription_id))
+    assert stripe_sub["status"] == "canceled"
+    assert as_dict(client().v1.invoices.retrieve(stripe_sub["latest_invoice"]))["status"] == "void"
+    intent = unpaid["payment"]["payment_intent_id"]
+    assert as_dict(client().v1.payment_intents.retrieve(intent))["status"] == "canceled"
+    kept = Subscription.objects.get(pk=paid["subscription"]["id"])
+    assert kept.status == "active" and len(_bookings(kept, "confirmed")) == 1
+    assert services.subscriptions_expire_unpaid() == 0
+    ledger_clean()
