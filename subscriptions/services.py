@@ -706,6 +706,12 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
         )
         _apply_subscription(sub, data)
         return sub
+    # A renewal Stripe has just charged, whose events we have not processed yet, is the current period:
+    # record (and book) it first, so it is the session cancelled and refunded by the policy.
+    latest = gateway.subscription_retrieve(_stripe_id(sub)).get("latest_invoice")
+    latest_id = (latest.get("id") if isinstance(latest, dict) else latest) or ""
+    if latest_id:
+        invoice_sync(stripe_invoice_id=latest_id)
     data = gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub))
     _apply_subscription(sub, data)
     current = (

@@ -188,6 +188,34 @@ def test_cancel_now_refunds_the_current_session_by_the_policy(wired, talker_on_c
     ledger_clean()
 
 
+def test_cancel_now_right_after_a_renewal_stripe_charged_refunds_that_renewal_not_the_last_period(
+    wired, talker_on_clock, plan, listener
+):
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan(), wired)
+    first = _bookings(sub, "confirmed")[0]
+    # the renewal is charged on Stripe, but its events are not delivered yet
+    endpoints = client().v1.webhook_endpoints.list().data
+    for endpoint in endpoints:
+        client().v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    talker.advance(WEEK + PAID, wired)
+    for endpoint in endpoints:  # later events are delivered again; the renewal's were lost
+        client().v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
+    assert SubscriptionInvoice.objects.filter(subscription=sub).count() == 1  # we have not heard of it
+    response = talker.api.post(f"/api/payment/subscriptions/{sub.pk}/cancel/", {"at_period_end": False}, format="json")
+    assert response.status_code == 200, response.json()
+    renewal = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
+    assert renewal.status == "paid" and renewal.booking is not None
+    renewal.booking.refresh_from_db()
+    assert renewal.booking.status == "cancelled"
+    assert Refund.objects.get(payment__booking=renewal.booking).amount == 3000  # nine days ahead: all back
+    first.refresh_from_db()
+    assert first.status == "confirmed" and not Refund.objects.filter(payment__booking=first).exists()
+    settle(wired)
+    eventually(lambda: not Refund.objects.exclude(status="succeeded").exists(), what="refund sent")
+    ledger_clean()
+
+
 def test_cancel_now_of_a_session_once_disputed_cancels_and_leaves_the_money_to_the_operator(
     wired, talker_on_clock, plan, listener
 ):
