@@ -153,6 +153,7 @@ def seed(*, size: int, per_listener: int, week_monday: date, accounts: list[str]
                 charges_enabled=True,
                 payouts_enabled=True,
                 details_submitted=True,
+                transfers_capability="active",
             )
             for listener, account in zip(listeners, accounts, strict=True)
         ],

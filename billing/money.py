@@ -46,7 +46,11 @@ def to_cents(amount: Decimal | str | int | float, currency: str | None = None) -
         raise MoneyError(f"{amount!r} is not an amount.") from error
     if not value.is_finite():
         raise MoneyError(f"{amount!r} is not an amount.")
-    if value != value.quantize(_quantum(currency)):
+    try:
+        whole = value.quantize(_quantum(currency))
+    except InvalidOperation as error:  # more digits than the decimal context holds ("1e30")
+        raise MoneyError(f"{amount!r} is too large an amount.") from error
+    if value != whole:
         raise MoneyError(f"{amount!r} has fractions of a cent.")
     return int(value.scaleb(exponent(currency)))
 

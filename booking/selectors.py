@@ -58,6 +58,7 @@ def session_start_window(booking: Booking) -> tuple[datetime, datetime]:
 def booking_cancel_quote(*, booking_id: int, user, now: datetime) -> tuple[int, str]:
     """What cancelling the booking now would refund (cents) and under which policy, by the same rule
     `booking_cancel` applies; Conflict when the booking can no longer be cancelled."""
+    from billing.models import Dispute, Payment
     from billing.refunds import Policy, cancellation_refund_quote, payment_refundable_amount
     from common.errors import Conflict, NotFound
 
@@ -68,10 +69,18 @@ def booking_cancel_quote(*, booking_id: int, user, now: datetime) -> tuple[int, 
         return 0, Policy.UNPAID
     if booking.status != Booking.Status.CONFIRMED:
         raise Conflict(f"A booking that is {booking.status} cannot be cancelled.", field="status", code="invalid_state")
+    payment = Payment.objects.filter(booking_id=booking.pk).first()
+    if payment is None:
+        raise Conflict(f"Booking #{booking.pk} is {booking.status} but has no payment.", field="status")
+    if Dispute.objects.filter(payment=payment).exists():
+        # As booking_cancel refuses it: Stripe refuses refunds on a disputed charge.
+        raise Conflict(
+            "This payment was disputed with the card issuer; an operator settles it.", field="status", code="disputed"
+        )
     if now > session_start_window(booking)[1]:
-        return payment_refundable_amount(payment=booking.payment), Policy.NOT_STARTED
+        return payment_refundable_amount(payment=payment), Policy.NOT_STARTED
     quote = cancellation_refund_quote(
-        total=payment_refundable_amount(payment=booking.payment),
+        total=payment_refundable_amount(payment=payment),
         scheduled_at=booking.scheduled_at,
         cancelled_by_listener=user.pk == booking.listener_id,
         now=now,

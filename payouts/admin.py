@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from billing import money
+from billing.stripe_gateway import StripeGatewayError
 from payouts import selectors, services
 from payouts.models import ListenerPayout, ListenerPayoutSettings, Payout, StripeListenerAccount
 
@@ -113,13 +114,31 @@ class StripeListenerAccountAdmin(admin.ModelAdmin):
         "charges_enabled",
         "payouts_enabled",
         "details_submitted",
+        "transfers_capability",
+        "transfers_capability_reason",
         "disabled_reason",
         "held_amount",
         "payout_failed_at",
     )
-    list_filter = ("payouts_enabled", "details_submitted", "charges_enabled")
+    list_filter = ("transfers_capability", "payouts_enabled", "details_submitted", "charges_enabled")
     search_fields = ("stripe_account_id", "listener__username", "listener__email")
     readonly_fields = [field.name for field in StripeListenerAccount._meta.fields]
+    actions = ["refresh_from_stripe"]
+
+    @admin.action(description="Read the selected accounts again from Stripe")
+    def refresh_from_stripe(self, request, queryset):
+        for account in queryset:
+            try:
+                services.connect_account_refresh(account_id=account.stripe_account_id)
+            except StripeGatewayError as error:
+                self.message_user(request, f"{account.stripe_account_id}: {error}", messages.ERROR)
+                continue
+            account.refresh_from_db()
+            self.message_user(
+                request,
+                f"{account.stripe_account_id}: transfers {account.transfers_capability}, "
+                f"payouts {'enabled' if account.payouts_enabled else 'disabled'}",
+            )
 
     @admin.display(description="held earnings")
     def held_amount(self, account: StripeListenerAccount) -> str:

@@ -8,8 +8,22 @@ class Schedule(models.TextChoices):
     MONTHLY = "monthly", "Monthly"
 
 
+class CapabilityStatus(models.TextChoices):
+    """A Connect capability's status as Stripe reports it (`account.capabilities`, the capability object)."""
+
+    ACTIVE = "active", "Active"
+    PENDING = "pending", "Pending (Stripe is reviewing)"
+    INACTIVE = "inactive", "Inactive"
+    UNREQUESTED = "unrequested", "Not requested"
+
+
 class StripeListenerAccount(models.Model):
-    """The listener's Stripe Connect Express account and what Stripe last told us about it."""
+    """The listener's Stripe Connect Express account and what Stripe last told us about it.
+
+    Transfers need the account's `transfers` capability to be active, which is not the same as
+    `payouts_enabled` (the account's payouts to its bank): Stripe can review, pause or deactivate the
+    capability on its own, after onboarding, and then refuses every transfer to the account
+    (`insufficient_capabilities_for_transfer`). Payout runs pay only accounts whose capability is active."""
 
     listener = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="stripe_listener_account"
@@ -20,6 +34,14 @@ class StripeListenerAccount(models.Model):
     details_submitted = models.BooleanField(default=False)
     requirements = models.JSONField(default=dict, blank=True)
     disabled_reason = models.CharField(max_length=255, blank=True, default="")
+    # Read from Stripe with the account (never from an event's payload). Not known to be active is not
+    # active: nothing is transferred until Stripe says so.
+    transfers_capability = models.CharField(
+        max_length=32, choices=CapabilityStatus.choices, default=CapabilityStatus.INACTIVE
+    )
+    # The capability's own `requirements.disabled_reason` while it is not active (`pending.review`,
+    # `requirements.fields_needed`, `platform_paused`...): what the listener has to do, or wait for.
+    transfers_capability_reason = models.CharField(max_length=255, blank=True, default="")
     # `created` of the last account.updated applied: Stripe does not keep order, older events are ignored.
     last_event_created = models.BigIntegerField(default=0)
     # The last payout from the connected account to the listener's bank that failed (payout.failed).
@@ -33,8 +55,14 @@ class StripeListenerAccount(models.Model):
         return self.stripe_account_id
 
     @property
+    def transfers_active(self) -> bool:
+        return self.transfers_capability == CapabilityStatus.ACTIVE
+
+    @property
     def can_receive_payouts(self) -> bool:
-        return self.payouts_enabled and self.details_submitted
+        """Whether a transfer to this account would be accepted: onboarded, payouts enabled and the
+        transfers capability active."""
+        return self.payouts_enabled and self.details_submitted and self.transfers_active
 
 
 class ListenerPayoutSettings(models.Model):

@@ -67,12 +67,18 @@ def payout_failed_task(payout_id: int) -> bool:
 @notification_task(ACCOUNT_RESTRICTED)
 def account_restricted_task(account_row_id: int) -> bool:
     account = StripeListenerAccount.objects.select_related("listener").get(pk=account_row_id)
-    if account.payouts_enabled:
+    if account.can_receive_payouts:
         return False
-    reason = account.disabled_reason or "Stripe needs more information"
+    if account.payouts_enabled:
+        # Payouts to the bank still work, but Stripe refuses transfers into the account for now.
+        reason = account.transfers_capability_reason or f"transfers {account.get_transfers_capability_display()}"
+        what = "receiving transfers of your earnings"
+    else:
+        reason = account.disabled_reason or "Stripe needs more information"
+        what = "payouts to your account"
     body = (
         f"Hello {account.listener.username},\n\n"
-        f"Stripe has paused payouts to your account ({reason}). Your earnings are kept until it is resolved:\n"
+        f"Stripe has paused {what} ({reason}). Your earnings are kept until it is resolved:\n"
         "start onboarding again from Talkpay to see and provide what Stripe asks for.\n"
     )
     return notification_send_once(

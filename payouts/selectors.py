@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Sum, Value, When
 
 from billing import ledger
 from billing.models import LedgerEntry, LedgerKind, Refund
 from booking.models import Booking
 from payouts.models import (
+    CapabilityStatus,
     ListenerCredit,
     ListenerPayout,
     ListenerPayoutSettings,
@@ -33,23 +35,57 @@ def _schedule_q(schedule: str) -> Q:
     return Q(Exists(ListenerPayoutSettings.objects.filter(listener_id=OuterRef("listener_id"), schedule=schedule)))
 
 
+def _account_ready() -> QuerySet[StripeListenerAccount]:
+    """The listener's Connect account can take a transfer now: onboarded, payouts enabled, and the
+    `transfers` capability active (Stripe refuses a transfer without it, whatever payouts_enabled says).
+    For an EXISTS correlated on `listener_id`."""
+    return StripeListenerAccount.objects.filter(
+        listener_id=OuterRef("listener_id"),
+        payouts_enabled=True,
+        details_submitted=True,
+        transfers_capability=CapabilityStatus.ACTIVE,
+    )
+
+
+def _earnings_due(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPayout]:
+    return ListenerPayout.objects.filter(
+        _schedule_q(schedule),
+        payout__isnull=True,
+        status__in=UNPAID,
+        payable_at__lt=cutoff,
+    ).filter(_payable_now_q())
+
+
 def earnings_payable(*, schedule: str, cutoff: datetime) -> QuerySet[ListenerPayout]:
     """Earnings a run with this cutoff pays: session completed (or cancelled late), hold passed before the cutoff, not
     refunded or disputed, in no payout yet, of listeners on this schedule who are not held by an
-    operator and whose Connect account can receive payouts."""
-    account_ready = StripeListenerAccount.objects.filter(
-        listener_id=OuterRef("listener_id"), payouts_enabled=True, details_submitted=True
+    operator and whose Connect account can receive transfers (see `_account_ready`)."""
+    return _earnings_due(schedule=schedule, cutoff=cutoff).filter(Exists(_account_ready()))
+
+
+def listeners_held_by_account(*, schedule: str, cutoff: datetime) -> dict[str, int]:
+    """Listeners a run with this cutoff would pay but for their Connect account, by reason (the
+    `earnings_held_for_listener` reasons): their earnings stay unpaid, in no payout, for a later run.
+    One query, returning a row per held listener only."""
+    accounts = StripeListenerAccount.objects.filter(listener_id=OuterRef("listener_id"))
+    reason = Case(
+        When(~Q(Exists(accounts)), then=Value("connect_account_missing")),
+        When(
+            Exists(accounts.exclude(payouts_enabled=True, details_submitted=True)),
+            then=Value("connect_account_not_ready"),
+        ),
+        default=Value("transfers_capability_not_active"),
+        output_field=CharField(),
     )
-    return (
-        ListenerPayout.objects.filter(
-            _schedule_q(schedule),
-            payout__isnull=True,
-            status__in=UNPAID,
-            payable_at__lt=cutoff,
-        )
-        .filter(_payable_now_q())
-        .filter(Exists(account_ready))
+    held = (
+        _earnings_due(schedule=schedule, cutoff=cutoff)
+        .exclude(Exists(_account_ready()))
+        .annotate(reason=reason)
+        .order_by()
+        .values_list("reason", "listener_id")
+        .distinct()
     )
+    return dict(Counter(reason for reason, _ in held))
 
 
 # Refunds asked of Stripe that have not settled: the listener's share of them may still go back.
@@ -85,13 +121,10 @@ def earning_ids_still_payable(*, pending_payout_ids: list[int]) -> list[int]:
 def credits_payable(*, schedule: str) -> QuerySet[ListenerCredit]:
     """Credits (money owed to a listener again, payouts.models.ListenerCredit) a run pays: owed, in no
     payout, of listeners on this schedule whose account can receive payouts, and payable now."""
-    account_ready = StripeListenerAccount.objects.filter(
-        listener_id=OuterRef("listener_id"), payouts_enabled=True, details_submitted=True
-    )
     return (
         ListenerCredit.objects.filter(_schedule_q(schedule), payout__isnull=True, cancelled_at__isnull=True)
         .filter(credit_payable_now_q())
-        .filter(Exists(account_ready))
+        .filter(Exists(_account_ready()))
     )
 
 
@@ -163,8 +196,12 @@ def earnings_held_for_listener(*, listener_id: int) -> dict:
     reasons = []
     if account is None:
         reasons.append("connect_account_missing")
-    elif not account.can_receive_payouts:
+    elif not (account.payouts_enabled and account.details_submitted):
         reasons.append("connect_account_not_ready")
+    elif not account.transfers_active:
+        # Onboarded and payouts enabled, but Stripe refuses transfers until the capability is active
+        # (account.transfers_capability and its reason say why: a review, missing information...).
+        reasons.append("transfers_capability_not_active")
     if payout_settings is not None and payout_settings.payouts_held:
         reasons.append("held_by_operator")
     unpaid = ListenerPayout.objects.filter(

@@ -18,6 +18,7 @@ def payout_run_due_task(schedule: str, period: str | None = None) -> dict:
         "failed": summary.failed,
         "deferred": summary.deferred,
         "in_flight": summary.in_flight,
+        "held": summary.held,
     }
 
 

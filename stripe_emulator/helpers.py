@@ -211,6 +211,12 @@ def _dispatch(emu, method, parts, data, headers):
                 else:
                     emu.payout_fail_accounts.pop(aid, None)
                 return _resp(emu, 200, {"account": aid, "payouts_fail": aid in emu.payout_fail_accounts})
+    if head == "accounts" and n == 4 and parts[2] == "capabilities" and method == "POST":
+        with emu.lock:
+            cap = emu.set_capability(
+                parts[1], parts[3], str(data.get("status") or ""), data.get("disabled_reason") or None
+            )
+            return _resp(emu, 200, cap)
     if head == "onboarding" and n == 2 and method in ("GET", "POST"):
         with emu.lock:
             a = emu.onboard_account(parts[1])

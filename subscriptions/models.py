@@ -56,7 +56,7 @@ class Subscription(models.Model):
         INCOMPLETE = "incomplete", "Incomplete (first payment not confirmed)"
         ACTIVE = "active", "Active"
         PAST_DUE = "past_due", "Past due (a renewal failed; Stripe retries)"
-        PAUSED = "paused", "Paused (collection paused)"
+        PAUSED = "paused", "Paused (nothing billed until resumed)"
         CANCELED = "canceled", "Canceled"
         UNPAID = "unpaid", "Unpaid (retries exhausted)"
         INCOMPLETE_EXPIRED = "incomplete_expired", "Expired before the first payment"

@@ -45,6 +45,7 @@ from booking.services import booking_cancel, listener_bookable
 from common import locks
 from common.errors import Conflict, Invalid, NotFound, NotPermitted
 from common.ready import ready_notify, ready_wait
+from subscriptions import selectors
 from subscriptions.models import Subscription, SubscriptionInvoice, SubscriptionPlan, SubscriptionSession
 from workers.notify import notification_enqueue
 from workers.outbox import enqueue_or_leave_to_sweeper, enqueue_stale
@@ -103,6 +104,9 @@ def plan_sync(*, plan_id: int) -> SubscriptionPlan:
             )
             plan.synced_signature = signature
             if old and old != plan.stripe_price_id:
+                # Back to an amount sold before, within Stripe's 24 hours: the price's key answers the Price
+                # created then, which we deactivated when we left it. Sell it again.
+                gateway.price_activate(price_id=plan.stripe_price_id)
                 gateway.price_deactivate(price_id=old)
         plan.sync_requested_at = None
         plan.save(
@@ -258,7 +262,7 @@ def subscription_create(*, talker, listener_id: int, plan_id: int, first_session
         only_talkers="Only talkers can subscribe.",
         not_yourself="You cannot subscribe to yourself.",
     )
-    plan = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+    plan = selectors.plan_list_active().filter(pk=plan_id).first()
     if plan is None:
         raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
     now = timezone.now()
@@ -305,6 +309,34 @@ def subscriptions_sweep_creating() -> int:
         stamp_field="stripe_requested_at",
         enqueue=lambda pk: subscription_create_enqueue(subscription_id=pk),
     )
+
+
+def subscriptions_expire_unpaid(*, limit: int = 100) -> int:
+    """An incomplete subscription (its first invoice not paid) holds its reserved slots no longer than an
+    unpaid booking holds one (BOOKING_PENDING_EXPIRY_MINUTES), not Stripe's 23 hours. Each is read from
+    Stripe first: one paid meanwhile is applied as it stands (its invoice books it), only one still
+    incomplete is cancelled there (Stripe voids its first invoice and cancels the PaymentIntent); the
+    slots are released with it."""
+    cutoff = timezone.now() - timedelta(minutes=settings.BOOKING_PENDING_EXPIRY_MINUTES)
+    candidates = list(
+        Subscription.objects.filter(status=S.INCOMPLETE, created_at__lt=cutoff)
+        .exclude(stripe_subscription_id__isnull=True)
+        .exclude(stripe_subscription_id="")
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    expired = 0
+    for pk in candidates:
+        with transaction.atomic():
+            sub = locks.lock(Subscription.objects.select_related("plan__package").filter(pk=pk)).get()
+            if sub.status != S.INCOMPLETE:
+                continue
+            data = gateway.subscription_retrieve(_stripe_id(sub))
+            if data.get("status") == S.INCOMPLETE:
+                data = gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub))
+                expired += 1
+            _apply_subscription(sub, data)
+    return expired
 
 
 def subscription_create_on_stripe(*, subscription_id: int) -> Subscription:
@@ -400,6 +432,11 @@ def _apply_subscription(sub: Subscription, data: dict) -> bool:
     sub.save()
     if sub.status in Subscription.ENDED:
         _release_reservations(sub, reason=f"Subscription {sub.status}.")
+    elif sub.status == S.PAUSED:
+        # nothing is billed while paused: the slot's unpaid reservations (from the period under way) go
+        _release_reservations(sub, from_occurrence=_current_occurrence(sub), reason="Subscription paused.")
+    elif before[0] == S.PAUSED and sub.status == S.ACTIVE and not sub.cancel_at_period_end:
+        _top_up_reservations(sub, after=_current_occurrence(sub))
     elif sub.cancel_at_period_end:
         _release_reservations(sub, from_occurrence=_current_occurrence(sub) + 1, reason="Cancelled at period end.")
     after = (sub.status, sub.current_period_start, sub.current_period_end, sub.cancel_at_period_end, sub.client_secret)
@@ -657,6 +694,10 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
     # A planned change of interval is dropped; the schedule is released first, as Stripe requires.
     _schedule_release(sub)
     _pending_forget(sub, reason="The subscription was cancelled.", top_up=False)
+    if at_period_end and sub.status == S.PAUSED:
+        # a paused period never ends on Stripe: it ends now, the current period's paid session stays
+        _apply_subscription(sub, gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub)))
+        return sub
     if at_period_end:
         data = gateway.subscription_update(
             stripe_subscription_id=_stripe_id(sub),
@@ -665,6 +706,12 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
         )
         _apply_subscription(sub, data)
         return sub
+    # A renewal Stripe has just charged, whose events we have not processed yet, is the current period:
+    # record (and book) it first, so it is the session cancelled and refunded by the policy.
+    latest = gateway.subscription_retrieve(_stripe_id(sub)).get("latest_invoice")
+    latest_id = (latest.get("id") if isinstance(latest, dict) else latest) or ""
+    if latest_id:
+        invoice_sync(stripe_invoice_id=latest_id)
     data = gateway.subscription_cancel(stripe_subscription_id=_stripe_id(sub))
     _apply_subscription(sub, data)
     current = (
@@ -674,41 +721,123 @@ def subscription_cancel(*, subscription_id: int, user, at_period_end: bool = Tru
         .first()
     )
     if current is not None:
-        booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        try:
+            booking_cancel(booking_id=current, user=user, reason=f"Subscription #{sub.pk} cancelled")
+        except Conflict as refused:
+            # Stripe has cancelled the subscription already: so do we. The session stays as it is (disputed
+            # once: the bank and an operator settle it; started meanwhile: it takes place), not refunded.
+            logger.warning("subscription %s cancelled; booking %s not cancelled: %s", sub.pk, current, refused)
     return sub
 
 
 @transaction.atomic
 def subscription_pause(*, subscription_id: int, user) -> Subscription:
-    """Stop billing (Stripe voids the renewal invoices); the periods not paid free their slots as their
-    invoices are voided. The standing slot stays reserved for when it resumes."""
+    """Pause on Stripe (status `paused`: no invoices, the period does not advance). The current period's
+    session stays booked and paid; the reservations ahead are released, the listener's time is free again.
+    Pausing a paused subscription answers it as it is."""
     sub = _participant_lock(subscription_id=subscription_id, user=user)
     _live(sub)
     if sub.talker_id != user.pk:
         raise NotPermitted("Only the talker can pause the subscription.")
-    data = gateway.subscription_update(
+    if sub.status == S.PAUSED:
+        return sub
+    if sub.status not in (S.ACTIVE, S.PAST_DUE):
+        raise Conflict(
+            f"Only an active or past-due subscription can be paused; this one is {sub.status}.",
+            field="status",
+            code="invalid_state",
+        )
+    if sub.pending_plan_id:
+        raise Conflict(
+            "A change of plan is planned for the next period; change back to the current plan first.",
+            field="plan_id",
+            code="invalid_state",
+        )
+    if sub.cancel_at_period_end:
+        raise Conflict(
+            "This subscription ends at the end of its period.", field="cancel_at_period_end", code="invalid_state"
+        )
+    _schedule_release(sub)  # a finished change's schedule still attached (Stripe pauses none with one)
+    data = gateway.subscription_pause(
         stripe_subscription_id=_stripe_id(sub),
         idempotency_key=f"subscription-{sub.pk}-pause-{timezone.now():%Y%m%d%H%M%S%f}",
-        pause_collection={"behavior": "void"},
     )
     _apply_subscription(sub, data)
     return sub
 
 
 @transaction.atomic
-def subscription_resume(*, subscription_id: int, user) -> Subscription:
+def subscription_resume(*, subscription_id: int, user, next_session_at: datetime | None = None) -> Subscription:
+    """Resume on the same billing anchor: the period under way is not billed (nor booked), the next one
+    renews as usual, on the standing slot or on `next_session_at` (within that next period). Its session is
+    reserved once Stripe has answered with the period; if the slot is taken or `next_session_at` falls
+    outside it, Stripe is paused again and the resume refused (nothing was charged)."""
     sub = _participant_lock(subscription_id=subscription_id, user=user)
     _live(sub)
     if sub.talker_id != user.pk:
         raise NotPermitted("Only the talker can resume the subscription.")
-    data = gateway.subscription_update(
-        stripe_subscription_id=_stripe_id(sub),
-        idempotency_key=f"subscription-{sub.pk}-resume-{timezone.now():%Y%m%d%H%M%S%f}",
-        pause_collection="",
-    )
+    current = gateway.subscription_retrieve(_stripe_id(sub))
+    stamp = f"{timezone.now():%Y%m%d%H%M%S%f}"
+    if current.get("pause_collection"):
+        # paused on Stripe's side with pause_collection (the Dashboard's "pause payment collection")
+        data = gateway.subscription_update(
+            stripe_subscription_id=_stripe_id(sub),
+            idempotency_key=f"subscription-{sub.pk}-resume-{stamp}",
+            pause_collection="",
+        )
+    elif current.get("status") == S.PAUSED:
+        data = gateway.subscription_resume(
+            stripe_subscription_id=_stripe_id(sub), idempotency_key=f"subscription-{sub.pk}-resume-{stamp}"
+        )
+    else:
+        _apply_subscription(sub, current)
+        return sub  # not paused: nothing to resume
     _apply_subscription(sub, data)
-    _top_up_reservations(sub, after=_current_occurrence(sub))
+    nxt = _current_occurrence(sub) + 1
+    try:
+        if next_session_at is not None:
+            period_start = sub.current_period_end
+            assert period_start is not None
+            period_end = add_intervals(period_start, 1, sub.plan.interval)
+            if not period_start <= next_session_at < period_end:
+                raise Invalid(
+                    f"The slot must fall within the first period billed again ({period_start:%Y-%m-%d %H:%M} UTC "
+                    f"to {period_end:%Y-%m-%d %H:%M} UTC).",
+                    field="next_session_at",
+                    code="out_of_range",
+                )
+            _release_reservations(sub, from_occurrence=nxt, reason="The subscription resumed on another slot.")
+            sub.slot_anchor_at, sub.slot_anchor_occurrence = next_session_at, nxt
+            sub.save(update_fields=["slot_anchor_at", "slot_anchor_occurrence", "updated_at"])
+        if _session_for(sub, nxt) is None:
+            try:
+                _reserve(sub, nxt, plan_at(sub, nxt))
+            except Conflict:
+                raise Conflict(
+                    f"The slot's next session ({session_at(sub, nxt):%Y-%m-%d %H:%M} UTC) was booked by someone "
+                    "else while the subscription was paused; resume with another next_session_at.",
+                    field="next_session_at",
+                    code="slot_taken",
+                ) from None
+    except (Invalid, Conflict):
+        _repause(sub, current, stamp)
+        raise
+    _top_up_reservations(sub, after=nxt - 1)
     return sub
+
+
+def _repause(sub: Subscription, before: dict, stamp: str) -> None:
+    """Undo a resume that Stripe made but we refuse (nothing was charged: the period under way is not billed)."""
+    if before.get("pause_collection"):
+        gateway.subscription_update(
+            stripe_subscription_id=_stripe_id(sub),
+            idempotency_key=f"subscription-{sub.pk}-repause-{stamp}",
+            pause_collection={"behavior": before["pause_collection"]["behavior"]},
+        )
+    else:
+        gateway.subscription_pause(
+            stripe_subscription_id=_stripe_id(sub), idempotency_key=f"subscription-{sub.pk}-repause-{stamp}"
+        )
 
 
 @transaction.atomic
@@ -731,7 +860,7 @@ def subscription_change(
     elif plan_id is not None and plan_id == sub.pending_plan_id and sub.pending_plan is not None:
         plan = sub.pending_plan
     elif plan_id is not None and plan_id != sub.plan_id:
-        chosen = SubscriptionPlan.objects.select_related("package").filter(pk=plan_id, active=True).first()
+        chosen = selectors.plan_list_active().filter(pk=plan_id).first()
         if chosen is None:
             raise Invalid("No active subscription plan with this id.", field="plan_id", code="not_found")
         plan = chosen
@@ -765,7 +894,9 @@ def subscription_change(
         item_id = current["items"]["data"][0]["id"]
         data = gateway.subscription_update(
             stripe_subscription_id=_stripe_id(sub),
-            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}",
+            # One key per change: a key naming only the price would replay the first change's answer when the
+            # talker comes back to that price within Stripe's 24 hours, and Stripe would stay on the other.
+            idempotency_key=f"subscription-{sub.pk}-price-{plan.stripe_price_id}-{timezone.now():%Y%m%d%H%M%S%f}",
             items=[{"id": item_id, "price": plan.stripe_price_id}],
             proration_behavior="create_prorations",
         )

@@ -27,7 +27,11 @@ def plan_sync_task(self, plan_id: int) -> str:
 
 @shared_task(name="subscriptions.sweep", acks_late=True)
 def subscriptions_sweep_task() -> int:
-    return services.subscriptions_sweep_creating() + services.plans_sweep_unsynced()
+    return (
+        services.subscriptions_sweep_creating()
+        + services.plans_sweep_unsynced()
+        + services.subscriptions_expire_unpaid()
+    )
 
 
 from subscriptions import notifications  # noqa: E402, F401  (registers the notification task)

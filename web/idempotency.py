@@ -124,6 +124,9 @@ def run_idempotent(
         return respond(result)
     if len(key) > 255:
         raise ApiError("Idempotency-Key is longer than 255 characters.", field=HEADER, status_code=400)
+    if any(ord(char) < 32 or ord(char) == 127 for char in key):
+        # NUL cannot be stored by PostgreSQL (a 500); no control character belongs in a key.
+        raise ApiError("Idempotency-Key contains a control character.", field=HEADER, status_code=400)
     fingerprint = _fingerprint(request.data)
     token = uuid.uuid4().hex
     wait = settings.IDEMPOTENCY_LOCK_WAIT_SECONDS

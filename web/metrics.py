@@ -3,20 +3,23 @@ intake outcomes, and the business state read from the database at scrape time (b
 refunds, payouts by status, the last ledger check).
 
 Under gunicorn every worker process counts into PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py sets it)
-and a scrape adds them up. METRICS_TOKEN, when set, is required as a Bearer token.
+and a scrape adds them up. METRICS_TOKEN, when set, is required as a Bearer token; unset, outside DEBUG,
+only scrapes from this host are answered.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import time
 
 from django.conf import settings
 from django.db.models import Count, Sum
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from web.api.client_ip import client_ip
 from workers.metrics import QueueStateCollector, ledger_check_last, registry_for_scrape
 
 REQUESTS = Counter("talkpay_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
@@ -96,12 +99,25 @@ class BusinessStateCollector:
 _collectors_registered = False
 
 
+def _from_this_host(request) -> bool:
+    try:
+        return ipaddress.ip_address(client_ip(request)).is_loopback
+    except ValueError:
+        return False
+
+
 def metrics_view(request):
+    """The metrics carry business figures (payments, payouts): with METRICS_TOKEN set it is required;
+    without it, outside DEBUG, only a scrape from this host (loopback, as the client's address is believed
+    through the trusted proxies) is answered."""
     token = getattr(settings, "METRICS_TOKEN", "")
     if token:
         supplied = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(supplied.encode(), token.encode()):
             return HttpResponse(status=401, content_type="text/plain")
+    elif not settings.DEBUG and not _from_this_host(request):
+        message = "Metrics answer other hosts only with METRICS_TOKEN set."
+        return JsonResponse({"error": {"code": "metrics_token_required", "message": message, "fields": {}}}, status=403)
     registry = registry_for_scrape()
     global _collectors_registered
     from prometheus_client.core import REGISTRY

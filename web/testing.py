@@ -79,7 +79,40 @@ def pytest_runtest_teardown(item, nextitem):
     # Runs before the test's fixtures (and the database flush) are torn down.
     if _running_worker:
         worker_wait_idle()
+    emulator = item.funcargs.get("stripe_emulator") if hasattr(item, "funcargs") else None
+    if emulator is not None:
+        # no more deliveries (retries of the test's events) to the live server while the database is flushed
+        emulator.reset()
     return (yield)
+
+
+def pytest_configure(config):
+    _flush_retries_deadlocks()
+
+
+def _flush_retries_deadlocks() -> None:
+    """A transactional test's teardown empties every table (TRUNCATE). A request still finishing in the
+    live server's thread can deadlock with it; PostgreSQL then aborts one side. When the flush is the one
+    aborted, it is tried again (the request is done by then) instead of erroring the test."""
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+    from django.test import TransactionTestCase
+
+    original = TransactionTestCase._fixture_teardown  # type: ignore[attr-defined]
+    if getattr(original, "retries_deadlocks", False):
+        return
+
+    def teardown(self):
+        for attempt in range(3):
+            try:
+                return original(self)
+            except (CommandError, OperationalError) as error:
+                if attempt == 2 or "deadlock detected" not in f"{error} {error.__cause__}":
+                    raise
+                time.sleep(0.5)
+
+    teardown.retries_deadlocks = True  # type: ignore[attr-defined]
+    TransactionTestCase._fixture_teardown = teardown  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,11 @@ def account_retrieve(account_id: str) -> dict:
     return as_dict(call(client().v1.accounts.retrieve, account_id))
 
 
+def account_capability_retrieve(account_id: str, capability: str) -> dict:
+    """One capability of a connected account (`transfers`), with its requirements and disabled_reason."""
+    return as_dict(call(client().v1.accounts.capabilities.retrieve, account_id, capability))
+
+
 def account_link_create(*, account_id: str, refresh_url: str, return_url: str) -> dict:
     """A single-use, short-lived onboarding URL. Not idempotent on purpose: each call is a fresh link."""
     link = call(

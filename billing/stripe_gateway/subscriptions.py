@@ -42,6 +42,10 @@ def price_deactivate(*, price_id: str) -> None:
     call(client().v1.prices.update, price_id, params={"active": False})
 
 
+def price_activate(*, price_id: str) -> None:
+    call(client().v1.prices.update, price_id, params={"active": True})
+
+
 def subscription_create(*, subscription_id: int, customer_id: str, price_id: str) -> dict:
     """Incomplete until the talker confirms the first invoice's PaymentIntent; the card is saved on the
     subscription for the off-session renewals."""
@@ -77,6 +81,39 @@ def subscription_update(*, stripe_subscription_id: str, idempotency_key: str, **
             client().v1.subscriptions.update,
             stripe_subscription_id,
             params=params,
+            options=options(idempotency_key),
+        )
+    )
+
+
+def subscription_pause(*, stripe_subscription_id: str, idempotency_key: str) -> dict:
+    """Status `paused`: no invoices until resumed. The current period stays paid (no credit for its rest:
+    its session is kept)."""
+    return as_dict(
+        call(
+            client().v1.subscriptions.pause,
+            stripe_subscription_id,
+            params={
+                "type": "subscription",
+                "bill_for": {"unused_time_from": {"type": "none"}},
+                "expand": ["latest_invoice.confirmation_secret"],
+            },
+            options=options(idempotency_key),
+        )
+    )
+
+
+def subscription_resume(*, stripe_subscription_id: str, idempotency_key: str) -> dict:
+    """Active again on its billing anchor: the period under way is not billed, the next one renews as usual."""
+    return as_dict(
+        call(
+            client().v1.subscriptions.resume,
+            stripe_subscription_id,
+            params={
+                "billing_cycle_anchor": {"type": "unchanged"},
+                "proration_behavior": "none",
+                "expand": ["latest_invoice.confirmation_secret"],
+            },
             options=options(idempotency_key),
         )
     )

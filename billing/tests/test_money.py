@@ -41,7 +41,7 @@ def test_amounts_round_trip_between_cents_and_strings():
     assert money.format_amount(5) == "0.05"
 
 
-@pytest.mark.parametrize("bad", ["30.001", "abc", "NaN", "Infinity"])
+@pytest.mark.parametrize("bad", ["30.001", "abc", "NaN", "Infinity", "1e30", "-1e400"])
 def test_fractions_of_a_cent_and_non_numbers_are_refused(bad):
     with pytest.raises(money.MoneyError):
         money.to_cents(bad)

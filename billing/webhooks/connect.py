@@ -4,7 +4,6 @@ reversed, a connected account's bank payout failed. Each is applied by the payou
 from __future__ import annotations
 
 from billing import owners
-from billing.stripe_gateway import connect
 from billing.webhooks.outcomes import IGNORED, PROCESSED, EventFlagged
 
 
@@ -18,20 +17,19 @@ def handle_account_updated(event: dict) -> str:
         if listener_id:
             raise EventFlagged(f"account {claimed['id']} claims listener {listener_id} but is not one we created")
         return IGNORED
-    account = connect.account_retrieve(claimed["id"])
-    applied = payouts.connect_account_sync(account=account, event_created=int(event.get("created") or 0))
+    applied = payouts.connect_account_refresh(account_id=claimed["id"], event_created=int(event.get("created") or 0))
     return PROCESSED if applied else IGNORED
 
 
 def handle_capability_updated(event: dict) -> str:
-    """A capability of a listener's account changed (e.g. `transfers` became active or inactive): the
-    account is read back from Stripe and applied as for account.updated. Only an account we stored."""
+    """A capability of a listener's account changed (e.g. `transfers` became active, pending or
+    inactive): the account and its transfers capability are read back from Stripe by the account id of
+    the event's envelope, never from the payload. Only an account we stored."""
     account_id = event.get("account") or ""
     payouts = owners.payouts()
     if not account_id or not payouts.connect_account_known(account_id=account_id):
         return IGNORED
-    account = connect.account_retrieve(account_id)
-    applied = payouts.connect_account_sync(account=account, event_created=int(event.get("created") or 0))
+    applied = payouts.connect_account_refresh(account_id=account_id, event_created=int(event.get("created") or 0))
     return PROCESSED if applied else IGNORED
 
 

@@ -74,3 +74,18 @@ def test_booking_creation_is_throttled_per_talker(monkeypatch):
 
     assert statuses == [400, 400, 429]  # counted even when refused: each try costs us work
     assert auth_client(other).post(CREATE, body, format="json").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("key", "message"), [("k" * 256, "longer than 255"), ("key\x00", "control"), ("a\x1fb", "control")]
+)
+def test_a_malformed_idempotency_key_is_a_400_naming_the_header(key, message):
+    from booking.tests.factories import PackageFactory
+    from web.tests.factories import ListenerFactory, TalkerFactory
+
+    body = {"listener_id": ListenerFactory().pk, "package_id": PackageFactory().pk, "scheduled_at": "2030-01-01T00:00Z"}
+    response = auth_client(TalkerFactory()).post(CREATE, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 400, response.content
+    assert "Idempotency-Key" in response.json()["error"]["fields"]
+    assert message in response.json()["error"]["message"]

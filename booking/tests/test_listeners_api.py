@@ -90,3 +90,18 @@ def test_cancel_quote_refuses_what_cannot_be_cancelled_and_hides_others_bookings
     assert conflict.status_code == 409
     assert conflict.json()["error"]["fields"] == {"status": [conflict.json()["error"]["message"]]}
     assert stranger.status_code == 404
+
+
+def test_cancel_quote_of_a_disputed_payment_refuses_as_cancel_does():
+    # given a confirmed booking whose payment was disputed (won: the booking is confirmed again)
+    from billing.models import Dispute
+
+    booking = _confirmed(72)
+    Dispute.objects.create(payment=booking.payment, stripe_dispute_id="dp_1", amount=3000, status=Dispute.Status.WON)
+
+    quote = auth_client(booking.talker).get(f"/api/payment/bookings/{booking.pk}/cancel_quote/")
+    cancel = auth_client(booking.talker).post(f"/api/payment/bookings/{booking.pk}/cancel/", {}, format="json")
+
+    # then the quote promises no refund that the cancellation would refuse
+    assert (quote.status_code, quote.json()["error"]["code"]) == (409, "disputed")
+    assert (cancel.status_code, cancel.json()["error"]["code"]) == (409, "disputed")

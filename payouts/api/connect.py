@@ -14,7 +14,21 @@ from web.api.permissions import IsListener
 
 
 class ConnectAccountSerializer(serializers.ModelSerializer):
-    can_receive_payouts = serializers.BooleanField(read_only=True)
+    can_receive_payouts = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether payouts can be sent now: onboarding done, payouts enabled and the transfers "
+        "capability active.",
+    )
+    transfers_capability = serializers.CharField(
+        read_only=True,
+        help_text="The status of the account's `transfers` capability on Stripe (active, pending, inactive, "
+        "unrequested). Earnings are held, not lost, while it is not active.",
+    )
+    transfers_capability_reason = serializers.CharField(
+        read_only=True,
+        help_text="Stripe's reason while the transfers capability is not active (e.g. `pending.review`, "
+        "`requirements.fields_needed`); empty when active or when Stripe gives none.",
+    )
 
     class Meta:
         model = StripeListenerAccount
@@ -24,6 +38,8 @@ class ConnectAccountSerializer(serializers.ModelSerializer):
             "payouts_enabled",
             "details_submitted",
             "can_receive_payouts",
+            "transfers_capability",
+            "transfers_capability_reason",
             "requirements",
             "disabled_reason",
             "payout_failure_code",

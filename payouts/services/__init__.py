@@ -17,7 +17,9 @@ How a payout is paid exactly once
    listener at once (the other run skips it and finds nothing left afterwards). The listener's payable
    earnings are attached to the payout of (listener, schedule, period) — unique in the database — and
    the payout's amount is the sum of what is attached. Below the minimum nothing is attached: the
-   earnings roll over to the next period.
+   earnings roll over to the next period. Listeners whose Connect account cannot take a transfer
+   (not onboarded, payouts disabled, or the `transfers` capability not active) are not collected:
+   their earnings stay in the pool, counted in the run's `held`, until Stripe says the account is ready.
 2. **Execute** (`payouts_execute`, 100 payouts at a time). A short transaction locks the batch
    (`SKIP LOCKED`: concurrent runs split the work) and moves its payouts PENDING → PROCESSING,
    counting the attempt. In that transaction the payouts' earnings are locked first (earning before
@@ -39,9 +41,13 @@ How a payout is paid exactly once
    while the next batch is claimed and the one before recorded, and Stripe's available balance is read
    once and tracked (read again, with nothing in flight, before a payout is deferred for want of it).
    `payout_execute` (one payout) remains for the admin, the tasks and the sweeper.
-3. A refused transfer (insufficient platform balance, restricted account) marks the payout FAILED
+3. A refused transfer (restricted account, transfers capability not active) marks the payout FAILED
    with Stripe's reason and releases all its earnings, held ones included: the next run (or a re-run
-   of the period, which reuses the failed row) collects those payable again. A timeout leaves the
+   of the period, which reuses the failed row) collects those payable again. Refused for the
+   capability (`insufficient_capabilities_for_transfer`: it moved after our last look), the account is
+   also read back from Stripe, so the runs hold the listener until it is active again. An account we
+   already know cannot receive fails its claimed payout the same way before Stripe is called ("Held: ").
+   Want of available platform balance defers the payout instead (`transfers.DEFERRED`). A timeout leaves the
    payout PROCESSING for the sweeper, which resends only after the lookup.
 """
 
@@ -56,6 +62,7 @@ from payouts.services.connect import (
     connect_account_get_or_create,
     connect_account_known,
     connect_account_payout_failed,
+    connect_account_refresh,
     connect_account_sync,
     connect_dashboard_url,
     connect_onboarding_link_create,
@@ -91,6 +98,7 @@ __all__ = [
     "connect_account_get_or_create",
     "connect_account_known",
     "connect_account_payout_failed",
+    "connect_account_refresh",
     "connect_account_sync",
     "connect_dashboard_url",
     "connect_onboarding_link_create",

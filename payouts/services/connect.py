@@ -10,11 +10,13 @@ from django.utils import timezone
 
 from billing.stripe_gateway import PermanentStripeError, TransientStripeError
 from billing.stripe_gateway import connect as gateway
-from payouts.models import StripeListenerAccount
+from payouts.models import CapabilityStatus, StripeListenerAccount
 from web.models import User
 from workers.notify import notification_enqueue
 
 logger = logging.getLogger(__name__)
+
+TRANSFERS = "transfers"
 
 
 def connect_account_get_or_create(*, listener: User) -> StripeListenerAccount:
@@ -69,7 +71,13 @@ def _account_fields(account: dict) -> dict:
             for key in ("currently_due", "eventually_due", "past_due", "pending_verification", "errors")
         },
         "disabled_reason": requirements.get("disabled_reason") or "",
+        "transfers_capability": _transfers_status(account),
     }
+
+
+def _transfers_status(account: dict) -> str:
+    """`account.capabilities.transfers` (active, pending, inactive); absent when it is not requested."""
+    return str((account.get("capabilities") or {}).get(TRANSFERS) or CapabilityStatus.UNREQUESTED)
 
 
 def connect_account_known(*, account_id: str) -> bool:
@@ -78,24 +86,69 @@ def connect_account_known(*, account_id: str) -> bool:
 
 
 @transaction.atomic
-def connect_account_sync(*, account: dict, event_created: int) -> bool:
-    """Apply Stripe's view of a connected account. Events older than the last one applied change
-    nothing (Stripe does not keep order). Returns whether anything was applied."""
+def connect_account_refresh(*, account_id: str, event_created: int | None = None) -> bool:
+    """Read one of our listeners' accounts from Stripe and apply it: what `account.updated` and
+    `capability.updated` trigger (the event is not the truth), and what a transfer Stripe refused for
+    want of the transfers capability triggers (`event_created` None: no event to order by).
+
+    Stripe is read while the row is locked, so of two concurrent refreshes the one that writes last
+    also read last: a slow reader can never put back an older state over a newer one. An event older
+    than the last one applied changes nothing (Stripe does not keep order; its own read would be as
+    fresh, so skipping it saves a call). While the transfers capability is not active, the capability
+    is read too, for its own reason (`pending.review`, `requirements.fields_needed`...).
+    Returns whether anything was applied; an unknown account is never applied."""
+    row = StripeListenerAccount.objects.select_for_update().filter(stripe_account_id=account_id).first()
+    if row is None or (event_created is not None and event_created < row.last_event_created):
+        return False
+    account = gateway.account_retrieve(account_id)
+    capability = None
+    if _transfers_status(account) not in (CapabilityStatus.ACTIVE, CapabilityStatus.UNREQUESTED):
+        capability = gateway.account_capability_retrieve(account_id, TRANSFERS)
+    _account_apply(row, account=account, transfers_capability=capability, event_created=event_created)
+    return True
+
+
+@transaction.atomic
+def connect_account_sync(*, account: dict, event_created: int | None, transfers_capability: dict | None = None) -> bool:
+    """Apply Stripe's view of a connected account, read from Stripe by the caller (`connect_account_refresh`
+    reads it itself, under the lock: prefer it). Events older than the last one applied change nothing.
+    Returns whether anything was applied."""
     row = StripeListenerAccount.objects.select_for_update().filter(stripe_account_id=account["id"]).first()
     if row is None:
         # Only accounts whose id we stored: metadata naming a listener proves nothing (anyone with
         # access to the platform can set it), so an unknown account never becomes a payout destination.
         return False
-    if event_created < row.last_event_created:
+    if event_created is not None and event_created < row.last_event_created:
         return False
-    could_receive = row.payouts_enabled
+    _account_apply(row, account=account, transfers_capability=transfers_capability, event_created=event_created)
+    return True
+
+
+def _account_apply(
+    row: StripeListenerAccount, *, account: dict, transfers_capability: dict | None, event_created: int | None
+) -> None:
+    could_receive = row.can_receive_payouts
     for name, value in _account_fields(account).items():
         setattr(row, name, value)
-    row.last_event_created = event_created
+    if row.transfers_active:
+        row.transfers_capability_reason = ""
+    elif transfers_capability is not None:
+        requirements = transfers_capability.get("requirements") or {}
+        row.transfers_capability_reason = requirements.get("disabled_reason") or ""
+    if event_created is not None:
+        row.last_event_created = max(row.last_event_created, event_created)
     row.save()
-    if could_receive and not row.payouts_enabled:
+    if could_receive and not row.can_receive_payouts:
         notification_enqueue("payouts.notify_account_restricted", row.pk)
-    return True
+    if could_receive != row.can_receive_payouts:
+        logger.info(
+            "connect account %s %s transfers (payouts_enabled=%s, transfers capability %s%s)",
+            row.stripe_account_id,
+            "can receive" if row.can_receive_payouts else "can no longer receive",
+            row.payouts_enabled,
+            row.transfers_capability,
+            f", {row.transfers_capability_reason}" if row.transfers_capability_reason else "",
+        )
 
 
 def connect_account_payout_failed(*, account_id: str, payout: dict) -> bool:

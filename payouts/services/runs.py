@@ -12,9 +12,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from billing.stripe_gateway import StripeGatewayError
 from payouts import selectors
 from payouts.models import ListenerCredit, ListenerPayoutSettings, Payout
 from payouts.periods import Period
+from payouts.services.connect import connect_account_refresh
 from payouts.services.sql import earnings_attach, payout_amounts_refresh
 from payouts.services.transfers import (
     DEFERRED,
@@ -51,6 +53,9 @@ class RunSummary:
     deferred: int = 0
     amount_deferred: int = 0
     deferrals: dict[int, str] = field(default_factory=dict)
+    # Listeners with earnings due that were not collected because of their Connect account, by reason
+    # (selectors.listeners_held_by_account): kept unpaid for a run after Stripe makes the account ready.
+    held: dict[str, int] = field(default_factory=dict)
 
 
 def _minimum_for(payout_settings: ListenerPayoutSettings | None) -> int:
@@ -178,6 +183,9 @@ def payout_run(
         after = listener_ids[-1]
         if progress and (dry_run or not execute):
             progress(len(listener_ids))
+    summary.held = selectors.listeners_held_by_account(schedule=period.schedule, cutoff=period.cutoff)
+    if summary.held:
+        logger.info("%s: listeners held for their Connect account: %s", period.label, summary.held)
     if dry_run or not execute:
         return summary
 
@@ -265,10 +273,18 @@ def payouts_sweep_stuck(*, older_than: timedelta | None = None) -> int:
 
 def payout_retry(*, payout_id: int) -> Payout:
     """An operator retries a failed payout: it collects the listener's payable earnings again (its
-    own released ones and anything newer up to its period's cutoff) and is sent with a new attempt."""
-    payout = Payout.objects.get(pk=payout_id)
+    own released ones and anything newer up to its period's cutoff) and is sent with a new attempt.
+    The listener's Connect account is read from Stripe first: a payout usually fails because of it, and
+    the operator retries because it was fixed (an event telling us may still be on its way)."""
+    payout = Payout.objects.select_related("listener__stripe_listener_account").get(pk=payout_id)
     if payout.status != Payout.Status.FAILED:
         raise ValueError(f"Payout #{payout.pk} is {payout.status}, only failed payouts are retried.")
+    account = getattr(payout.listener, "stripe_listener_account", None)
+    if account is not None:
+        try:
+            connect_account_refresh(account_id=account.stripe_account_id)
+        except StripeGatewayError as error:
+            logger.warning("payout %s retry: account %s not read from Stripe (%s)", payout.pk, account, error)
     period = Period(payout.schedule, payout.period_start, payout.period_end)
     payouts_collect(period=period, listener_ids=[payout.listener_id])
     payout.refresh_from_db()

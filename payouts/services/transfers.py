@@ -19,7 +19,7 @@ from billing.stripe_gateway import PermanentStripeError, StripeGatewayError, Tra
 from billing.stripe_gateway import connect as gateway
 from common import locks
 from payouts import selectors
-from payouts.models import Clawback, ListenerPayout, Payout
+from payouts.models import Clawback, ListenerPayout, Payout, StripeListenerAccount
 from payouts.services.clawbacks import (
     clawbacks_cancel_for_failed_payout,
     credits_for_failed_payout,
@@ -27,6 +27,7 @@ from payouts.services.clawbacks import (
     debt_net_into_payout,
     debt_recoveries_undo,
 )
+from payouts.services.connect import connect_account_refresh
 from payouts.services.reversals import payout_transfer_reversed
 from payouts.services.sql import payout_amounts_refresh, payouts_mark_paid
 from workers.notify import notification_enqueue, notification_enqueue_many
@@ -40,6 +41,14 @@ EXECUTE_BATCH = 100
 # balance could not cover its transfer (the funds of recent charges are still pending on Stripe):
 # nothing was sent, and the next run (or the sweeper) sends it once the funds are available.
 DEFERRED = "Deferred: "
+
+# The start of `failure_reason` of a payout failed before its transfer because the listener's account
+# could not receive it (payouts disabled, or the transfers capability not active): nothing was sent,
+# its earnings went back to the pool, and the runs leave them there until the account is ready.
+HELD = "Held: "
+
+# Stripe's code for a transfer to an account whose `transfers` capability is not active.
+INSUFFICIENT_CAPABILITIES = "insufficient_capabilities_for_transfer"
 
 
 def resend_after() -> timedelta:
@@ -165,8 +174,19 @@ class TransferPipeline:
             for (payout, _), outcome in zip(claimed, outcomes, strict=True)
             if isinstance(outcome, dict)
         ]
+        refused_for_capability: list[str] = []
         for (payout, _), outcome in zip(claimed, outcomes, strict=True):
-            if isinstance(outcome, PermanentStripeError) and outcome.code == "balance_insufficient":
+            if isinstance(outcome, PermanentStripeError) and outcome.code == INSUFFICIENT_CAPABILITIES:
+                # The capability changed on Stripe after we last heard (or its event is still on the way):
+                # the payout fails, its earnings go back to the pool unpaid, and the account is read back
+                # from Stripe below, so the runs hold them until the capability is active again.
+                finished.append(
+                    payout_transfer_failed(payout_id=payout.pk, attempt=payout.attempts, reason=_reason(outcome))
+                )
+                account = getattr(payout.listener, "stripe_listener_account", None)
+                if account is not None:
+                    refused_for_capability.append(account.stripe_account_id)
+            elif isinstance(outcome, PermanentStripeError) and outcome.code == "balance_insufficient":
                 # Another run took the balance first, or it was read before a refund: the same deferral,
                 # and the balance is read again before the next batch is bounded.
                 self._balance = None
@@ -186,6 +206,8 @@ class TransferPipeline:
                 finished.append(payout)
         if sent:
             finished.extend(payouts_transfer_record(sent=sent))
+        for account_id in dict.fromkeys(refused_for_capability):
+            _account_refresh_after_refusal(account_id)
         return finished
 
     def _read_balance(self) -> bool:
@@ -247,6 +269,29 @@ class TransferPipeline:
         return to_send, short
 
 
+def _account_refresh_after_refusal(account_id: str) -> None:
+    """Stripe refused a transfer for want of the transfers capability: read the account back (after
+    the failure is committed, so no payout lock waits on Stripe). When Stripe cannot be read now, the
+    next run's transfer is refused the same way, fails its payout the same way and reads it again."""
+    try:
+        connect_account_refresh(account_id=account_id)
+    except StripeGatewayError as error:
+        logger.warning("could not read account %s back from Stripe after a refused transfer: %s", account_id, error)
+
+
+def account_not_ready_reason(account: StripeListenerAccount) -> str:
+    """Why a payout to this account is not sent, for the payout's failure_reason and the run's report."""
+    if not (account.payouts_enabled and account.details_submitted):
+        state = f"payouts not enabled: {account.disabled_reason}" if account.disabled_reason else "payouts not enabled"
+    else:
+        reason = f": {account.transfers_capability_reason}" if account.transfers_capability_reason else ""
+        state = f"transfers capability {account.transfers_capability}{reason}"
+    return (
+        f"{HELD}the listener's Stripe account cannot receive transfers ({state}); the earnings are kept, unpaid,"
+        " for a run after Stripe makes it ready."
+    )
+
+
 def _transfer_concurrency() -> int:
     return max(1, settings.PAYOUT_TRANSFER_CONCURRENCY)
 
@@ -293,6 +338,10 @@ def _payouts_claim(*, payout_ids: list[int], resend_before: datetime) -> tuple[l
             )
             if account is None:
                 problem = "The listener has no Connect account."
+            elif not account.can_receive_payouts:
+                # What Stripe last told us, checked again at the transfer (DESIGN money rule 5): the
+                # earnings go back unpaid and the runs hold them until Stripe says the account is ready.
+                problem = account_not_ready_reason(account)
             if problem:
                 _payout_mark_failed(payout, problem)
                 finished.append(payout)

@@ -27,6 +27,7 @@ class StripeListenerAccountFactory(factory.django.DjangoModelFactory):
     charges_enabled = True
     payouts_enabled = True
     details_submitted = True
+    transfers_capability = "active"
 
 
 class ListenerPayoutSettingsFactory(factory.django.DjangoModelFactory):

@@ -61,3 +61,31 @@ def test_connect_accounts_are_listed_with_their_flags(admin_client, connected_li
     listener = connected_listener(onboard=False)
     page = admin_client.get("/admin/payouts/stripelisteneraccount/").content.decode()
     assert listener.stripe_listener_account.stripe_account_id in page
+
+
+def test_accounts_show_their_transfers_capability_and_an_operator_can_read_them_again_from_stripe(
+    admin_client, connected_listener, stripe_emulator
+):
+    from payouts.models import StripeListenerAccount
+
+    # given a listener whose transfers capability Stripe deactivated without our hearing of it yet
+    listener = connected_listener()
+    account_id = listener.stripe_listener_account.stripe_account_id
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/capabilities/transfers", {"status": "inactive"})
+    row = StripeListenerAccount.objects.get(listener=listener)
+    assert row.transfers_capability == "active"
+
+    # when an operator reads the account again from Stripe in the admin
+    admin_client.post(
+        "/admin/payouts/stripelisteneraccount/",
+        {"action": "refresh_from_stripe", "_selected_action": [row.pk]},
+        follow=True,
+    )
+
+    # then it is stored as Stripe holds it, and the list filtered on the capability shows it
+    row.refresh_from_db()
+    assert (row.transfers_capability, row.payouts_enabled) == ("inactive", True)
+    page = admin_client.get("/admin/payouts/stripelisteneraccount/", {"transfers_capability__exact": "inactive"})
+    assert page.status_code == 200 and account_id in page.content.decode()
+    other = admin_client.get("/admin/payouts/stripelisteneraccount/", {"transfers_capability__exact": "active"})
+    assert account_id not in other.content.decode()

@@ -66,6 +66,39 @@ def test_status_shows_held_earnings_until_the_account_can_receive_payouts(stripe
     assert (body["payouts_blocked_by"], body["held_amount"]) == ([], "0.00")
 
 
+def test_status_shows_the_transfers_capability_and_holds_earnings_while_stripe_keeps_it_inactive(stripe_emulator):
+    from billing.webhooks.connect import HANDLERS
+    from payouts.tests.conftest import stripe_event
+
+    # given an onboarded listener with a completed 27.00 session
+    listener = ListenerFactory()
+    client = auth_client(listener)
+    account_id = client.post(ONBOARDING).json()["account"]["stripe_account_id"]
+    stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
+    account_updated_from_stripe(account_id)
+    ListenerPayoutFactory(listener=listener)
+    assert client.get(STATUS).json()["account"]["transfers_capability"] == "active"
+
+    # when Stripe puts the transfers capability under review (payouts stay enabled) and says so
+    stripe_emulator.post(
+        f"/_emulator/accounts/{account_id}/capabilities/transfers",
+        {"status": "pending", "disabled_reason": "pending.review"},
+    )
+    capability = gateway.account_capability_retrieve(account_id, "transfers")
+    assert HANDLERS["capability.updated"](stripe_event("capability.updated", capability, account=account_id)) == (
+        "processed"
+    )
+
+    # then the status shows the capability, Stripe's reason, and the earnings held for it
+    body = client.get(STATUS).json()
+    assert body["account"]["payouts_enabled"] is True and body["account"]["can_receive_payouts"] is False
+    assert (body["account"]["transfers_capability"], body["account"]["transfers_capability_reason"]) == (
+        "pending",
+        "pending.review",
+    )
+    assert (body["payouts_blocked_by"], body["held_amount"]) == (["transfers_capability_not_active"], "27.00")
+
+
 def test_an_onboarded_listener_gets_a_fresh_express_dashboard_link_with_the_status(stripe_emulator):
     # given a listener whose onboarding is not finished
     listener = ListenerFactory()

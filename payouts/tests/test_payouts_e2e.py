@@ -63,3 +63,42 @@ def test_onboarding_on_stripe_releases_held_earnings_and_a_reversal_comes_back_t
     # operator's review instead of being owed to the listener with no earning behind it (issue 10 item 6)
     assert ledger.balance(ledger.listener_payable(listener.pk)) == 0
     assert ledger.balance(ledger.UNREQUESTED_REVERSALS) == 1000
+
+
+def test_stripe_pausing_transfers_holds_the_earnings_and_reactivating_them_lets_the_next_run_pay_once(
+    wired, connected_listener, fund_platform
+):
+    # given an onboarded listener with 27.00 earned in week 45
+    fund_platform()
+    listener = connected_listener()
+    account_id = listener.stripe_listener_account.stripe_account_id
+    ListenerPayoutFactory(listener=listener, completed_at=at("2026-11-04 10:00"))
+    week = period_parse("weekly", "2026-W45")
+
+    # when Stripe makes the transfers capability inactive, payouts still enabled (Stripe sends
+    # account.updated and capability.updated to the Connect endpoint)
+    wired.post(f"/_emulator/accounts/{account_id}/capabilities/transfers", {"status": "inactive"})
+
+    def transfers_is(status):
+        def applied():
+            """capability.updated applied"""
+            return StripeListenerAccount.objects.filter(
+                stripe_account_id=account_id, transfers_capability=status, payouts_enabled=True
+            ).exists()
+
+        return applied
+
+    eventually(transfers_is("inactive"))
+
+    # then the run holds the earnings: nothing is sent
+    assert services.payout_run(period=week).held == {"transfers_capability_not_active": 1}
+    assert stripe_transfers(listener) == []
+
+    # when Stripe activates it again, then the next run pays the 27.00 once
+    wired.post(f"/_emulator/accounts/{account_id}/capabilities/transfers", {"status": "active"})
+    eventually(transfers_is("active"))
+    services.payout_run(period=week)
+    services.payout_run(period=week)
+    assert [t["amount"] for t in stripe_transfers(listener)] == [2700]
+    assert Payout.objects.get(listener=listener).status == Payout.Status.PAID
+    assert ledger.balance(ledger.listener_payable(listener.pk)) == 0

@@ -11,7 +11,7 @@ from billing import ledger
 from billing.stripe_gateway import connect as gateway
 from booking.models import Booking
 from payouts import selectors, services
-from payouts.models import ListenerPayout, Payout, Schedule
+from payouts.models import ListenerPayout, Payout, Schedule, StripeListenerAccount
 from payouts.periods import period_parse
 from payouts.tests.conftest import account_updated_from_stripe, at, stripe_transfers
 from payouts.tests.factories import ListenerPayoutFactory
@@ -260,8 +260,12 @@ def test_rerunning_a_failed_period_retries_its_payout_with_a_new_attempt(
     services.payout_run(period=W45)
     assert Payout.objects.get(listener=listener).status == Payout.Status.FAILED
 
-    # when the account is fixed and week 45 is run again
+    # and the refusal had us read the account back from Stripe: restricted, so the runs hold it
+    assert StripeListenerAccount.objects.get(listener=listener).transfers_capability == "inactive"
+
+    # when the account is fixed (Stripe tells us with account.updated) and week 45 is run again
     stripe_emulator.post(f"/_emulator/accounts/{account_id}/onboard")
+    assert account_updated_from_stripe(account_id) == "processed"
     services.payout_run(period=W45)
 
     # then the same payout is paid, on its second attempt, once

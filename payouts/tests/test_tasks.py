@@ -33,6 +33,6 @@ def test_the_weekly_job_on_a_worker_pays_the_period(celery_worker, connected_lis
     result = payout_run_due_task.delay("weekly", "2026-W45").get(timeout=60)
 
     # then the listener is paid
-    assert result == {"period": "2026-W45", "paid": 1, "failed": 0, "deferred": 0, "in_flight": 0}
+    assert result == {"period": "2026-W45", "paid": 1, "failed": 0, "deferred": 0, "in_flight": 0, "held": {}}
     assert [t["amount"] for t in stripe_transfers(listener)] == [2700]
     assert Payout.objects.get(listener=listener).status == Payout.Status.PAID

@@ -25,6 +25,7 @@ from .router import RouterMixin, route
 from .search import SearchMixin
 from .setup_intents import SetupIntentsMixin
 from .state import Ctx, StateMixin, address_from, empty_address, jcopy, luhn_ok, not_found, rand, stripe_fee
+from .subscription_pause import SubscriptionPauseMixin
 from .subscription_schedules import SubscriptionSchedulesMixin
 from .subscriptions import SubscriptionsMixin
 from .tables import (
@@ -74,6 +75,7 @@ __all__ = [
 
 class Emulator(
     # Schedules hook the subscriptions' and clocks' _sub_due, _clock_run and _sub_end.
+    SubscriptionPauseMixin,
     SubscriptionSchedulesMixin,
     # Subscriptions first: they hook _emit (invoice PaymentIntents) and _expand_path (includable fields).
     SubscriptionsMixin,

@@ -218,6 +218,7 @@ class AccountsMixin:
         caps = a["capabilities"]
         for name in list(caps) + ["transfers", "card_payments"]:
             caps[name] = "active"
+        (self.internal.get(a["id"]) or {}).pop("capability_reasons", None)
         if a["tos_acceptance"]["date"] is None:
             a["tos_acceptance"] = {"date": self._now(), "ip": "127.0.0.1", "user_agent": "stripe-emulator"}
         if not a["external_accounts"]["data"] and a["id"] in self.internal:
@@ -257,6 +258,8 @@ class AccountsMixin:
 
     def _capability_obj(self, a, name, status=None):
         due = list(a["requirements"]["currently_due"]) if status != "active" else []
+        # a reason set with /_emulator/accounts/{id}/capabilities/{name} (Stripe's review, a pause...)
+        own_reason = (self.internal.get(a["id"]) or {}).get("capability_reasons", {}).get(name)
         reqs = {
             "alternatives": [],
             "current_deadline": None,
@@ -264,7 +267,11 @@ class AccountsMixin:
             # a capability names its own reasons: the account's requirements.* becomes fields_needed
             "disabled_reason": (
                 None
-                if status == "active" or not a["requirements"]["disabled_reason"]
+                if status == "active"
+                else own_reason
+                if own_reason
+                else None
+                if not a["requirements"]["disabled_reason"]
                 else "requirements.fields_needed"
                 if a["requirements"]["disabled_reason"].startswith("requirements.")
                 else "other"
@@ -327,6 +334,30 @@ class AccountsMixin:
             a["capabilities"]["transfers"] = "inactive"
         self._announce(before, a, None)
         return a
+
+    CAPABILITY_STATUSES = ("active", "inactive", "pending", "unrequested")
+
+    def set_capability(self, aid, name, status, disabled_reason=None):
+        """Stripe moves one capability on its own (a review, a pause, a new requirement, a reactivation)
+        without touching the account's other flags: `payouts_enabled` can stay true while `transfers`
+        is inactive. `unrequested` removes it. Emits account.updated and capability.updated."""
+        a = self.objects.get(aid)
+        if a is None or a.get("object") != "account" or a.get("deleted"):
+            raise not_found("account", aid)
+        if status not in self.CAPABILITY_STATUSES:
+            raise invalid("status must be one of %s" % ", ".join(self.CAPABILITY_STATUSES), param="status")
+        before = jcopy(a)
+        if status == "unrequested":
+            a["capabilities"].pop(name, None)
+        else:
+            a["capabilities"][name] = status
+        reasons = self.internal.setdefault(aid, {}).setdefault("capability_reasons", {})
+        if status == "active" or not disabled_reason:
+            reasons.pop(name, None)
+        else:
+            reasons[name] = disabled_reason
+        self._announce(before, a, None)
+        return self._capability_obj(a, name, status)
 
     def _connected(self, ctx, aid, param="id", status=404):
         if ctx.account and aid != ctx.account:

@@ -23,8 +23,9 @@ Lifecycle
   always_invoice (invoiced now) or none; a price of another interval restarts the cycle now and invoices
   at once (`subscription_schedules.py`); `cancel_at_period_end`; `pause_collection` (renewal invoices are
   voided, kept as drafts or marked uncollectible). Cancel now: DELETE.
+- pause and resume (`subscription_pause.py`): status `paused`, no invoices until resumed.
 - subscription schedules (`subscription_schedules.py`): changes from a later phase, applied at its start.
-Not emulated: trials (so no `paused` status and no customer.subscription.paused/resumed), taxes, discounts,
+Not emulated: trials (so no pause at a trial's end), taxes, discounts,
 coupons, multiple currencies per customer, metered prices.
 """
 
@@ -281,6 +282,7 @@ class SubscriptionsMixin:
             "schedule": None,
             "start_date": now,
             "status": "incomplete",
+            "status_details": None,
             "test_clock": cust.get("test_clock"),
             "transfer_data": None,
             "trial_end": None,
@@ -485,19 +487,6 @@ class SubscriptionsMixin:
             )
         details = p.get("cancellation_details") if isinstance(p.get("cancellation_details"), dict) else {}
         self._sub_end(ctx, sub, "cancellation_requested", comment=details.get("comment"))
-        return sub
-
-    @route("POST", "/v1/subscriptions/{sid}/resume")
-    def sub_resume(self, ctx, q, sid):
-        validate(
-            q, {"billing_cycle_anchor": enum("now", "unchanged"), "proration_behavior": ANY, "proration_date": INT}
-        )
-        sub = self._get("subscription", "subscription", sid, ctx)
-        if sub["status"] != "paused":
-            raise invalid(
-                "Only a subscription with status paused can be resumed; this one is %s." % sub["status"],
-                code="subscription_unexpected_state",
-            )
         return sub
 
     def _sub_set_status(self, ctx, sub, status, **extra):
@@ -803,6 +792,9 @@ class SubscriptionsMixin:
             return
         sub = self.objects[self.internal[inv["id"]]["subscription"]]
         acct = self.owner.get(inv["id"])
+        if type_ != "payment_intent.succeeded" and self._is_resumption(sub, inv):
+            self._resumption_attempt_failed(ctx, sub, inv, type_)
+            return
         if type_ == "payment_intent.succeeded":
             if pi.get("setup_future_usage") == "off_session" or (
                 sub["payment_settings"]["save_default_payment_method"] == "on_subscription"
@@ -867,7 +859,9 @@ class SubscriptionsMixin:
                 ip["status"] = "canceled"
                 ip["status_transitions"]["canceled_at"] = now
         sub = self.objects[self.internal[inv["id"]]["subscription"]]
-        if sub["status"] in ("incomplete", "past_due", "unpaid"):
+        if self._is_resumption(sub, inv):
+            self._sub_resumed(ctx, sub, "active")
+        elif sub["status"] in ("incomplete", "past_due", "unpaid"):
             others_open = any(
                 self.objects[i]["status"] == "open"
                 for i in self.idx.get(("invoice", "subscription_id", sub["id"]), ())
@@ -1010,6 +1004,9 @@ class SubscriptionsMixin:
         inv["next_payment_attempt"] = None
         inv["status_transitions"]["marked_uncollectible_at"] = self._cust_now(inv["customer"])
         self._emit("invoice.marked_uncollectible", inv, ctx, self.owner.get(iid))
+        sub = self.objects.get(self.internal[inv["id"]].get("subscription") or "")
+        if sub is not None and self._is_resumption(sub, inv):
+            self._sub_resumed(ctx, sub, "active")
         return inv
 
     @route("GET", "/v1/invoice_payments/{pid}")

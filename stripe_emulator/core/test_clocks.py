@@ -106,6 +106,8 @@ class TestClocksMixin:
         st = sub["status"]
         if st == "incomplete":
             return [(sub["created"] + INCOMPLETE_EXPIRY, "expire")]
+        if st == "paused":
+            return self._resumption_due(sub)
         if st not in ("active", "past_due"):
             return []
         start, end = self._period(sub)
@@ -138,6 +140,9 @@ class TestClocksMixin:
             inv = self.objects[kind.split(":", 1)[1]]
             self._invoice_finalize(ctx, inv)
             self._invoice_collect(ctx, sub, inv)
+            return
+        if kind.startswith("resumption_expire:"):
+            self._resumption_expire(ctx, sub, self.objects[kind.split(":", 1)[1]])
             return
         if kind.startswith("retry:"):
             inv = self.objects[kind.split(":", 1)[1]]

@@ -147,10 +147,11 @@ class TransfersMixin:
         if dest is None or dest.get("object") != "account" or dest.get("deleted"):
             raise not_found("destination", p["destination"], "destination", 400)
         if dest["capabilities"].get("transfers") != "active":
+            # Stripe's answer for a destination whose transfers capability is pending, inactive or not
+            # requested (test mode included): 400 invalid_request_error, this code and message, no param.
             raise invalid(
                 "Your destination account needs to have at least one of the following capabilities "
                 "enabled: transfers, crypto_transfers, legacy_payments",
-                param="destination",
                 code="insufficient_capabilities_for_transfer",
             )
         held_until = None

@@ -100,6 +100,58 @@ def test_reversal_fails_when_connected_balance_short(emulator, onboarded_account
     assert ei.value.code == "balance_insufficient"
 
 
+@pytest.mark.parametrize("status", ["pending", "inactive", "unrequested"])
+def test_a_transfer_to_an_account_whose_transfers_capability_is_not_active_is_refused_as_stripe_refuses_it(
+    emulator, onboarded_account, status
+):
+    # given an onboarded account whose transfers capability Stripe moves on its own (payouts stay enabled)
+    emulator.post("/_emulator/balance/topup", {"amount": 5000})
+    cap = emulator.post(
+        "/_emulator/accounts/%s/capabilities/transfers" % onboarded_account.id,
+        {"status": status, "disabled_reason": "pending.review" if status == "pending" else None},
+    )
+    assert cap["object"] == "capability" and cap["status"] == status
+    account = stripe.Account.retrieve(onboarded_account.id)
+    assert account.payouts_enabled is True and account.capabilities.to_dict().get("transfers") == (
+        None if status == "unrequested" else status
+    )
+    if status == "pending":
+        assert stripe.Account.retrieve_capability(account.id, "transfers").requirements.disabled_reason == (
+            "pending.review"
+        )
+
+    # when the platform transfers to it, then Stripe refuses: 400, invalid_request_error, naming the capability
+    with pytest.raises(stripe.InvalidRequestError) as ei:
+        stripe.Transfer.create(amount=1000, currency="usd", destination=account.id)
+    error = ei.value
+    assert (error.http_status, error.code, error.param) == (400, "insufficient_capabilities_for_transfer", None)
+    assert error.json_body["error"]["type"] == "invalid_request_error"
+    assert error.json_body["error"]["message"] == (
+        "Your destination account needs to have at least one of the following capabilities enabled: "
+        "transfers, crypto_transfers, legacy_payments"
+    )
+    assert stripe.Transfer.list(destination=account.id).data == []
+
+    # and the change was announced: capability.updated (with the status before) beside account.updated
+    event = stripe.Event.list(type="capability.updated", stripe_account=account.id, limit=1).data[0]
+    assert (event.account, event.data.object.id, event.data.object.status) == (account.id, "transfers", status)
+    assert event.data.previous_attributes.status == "active"
+
+    # when Stripe activates it again, then the same transfer goes through
+    emulator.post("/_emulator/accounts/%s/capabilities/transfers" % account.id, {"status": "active"})
+    assert stripe.Transfer.create(amount=1000, currency="usd", destination=account.id).amount == 1000
+    assert stripe.Account.retrieve_capability(account.id, "transfers").requirements.disabled_reason is None
+
+
+def test_the_capability_helper_refuses_a_status_stripe_does_not_have(emulator, onboarded_account):
+    from stripe_emulator.testing import EmulatorError
+
+    with pytest.raises(EmulatorError) as ei:
+        emulator.post("/_emulator/accounts/%s/capabilities/transfers" % onboarded_account.id, {"status": "paused"})
+    assert "-> 400" in str(ei.value) and "status must be one of" in str(ei.value)
+    assert stripe.Account.retrieve(onboarded_account.id).capabilities.transfers == "active"
+
+
 def test_transfer_destination_checks_and_source_transaction(emulator):
     pending = stripe.Account.create(type="express", capabilities={"transfers": {"requested": True}})
     pi = stripe.PaymentIntent.create(

@@ -26,7 +26,7 @@ def test_route_key_refuses_malformed_patterns(path):
 def test_every_handler_is_routed_once_and_publishable_keys_reach_only_two_routes():
     emu = Emulator(log=io.StringIO())
     # + login_links, charges capture, refunds cancel (issue 12), capabilities (2), subscription_schedules (6)
-    assert len(emu.routes) == 105
+    assert len(emu.routes) == 106
     publishable = sorted(k for k, (_, pk) in emu.routes.items() if pk)
     assert publishable == [
         ("GET", "payment_intents", 1, None, 0),

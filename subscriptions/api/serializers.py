@@ -43,6 +43,10 @@ class SubscriptionChangeInputSerializer(serializers.Serializer):
     next_session_at = serializers.DateTimeField(required=False)
 
 
+class SubscriptionResumeInputSerializer(serializers.Serializer):
+    next_session_at = serializers.DateTimeField(required=False)
+
+
 class SubscriptionBookingSerializer(serializers.Serializer):
     occurrence = serializers.IntegerField()
     id = serializers.IntegerField(source="booking.id")

@@ -12,6 +12,7 @@ from subscriptions.api.serializers import (
     SubscriptionCancelInputSerializer,
     SubscriptionChangeInputSerializer,
     SubscriptionCreateInputSerializer,
+    SubscriptionResumeInputSerializer,
     SubscriptionSerializer,
 )
 from subscriptions.models import Subscription
@@ -105,12 +106,17 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             request, services.subscription_pause(subscription_id=self.get_object().pk, user=request.user)
         )
 
-    @extend_schema(request=None, responses={200: SubscriptionSerializer, **error_responses(409)})
+    @extend_schema(
+        request=SubscriptionResumeInputSerializer, responses={200: SubscriptionSerializer, **error_responses(409)}
+    )
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        return self._respond(
-            request, services.subscription_resume(subscription_id=self.get_object().pk, user=request.user)
+        data = SubscriptionResumeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        sub = services.subscription_resume(
+            subscription_id=self.get_object().pk, user=request.user, **data.validated_data
         )
+        return self._respond(request, sub)
 
     @extend_schema(
         request=SubscriptionChangeInputSerializer, responses={200: SubscriptionSerializer, **error_responses(409)}

@@ -1,5 +1,5 @@
 """The subscription API's contract: plans, validation in the house error shape, Idempotency-Key, who sees
-what, pause and resume, a renewal asking for 3-D Secure, and the plan's sync to Stripe."""
+what, a renewal asking for 3-D Secure, and the plan's sync to Stripe."""
 
 from datetime import timedelta
 
@@ -9,10 +9,10 @@ from django.utils import timezone
 from billing.stripe_gateway import as_dict, client
 from booking.models import Booking
 from subscriptions import services
-from subscriptions.models import Subscription, SubscriptionInvoice
-from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe, subscribed_and_paid
+from subscriptions.models import Subscription
+from subscriptions.tests.conftest import PAID, WEEK, ledger_clean, pay, settle, subscribe
 from web.testing import auth_client
-from web.tests.factories import TalkerFactory
+from web.tests.factories import ListenerFactory, TalkerFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -82,19 +82,6 @@ def test_only_participants_see_it_and_only_the_talker_sees_the_secret(wired, tal
     assert [s["id"] for s in talker.api.get("/api/payment/subscriptions/").json()["results"]] == [sub_id]
 
 
-def test_pause_voids_renewals_and_frees_their_slot_resume_bills_again(wired, talker_on_clock, plan, listener):
-    talker = talker_on_clock()
-    sub = subscribed_and_paid(talker, listener, plan(), wired)
-    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/pause/").json()["status"] == "paused"
-    talker.advance(WEEK + PAID, wired)
-    voided = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
-    assert voided.status == "void" and voided.booking_id is None
-    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/").json()["status"] == "active"
-    talker.advance(2 * WEEK + PAID, wired)
-    assert len(_bookings(sub, "confirmed")) == 2
-    ledger_clean()
-
-
 def test_a_renewal_asking_for_3d_secure_sends_the_talker_to_confirm_it(wired, talker_on_clock, plan, listener):
     talker = talker_on_clock()
     response = subscribe(talker, listener, plan())
@@ -133,3 +120,67 @@ def test_plan_sync_creates_the_product_and_a_new_price_when_the_price_changes(st
     assert resynced.stripe_price_id != synced.stripe_price_id
     assert as_dict(client().v1.prices.retrieve(resynced.stripe_price_id))["unit_amount"] == 3500
     assert as_dict(client().v1.prices.retrieve(synced.stripe_price_id))["active"] is False
+
+
+def test_a_price_changed_and_changed_back_the_same_day_is_sold_again(stripe_emulator, plan, db):
+    # given a plan whose price went from 30.00 to 35.00 (the 30.00 Price deactivated on Stripe)
+    weekly = plan("week", "30.00")
+    first = services.plan_sync(plan_id=weekly.pk).stripe_price_id
+    weekly.refresh_from_db()
+    weekly.price_cents = 3500
+    weekly.save()
+    services.plan_sync(plan_id=weekly.pk)
+
+    # when the operator puts it back to 30.00 within Stripe's 24-hour idempotency window
+    weekly.refresh_from_db()
+    weekly.price_cents = 3000
+    weekly.save()
+    synced = services.plan_sync(plan_id=weekly.pk)
+
+    # then the plan's Price is one Stripe sells: 30.00 and active (a subscription to it is accepted)
+    price = as_dict(client().v1.prices.retrieve(synced.stripe_price_id))
+    assert (price["unit_amount"], price["active"]) == (3000, True)
+    assert synced.stripe_price_id == first  # Stripe answered the first creation again: the same Price
+
+
+@pytest.mark.django_db
+def test_a_plan_on_a_package_withdrawn_from_sale_cannot_be_subscribed(plan, listener):
+    # given a plan the plan list hides: its package is no longer sold
+    hidden = plan("week", "30.00")
+    hidden.package.is_active = False
+    hidden.package.save(update_fields=["is_active"])
+    talker = auth_client(TalkerFactory(password=None))
+    body = {"listener_id": listener.pk, "plan_id": hidden.pk, "first_session_at": timezone.now() + timedelta(days=1)}
+
+    response = talker.post("/api/payment/subscriptions/", body, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == "not_found"
+    assert "plan_id" in response.json()["error"]["fields"]
+    assert not Subscription.objects.exists()
+
+
+def test_an_unpaid_subscription_frees_its_slots_when_an_unpaid_booking_would(wired, talker_on_clock, plan, listener):
+    talker = talker_on_clock()
+    weekly = plan()
+    unpaid = subscribe(talker, listener, weekly).json()
+    paid = subscribe(talker, ListenerFactory(password=None), weekly).json()
+    pay(paid["payment"]["client_secret"])  # paid at the last minute: its events may not be processed yet
+    late = timezone.now() - timedelta(minutes=31)
+    Subscription.objects.filter(pk__in=[unpaid["subscription"]["id"], paid["subscription"]["id"]]).update(
+        created_at=late
+    )
+    assert services.subscriptions_expire_unpaid() == 1
+    settle(wired)
+    expired = Subscription.objects.get(pk=unpaid["subscription"]["id"])
+    assert expired.status == "canceled"
+    assert not Booking.objects.filter(subscription_session__subscription=expired, status="reserved").exists()
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(expired.stripe_subscription_id))
+    assert stripe_sub["status"] == "canceled"
+    assert as_dict(client().v1.invoices.retrieve(stripe_sub["latest_invoice"]))["status"] == "void"
+    intent = unpaid["payment"]["payment_intent_id"]
+    assert as_dict(client().v1.payment_intents.retrieve(intent))["status"] == "canceled"
+    kept = Subscription.objects.get(pk=paid["subscription"]["id"])
+    assert kept.status == "active" and len(_bookings(kept, "confirmed")) == 1
+    assert services.subscriptions_expire_unpaid() == 0
+    ledger_clean()

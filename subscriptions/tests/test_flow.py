@@ -188,6 +188,63 @@ def test_cancel_now_refunds_the_current_session_by_the_policy(wired, talker_on_c
     ledger_clean()
 
 
+def test_cancel_now_right_after_a_renewal_stripe_charged_refunds_that_renewal_not_the_last_period(
+    wired, talker_on_clock, plan, listener
+):
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan(), wired)
+    first = _bookings(sub, "confirmed")[0]
+    # the renewal is charged on Stripe, but its events are not delivered yet
+    endpoints = client().v1.webhook_endpoints.list().data
+    for endpoint in endpoints:
+        client().v1.webhook_endpoints.update(endpoint.id, params={"disabled": True})
+    talker.advance(WEEK + PAID, wired)
+    for endpoint in endpoints:  # later events are delivered again; the renewal's were lost
+        client().v1.webhook_endpoints.update(endpoint.id, params={"disabled": False})
+    assert SubscriptionInvoice.objects.filter(subscription=sub).count() == 1  # we have not heard of it
+    response = talker.api.post(f"/api/payment/subscriptions/{sub.pk}/cancel/", {"at_period_end": False}, format="json")
+    assert response.status_code == 200, response.json()
+    renewal = SubscriptionInvoice.objects.get(subscription=sub, billing_reason="subscription_cycle")
+    assert renewal.status == "paid" and renewal.booking is not None
+    renewal.booking.refresh_from_db()
+    assert renewal.booking.status == "cancelled"
+    assert Refund.objects.get(payment__booking=renewal.booking).amount == 3000  # nine days ahead: all back
+    first.refresh_from_db()
+    assert first.status == "confirmed" and not Refund.objects.filter(payment__booking=first).exists()
+    settle(wired)
+    eventually(lambda: not Refund.objects.exclude(status="succeeded").exists(), what="refund sent")
+    ledger_clean()
+
+
+def test_cancel_now_of_a_session_once_disputed_cancels_and_leaves_the_money_to_the_operator(
+    wired, talker_on_clock, plan, listener
+):
+    # given a paid period whose charge was disputed and the dispute won (the session is confirmed again)
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan(), wired)
+    booking = _bookings(sub, "confirmed")[0]
+    charge_id = Payment.objects.get(booking=booking).stripe_charge_id
+    dispute_id = wired.post(f"/_emulator/charges/{charge_id}/dispute")["id"]
+    settle(wired)
+    wired.post(f"/_emulator/disputes/{dispute_id}/close", {"outcome": "won"})
+    settle(wired)
+    booking.refresh_from_db()
+    assert booking.status == "confirmed"
+
+    # when the talker cancels now
+    response = talker.api.post(f"/api/payment/subscriptions/{sub.pk}/cancel/", {"at_period_end": False}, format="json")
+
+    # then the subscription is cancelled here as on Stripe, and no refund is sent that Stripe would refuse
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "canceled"
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(sub.stripe_subscription_id))
+    assert stripe_sub["status"] == "canceled"
+    assert not Refund.objects.filter(payment__booking=booking).exists()
+    settle(wired)
+    assert _bookings(sub, "reserved") == []
+    ledger_clean()
+
+
 def test_change_of_plan_bills_the_next_period_as_stripe_prorates(wired, talker_on_clock, plan, listener):
     cheap, dear = plan("week", "30.00"), plan("week", "50.00", minutes=60)
     talker = talker_on_clock()
@@ -202,6 +259,31 @@ def test_change_of_plan_bills_the_next_period_as_stripe_prorates(wired, talker_o
     # half a week credited at 30.00 (-15.00), charged at 50.00 (+25.00), then the week at 50.00
     assert (second.total_amount, second.app_fee, second.listener_amount) == (6000, 600, 5400)
     assert second.package_id == dear.package_id
+    ledger_clean()
+
+
+def test_changing_back_and_forth_between_two_plans_leaves_stripe_on_the_last_one(
+    wired, talker_on_clock, plan, listener
+):
+    # given a weekly subscription changed to another weekly plan and back
+    cheap, dear = plan("week", "30.00"), plan("week", "50.00", minutes=60)
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, cheap, wired)
+    change = f"/api/payment/subscriptions/{sub.pk}/change/"
+    for chosen in (dear, cheap):
+        assert talker.api.post(change, {"plan_id": chosen.pk}, format="json").status_code == 200
+
+    # when the talker chooses the second plan again, the same day
+    response = talker.api.post(change, {"plan_id": dear.pk}, format="json")
+
+    # then Stripe bills that plan, as our subscription says (not a replay of the first change's answer)
+    assert response.status_code == 200, response.json()
+    dear.refresh_from_db()
+    stripe_sub = as_dict(client().v1.subscriptions.retrieve(sub.stripe_subscription_id))
+    assert stripe_sub["items"]["data"][0]["price"]["id"] == dear.stripe_price_id
+    sub.refresh_from_db()
+    assert (sub.plan_id, sub.stripe_price_id) == (dear.pk, dear.stripe_price_id)
+    settle(wired)
     ledger_clean()
 
 

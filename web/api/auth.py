@@ -83,6 +83,12 @@ def _refuse_when_locked_out(request, username) -> None:
 class TokenObtainSerializer(jwt_serializers.TokenObtainPairSerializer):
     token_class = UserRefreshToken
 
+    def validate(self, attrs):
+        # After the fields' own checks: the lockout's lookup never sees a NUL or a lone surrogate, which
+        # PostgreSQL cannot compare (a 500), nor a username that is not a string.
+        _refuse_when_locked_out(self.context["request"], attrs[self.username_field])
+        return super().validate(attrs)
+
 
 class TokenObtainView(jwt_views.TokenObtainPairView):
     """Sign in. Failed attempts lock the username and the client address (django-axes), and the endpoint
@@ -93,9 +99,7 @@ class TokenObtainView(jwt_views.TokenObtainPairView):
 
     @extend_schema(responses={200: jwt_serializers.TokenObtainPairSerializer, **error_responses(400, 401, 429)})
     def post(self, request, *args, **kwargs):
-        _refuse_when_locked_out(request, request.data.get("username") if isinstance(request.data, dict) else None)
-        response = super().post(request, *args, **kwargs)
-        return response
+        return super().post(request, *args, **kwargs)
 
 
 class TokenRefreshSerializer(jwt_serializers.TokenRefreshSerializer):

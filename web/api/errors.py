@@ -4,6 +4,7 @@ Every error answers `{"error": {"code", "message", "fields"}}` plus DRF's per-fi
 top level, so a frontend can show `field: message` next to the input that caused it.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -13,7 +14,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from billing import stripe_gateway
 from common import errors as domain
+
+logger = logging.getLogger(__name__)
 
 # The status of each domain error (common.errors knows nothing of HTTP).
 DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
@@ -58,7 +62,22 @@ def _first_message(fields: dict) -> str:
     return "Invalid input."
 
 
+def _stripe_error(exc: stripe_gateway.StripeGatewayError) -> Response:
+    """A Stripe call the request needed failed: 503 to retry when Stripe was unreachable or busy, else 502
+    (Stripe refused what we asked; logged, as it is ours to fix). Never a bare 500."""
+    if isinstance(exc, stripe_gateway.TransientStripeError):
+        body = {"code": "stripe_unavailable", "message": "Stripe did not answer; retry shortly.", "fields": {}}
+        response = Response({"error": body}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = "5"
+        return response
+    logger.warning("Stripe refused a request's call: %s (code %s)", exc, getattr(exc, "code", ""))
+    body = {"code": "stripe_refused", "message": f"Stripe refused the request: {exc}", "fields": {}}
+    return Response({"error": body}, status=status.HTTP_502_BAD_GATEWAY)
+
+
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, stripe_gateway.StripeGatewayError):
+        return _stripe_error(exc)
     if isinstance(exc, domain.DomainError):
         fields = {exc.field: [exc.message]} if exc.field else {}
         body = {"error": {"code": exc.code, "message": exc.message, "fields": fields}, **fields}

@@ -77,3 +77,13 @@ def test_me_without_a_token_is_401(api_client):
 def test_me_with_a_token_shows_the_role():
     user = TalkerFactory()
     assert auth_client(user).get("/api/auth/me/").json()["role"] == "talker"
+
+
+@pytest.mark.parametrize("username", ['"bo\\u0000"', '"\\ud800"', '["bo"]'])
+def test_a_malformed_username_at_sign_in_is_a_400_naming_it(api_client, username):
+    # PostgreSQL cannot compare text with NUL or a lone surrogate: the lockout's lookup must never see one.
+    body = '{"username": %s, "password": "correct-horse-battery-staple"}' % username
+    response = api_client.post("/api/auth/token/", body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    assert "username" in response.json()["error"]["fields"]

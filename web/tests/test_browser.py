@@ -506,6 +506,7 @@ def test_talker_pauses_resumes_and_cancels_a_3d_secure_subscription_seeing_the_r
     text_of(driver, "#subscription-result", f"Subscription #{sub_id} ends on")
     text_of(driver, f"{row} .status", "active, ends")
     assert Subscription.objects.get(pk=sub_id).cancel_at_period_end
+    assert not driver.find_elements("css selector", f"{row} button[data-action='pause']")  # it ends: no pause
 
     css(driver, f"{row} button[data-action='cancel-now']").click()
     text_of(driver, "#subscription-quote-text", "you get $50.00 back (cancelled early enough: everything back)")

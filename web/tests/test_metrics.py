@@ -83,6 +83,27 @@ def test_metrics_can_require_a_token(api_client, settings):
 
 
 @pytest.mark.django_db
+def test_without_a_token_only_this_host_may_scrape_outside_debug(api_client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = False
+    assert api_client.get(METRICS, REMOTE_ADDR="127.0.0.1").status_code == 200
+    assert api_client.get(METRICS, REMOTE_ADDR="::1").status_code == 200
+    refused = api_client.get(METRICS, REMOTE_ADDR="203.0.113.9")
+    assert refused.status_code == 403 and b"METRICS_TOKEN" in refused.content
+    # behind a trusted proxy on this host, the client is the proxy's X-Forwarded-For entry
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert api_client.get(METRICS, REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    settings.TRUSTED_PROXY_COUNT = 0
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert (
+        api_client.get(METRICS, REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer scrape-secret").status_code == 200
+    )
+    settings.DEBUG = True
+    settings.METRICS_TOKEN = ""
+    assert api_client.get(METRICS, REMOTE_ADDR="203.0.113.9").status_code == 200
+
+
+@pytest.mark.django_db
 def test_ledger_check_results_reach_the_metrics(api_client):
     from workers.metrics import ledger_check_record
 

@@ -72,6 +72,7 @@ class Command(BaseCommand):
             ("rolled over (below minimum)", summary.rolled_over),
             ("payouts created", summary.payouts_created),
             ("amount to pay" if dry_run else "amount collected", money.format_amount(summary.amount_planned)),
+            ("held (Connect account cannot receive transfers)", sum(summary.held.values())),
         ]
         if not dry_run:
             rows += [
@@ -84,6 +85,8 @@ class Command(BaseCommand):
                 ("errors", summary.errors),
             ]
         self.stdout.write(tabulate(rows, headers=("", schedule), tablefmt="simple"))
+        for reason, count in summary.held.items():
+            self.stdout.write(f"{count} listener(s) held: {reason}")
         for payout_id, reason in summary.failures.items():
             self.stdout.write(f"payout #{payout_id} failed: {reason}")
         for payout_id, reason in summary.deferrals.items():

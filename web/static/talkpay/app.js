@@ -665,7 +665,8 @@
     var live = ENDED.indexOf(sub.status) < 0 && sub.status !== "creating";
     if (talker && payable(sub)) append(actions, h("a", { href: "#/subscription/" + sub.id, class: "button" }, "Pay"));
     if (talker && live) {
-      if (sub.status === "active" || sub.status === "past_due") append(actions, subscriptionAction(sub, "pause", "Pause", notice));
+      var pausable = (sub.status === "active" || sub.status === "past_due") && !sub.cancel_at_period_end && !sub.pending_change;
+      if (pausable) append(actions, subscriptionAction(sub, "pause", "Pause", notice));
       if (sub.status === "paused") append(actions, subscriptionAction(sub, "resume", "Resume", notice));
       if (!sub.cancel_at_period_end && sub.status !== "incomplete") {
         append(actions, h("button", { type: "button", "data-action": "cancel-at-period-end", onclick: function () {
@@ -693,8 +694,8 @@
       notice.textContent = "";
       api("POST", "/payment/subscriptions/" + sub.id + "/" + action + "/").then(function (s) {
         var text = action === "pause"
-          ? "Subscription #" + s.id + " is " + s.status + ": nothing is billed until you resume it."
-          : "Subscription #" + s.id + " is " + s.status + " again: billing resumes and the slot is held ahead.";
+          ? "Subscription #" + s.id + " is " + s.status + ": nothing is billed until you resume it; this period's session stays."
+          : "Subscription #" + s.id + " is " + s.status + " again: billed from the next period, its session held ahead.";
         append(notice, h("div", { class: "panel" }, h("p", { id: "subscription-result" }, text)));
         return rerenderKeeping(viewSubscriptions, "subscription-panel", notice);
       }, function (err) {
@@ -794,9 +795,13 @@
       var account = status.account;
       var onboardError = h("p", { class: "error", role: "alert" });
       var accountBox;
-      if (account && account.payouts_enabled) {
+      if (account && account.can_receive_payouts) {
         flash("");
         accountBox = h("p", { id: "connect-state", class: "ok" }, "Payouts enabled");
+      } else if (account && account.payouts_enabled && account.details_submitted) {
+        // Onboarded, but Stripe put the transfers capability under review or deactivated it: earnings wait.
+        accountBox = h("p", { id: "connect-state" }, "Stripe has paused transfers to your account (" +
+          (account.transfers_capability_reason || account.transfers_capability) + "). Your earnings are kept until it is resolved.");
       } else {
         accountBox = h("div", {},
           h("p", { id: "connect-state" }, account ? "Stripe still needs details before you can be paid." : "Payouts are not set up yet."),
@@ -816,7 +821,9 @@
             h("dt", {}, "Account"), h("dd", {}, account.stripe_account_id),
             h("dt", {}, "Details submitted"), h("dd", {}, account.details_submitted ? "yes" : "no"),
             h("dt", {}, "Charges enabled"), h("dd", {}, account.charges_enabled ? "yes" : "no"),
-            h("dt", {}, "Payouts enabled"), h("dd", {}, account.payouts_enabled ? "yes" : "no")) : null,
+            h("dt", {}, "Payouts enabled"), h("dd", {}, account.payouts_enabled ? "yes" : "no"),
+            h("dt", {}, "Transfers"), h("dd", { id: "transfers-capability" }, account.transfers_capability +
+              (account.transfers_capability_reason ? " (" + account.transfers_capability_reason + ")" : ""))) : null,
           status.payouts_blocked_by.length ? h("p", {}, "Held " + money(status.held_amount) + ": " + status.payouts_blocked_by.join(", ")) : null),
         h("section", { "aria-labelledby": "earn-title" }, h("h2", { id: "earn-title" }, "Earnings"),
           h("dl", { class: "facts" }, h("dt", {}, "Pending"), h("dd", { id: "pending-earnings" }, money(totals.pending_earnings)),
