@@ -2,7 +2,7 @@
 
     python bench/webhook_bench.py [--seconds 3] [--rounds 3] [--connections 32] [--events 2000]
         [--e2e-rounds 2] [--pool prefork|threads] [--worker-concurrency 2] [--profile 200] [--skip-intake]
-        [--port-base 22000]
+        [--cpu-compare 600] [--port-base 22000]
 
 1. Intake: gunicorn (gthread) serves the real endpoint and, in the same run, the bare baseline of
    `bench/webhook_bare.py` (verify an HMAC, insert one row, enqueue on commit). Keep-alive clients
@@ -19,6 +19,9 @@
 
 `--profile N` first processes N events in this process under cProfile and prints queries, transactions
 and Stripe calls per event and where the time went (BENCH_SHOW_SQL=1 also prints one event's SQL).
+`--cpu-compare N` processes N events through Talkpay's handler and N through the bare task in this
+process, in alternating blocks, without a profiler, and prints the CPU per event of each: this process's
+and its PostgreSQL backend's (no broker, no web: what the two workers' tasks cost, side by side).
 
 Everything runs on a scratch PostgreSQL database and a Redis database of its own, which the script
 creates and drops: DATABASE_URL's server (default 127.0.0.1:5432) and BENCH_REDIS_URL.
@@ -598,6 +601,64 @@ def profile_processing(count: int) -> None:
             print("  SQL", query["sql"][:220])
 
 
+def cpu_compare(count: int, block: int = 25) -> None:
+    """CPU per succeeded event of Talkpay's handler and of the bare task, in this process and in its
+    PostgreSQL backend, in alternating blocks of `block` events so that the machine's load falls on both."""
+    import gc
+
+    import psutil
+    import webhook_bare
+    from django.db import connection
+
+    from billing.models import WebhookEvent
+    from billing.tests.stripe_events import stripe_event
+    from billing.webhooks.processing import webhook_event_process
+
+    intents = seed_payments(2 * count + 100, tag="-cpu")
+    events = WebhookEvent.objects.bulk_create(
+        WebhookEvent(stripe_event_id=event["id"], type=event["type"], payload=event, raw_body=json.dumps(event))
+        for event in (stripe_event("payment_intent.succeeded", intent) for intent in intents)
+    )
+    run = {
+        "talkpay": lambda event, intent: webhook_event_process(webhook_event_id=event.pk),
+        "bare": lambda event, intent: webhook_bare.bare_process.run(event.pk, intent["id"]),
+    }
+    pairs = list(zip(events, intents, strict=True))
+    for label, offset in (("talkpay", 0), ("bare", 50)):  # warm up: connections, compiled statements, accounts
+        for event, intent in pairs[offset : offset + 50]:
+            run[label](event, intent)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cursor.fetchone()[0])
+
+    def backend_cpu() -> float:
+        times = backend.cpu_times()
+        return times.user + times.system
+
+    ours = dict.fromkeys(run, 0.0)
+    theirs = dict.fromkeys(run, 0.0)
+    done = dict.fromkeys(run, 0)
+    rest = pairs[100:]
+    gc.collect()
+    for start in range(0, len(rest) - 2 * block + 1, 2 * block):
+        for index, label in enumerate(run):
+            chunk = rest[start + index * block : start + (index + 1) * block]
+            cpu, pg = time.process_time(), backend_cpu()
+            for event, intent in chunk:
+                run[label](event, intent)
+            ours[label] += time.process_time() - cpu
+            theirs[label] += backend_cpu() - pg
+            done[label] += len(chunk)
+    for label in run:
+        print(
+            f"cpu-compare {label:<7} {1000 * ours[label] / done[label]:5.2f} ms in this process, "
+            f"{1000 * theirs[label] / done[label]:5.2f} ms in PostgreSQL per event ({done[label]} events)"
+        )
+    total = {label: (ours[label] + theirs[label]) / done[label] for label in run}
+    ratio = 100 * total["bare"] / total["talkpay"]
+    print(f"cpu-compare bare / talkpay, both together: {ratio:.0f} % (load avg {os.getloadavg()[0]:.1f})")
+
+
 def ledger_check() -> bool:
     done = subprocess.run([PYTHON, "manage.py", "ledger_check"], cwd=ROOT, env=_env(), capture_output=True, text=True)
     print(done.stdout.strip().splitlines()[-1] if done.returncode == 0 else done.stdout + done.stderr)
@@ -619,6 +680,9 @@ def main() -> int:
         "--db-reuse-max", type=int, default=None, help="keep worker DB connections for N tasks (default: settings)"
     )
     parser.add_argument("--profile", type=int, default=0, help="first profile N events in-process, then bench")
+    parser.add_argument(
+        "--cpu-compare", type=int, default=0, help="first compare CPU per event of N events in-process (no profiler)"
+    )
     parser.add_argument("--skip-intake", action="store_true", help="only the end-to-end comparison")
     parser.add_argument(
         "--port-base", type=int, default=0, help="take the servers' ports from this one up (default: any free port)"
@@ -646,6 +710,8 @@ def main() -> int:
         purge_queues()
         if args.profile:
             profile_processing(args.profile)
+        if args.cpu_compare:
+            cpu_compare(args.cpu_compare)
         if not args.skip_intake:
             bare, real = intake_compare(args)
             print(f"intake talkpay / bare: {100 * real['rps'] / bare['rps']:.0f} %")
