@@ -23,7 +23,8 @@ def test_pause_sets_paused_with_its_reason_emits_paused_and_stops_invoices(emula
     assert paused.status_details.paused.type == "subscription"
     assert paused.status_details.paused.subscription.type == "pause_requested"
     assert paused.status_details.paused.transitioned_at == clock.frozen_time
-    assert _types()[-2:] == ["customer.subscription.updated", "customer.subscription.paused"]
+    subscription_events = [t for t in _types() if t.startswith("customer.subscription.")]
+    assert subscription_events[-2:] == ["customer.subscription.updated", "customer.subscription.paused"]
     period = paused["items"].data[0].current_period_end
     _advance(clock, 3 * WEEK)
     sub = stripe.Subscription.retrieve(sub.id)
@@ -119,7 +120,7 @@ def test_resume_on_payment_attempt_waits_for_the_attempt_then_fails_to_past_due(
     sub = stripe.Subscription.retrieve(sub.id)
     assert sub.status == "past_due"
     assert stripe.Invoice.retrieve(invoice.id).next_payment_attempt is None
-    assert _types()[-1] == "customer.subscription.resumed"
+    assert [t for t in _types() if t.startswith("customer.subscription.")][-1] == "customer.subscription.resumed"
 
 
 def test_a_resumption_invoice_not_attempted_in_23_hours_is_voided_and_it_stays_paused(emulator):
