@@ -138,20 +138,7 @@ class SubscriptionPauseMixin:
             lines = []
             if proration != "none" and at < end:
                 for item in sub["items"]["data"]:
-                    amount = round(item["price"]["unit_amount"] * item["quantity"] * (end - at) / float(end - start))
-                    if amount:
-                        lines.append(
-                            self._line(
-                                amount,
-                                "Remaining time on %s" % self._price_label(item["price"]),
-                                item["price"],
-                                item["quantity"],
-                                {"start": at, "end": end},
-                                True,
-                                sub["id"],
-                                item["id"],
-                            )
-                        )
+                    lines += self._rest_of_period_line(sub, item, at, 1, "Remaining time on %s")
             if proration == "always_invoice" and lines:
                 inv = self._invoice_new(ctx, sub, "subscription_update", data["pending"] + lines, at, end)
                 data["pending"] = []

@@ -411,14 +411,19 @@ class SubscriptionSchedulesMixin:
         start, end = self._period(sub)
         if behaviour == "none" or not start <= at < end:
             return []
-        amount = item["price"]["unit_amount"] * item["quantity"]
-        credit = -round(amount * (end - at) / float(end - start))
-        if not credit:
+        return self._rest_of_period_line(sub, item, at, -1, "Unused time on %s")
+
+    def _rest_of_period_line(self, sub, item, at, sign, label):
+        """The item's price for the rest of the current period from `at`, credited (sign -1) or charged
+        (sign 1) as a proration line; [] when it rounds to nothing."""
+        start, end = self._period(sub)
+        amount = sign * round(item["price"]["unit_amount"] * item["quantity"] * (end - at) / float(end - start))
+        if not amount:
             return []
         return [
             self._line(
-                credit,
-                "Unused time on %s" % self._price_label(item["price"]),
+                amount,
+                label % self._price_label(item["price"]),
                 item["price"],
                 item["quantity"],
                 {"start": at, "end": end},
