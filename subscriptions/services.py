@@ -252,6 +252,18 @@ def _release_reservations(sub: Subscription, *, from_occurrence: int = 0, reason
     return released
 
 
+def _slot_in_period(slot: datetime, period_start: datetime, interval: str, period: str) -> None:
+    """A chosen slot must fall within the period it is the session of: [period_start, + one interval)."""
+    period_end = add_intervals(period_start, 1, interval)
+    if not period_start <= slot < period_end:
+        raise Invalid(
+            f"The slot must fall within {period} ({period_start:%Y-%m-%d %H:%M} UTC to "
+            f"{period_end:%Y-%m-%d %H:%M} UTC).",
+            field="next_session_at",
+            code="out_of_range",
+        )
+
+
 # --- Creating a subscription --------------------------------------------------------------------------
 
 
@@ -796,16 +808,8 @@ def subscription_resume(*, subscription_id: int, user, next_session_at: datetime
     nxt = _current_occurrence(sub) + 1
     try:
         if next_session_at is not None:
-            period_start = sub.current_period_end
-            assert period_start is not None
-            period_end = add_intervals(period_start, 1, sub.plan.interval)
-            if not period_start <= next_session_at < period_end:
-                raise Invalid(
-                    f"The slot must fall within the first period billed again ({period_start:%Y-%m-%d %H:%M} UTC "
-                    f"to {period_end:%Y-%m-%d %H:%M} UTC).",
-                    field="next_session_at",
-                    code="out_of_range",
-                )
+            assert sub.current_period_end is not None
+            _slot_in_period(next_session_at, sub.current_period_end, sub.plan.interval, "the first period billed again")
             _release_reservations(sub, from_occurrence=nxt, reason="The subscription resumed on another slot.")
             sub.slot_anchor_at, sub.slot_anchor_occurrence = next_session_at, nxt
             sub.save(update_fields=["slot_anchor_at", "slot_anchor_occurrence", "updated_at"])
@@ -872,14 +876,8 @@ def subscription_change(
         _pending_forget(sub, reason="The planned change of plan was replaced.", top_up=False)
     nxt = _current_occurrence(sub) + 1
     if next_session_at is not None:
-        period_start = sub.current_period_end
-        assert period_start is not None
-        if not period_start <= next_session_at < add_intervals(period_start, 1, sub.plan.interval):
-            raise Invalid(
-                f"The new slot must fall within the next period ({period_start:%Y-%m-%d %H:%M} UTC and after).",
-                field="next_session_at",
-                code="out_of_range",
-            )
+        assert sub.current_period_end is not None
+        _slot_in_period(next_session_at, sub.current_period_end, sub.plan.interval, "the next period")
         sub.slot_anchor_at, sub.slot_anchor_occurrence = next_session_at, nxt
     # Move the reservations first (a taken slot refuses the change before Stripe hears of it).
     _release_reservations(sub, from_occurrence=nxt, reason="The subscription moved to another plan or slot.")
@@ -943,13 +941,7 @@ def _change_across_intervals(
                 field="next_session_at",
                 code="out_of_range",
             )
-    if not effective <= next_session_at < window_end:
-        raise Invalid(
-            f"The new slot must fall within the new plan's first period ({effective:%Y-%m-%d %H:%M} UTC to "
-            f"{window_end:%Y-%m-%d %H:%M} UTC).",
-            field="next_session_at",
-            code="out_of_range",
-        )
+    _slot_in_period(next_session_at, effective, plan.interval, "the new plan's first period")
     if not plan.stripe_price_id or plan.synced_signature != plan_signature(plan):
         plan = plan_sync(plan_id=plan.pk)
     # Reservations first: a taken slot refuses the change before Stripe hears of it.
