@@ -243,6 +243,8 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_LONG_TASK_TIME_LIMIT = env.int("CELERY_LONG_TASK_TIME_LIMIT", default=900)
 # Tasks a worker runs on one database connection before reopening it (Celery's default: reopen per task).
 CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=100)
+# Off unless asked: Flower turns them on while it runs (workers.celery).
+CELERY_WORKER_SEND_TASK_EVENTS = env.bool("CELERY_WORKER_SEND_TASK_EVENTS", default=False)
 
 # --- Stripe ----------------------------------------------------------------------------------------
 

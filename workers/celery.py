@@ -100,10 +100,13 @@ app.conf.update(
     result_backend_transport_options={
         "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
     },
-    # Flower follows every task from the moment a worker receives it. No `task-sent` event: it was a
-    # second Redis publish for every enqueue (0.27 ms of CPU each, measured), paid twice by every
-    # succeeded payment's webhook (fee booking, receipt) and once by every webhook delivery.
-    worker_send_task_events=True,
+    # Task events (received, started, succeeded: three Redis PUBLISHes per task, sent by the worker's main
+    # process) only while someone watches: Flower turns them on in every worker every 5 s while it runs
+    # (its --enable-events, on by default), so `make run`'s Flower sees every task. Left on for good they
+    # took a quarter of a core in the worker's main process at `make load`'s 20 users
+    # (CELERY_WORKER_SEND_TASK_EVENTS=true keeps them on without Flower). No `task-sent` event ever: it
+    # was a second Redis publish for every enqueue (0.27 ms of CPU each, measured).
+    worker_send_task_events=settings.CELERY_WORKER_SEND_TASK_EVENTS,
     task_send_sent_event=False,
 )
 

@@ -10,13 +10,21 @@ from billing.stripe_gateway import as_dict, call, client
 
 def charge_balance_transactions(charge_id: str) -> tuple[dict | None, list[dict]]:
     """The charge's balance transaction (None until Stripe has settled the capture) and those of its
-    refunds (their own, and the one that gave the money back when a refund failed)."""
-    charge = as_dict(call(client().v1.charges.retrieve, charge_id, params={"expand": ["balance_transaction"]}))
+    refunds (their own, and the one that gave the money back when a refund failed). One request: the
+    charge with its balance transaction and its first refunds' expanded (a charge has refunds only when
+    expanded); a charge with more than a page of refunds has the rest listed."""
+    charge = as_dict(
+        call(
+            client().v1.charges.retrieve,
+            charge_id,
+            params={"expand": ["balance_transaction", "refunds.data.balance_transaction"]},
+        )
+    )
     charge_txn = charge.get("balance_transaction")
     refund_txns: list[dict] = []
+    page = charge.get("refunds") or {}
     params: dict = {"charge": charge_id, "limit": 100, "expand": ["data.balance_transaction"]}
     while True:
-        page = as_dict(call(client().v1.refunds.list, params=params))
         for refund in page.get("data") or []:
             if isinstance(refund.get("balance_transaction"), dict):
                 refund_txns.append(refund["balance_transaction"])
@@ -27,6 +35,7 @@ def charge_balance_transactions(charge_id: str) -> tuple[dict | None, list[dict]
         if not page.get("has_more") or not page.get("data"):
             break
         params = {**params, "starting_after": page["data"][-1]["id"]}
+        page = as_dict(call(client().v1.refunds.list, params=params))
     return (charge_txn if isinstance(charge_txn, dict) else None), refund_txns
 
 

@@ -120,3 +120,35 @@ def test_a_failing_receipt_is_handed_to_its_own_task_and_the_fee_is_still_booked
     assert payment_succeeded_followup_task.apply(args=[payment.pk]).get() == 1
     assert handed == [(notifications.RECEIPT, payment.pk)]
     assert ledger.balance(ledger.PROCESSING_FEES) == 175
+
+
+def test_the_fee_read_is_one_stripe_request_and_still_sees_every_refund_past_the_first_page(events, monkeypatch):
+    import stripe
+
+    from billing.stripe_gateway.fees import charge_balance_transactions
+
+    lists: list[dict] = []
+    real_list = stripe.RefundService.list
+    monkeypatch.setattr(
+        stripe.RefundService,
+        "list",
+        lambda self, *args, **kwargs: lists.append(kwargs) or real_list(self, *args, **kwargs),
+    )
+    gateway = stripe_gateway.client().v1.refunds
+    payment = payment_of(paid_booking(events, price="50.00"))
+    made = [
+        stripe_gateway.call(gateway.create, params={"charge": payment.stripe_charge_id, "amount": 100}).id
+        for _ in range(12)
+    ]
+
+    charge_txn, refund_txns = charge_balance_transactions(payment.stripe_charge_id)
+
+    assert charge_txn is not None and charge_txn["fee"] == 175
+    expected = {stripe_gateway.call(gateway.retrieve, refund_id).balance_transaction for refund_id in made}
+    assert sorted(txn["id"] for txn in refund_txns) == sorted(expected)
+    assert len(lists) == 1  # 10 refunds came expanded with the charge, one page brought the other 2
+
+    unrefunded = payment_of(paid_booking(events, price="30.00"))
+    lists.clear()
+    charge_balance_transactions(unrefunded.stripe_charge_id)
+    assert lists == []  # no refunds: the charge request alone

@@ -79,6 +79,27 @@ def test_a_duplicate_delivery_is_acknowledged_and_enqueued_again_only_while_unpr
     assert published == [stored.pk, stored.pk]  # the first two only: the third came after processing
 
 
+def test_a_type_no_handler_takes_is_stored_as_ignored_without_a_task_and_a_replay_still_runs_it(
+    api_client, published, django_capture_on_commit_callbacks
+):
+    from billing.webhooks.processing import webhook_event_replay
+
+    event = stripe_event("customer.created", {"id": "cus_intake_unhandled", "object": "customer"})
+    body, signature = signed_body(event)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = _post(api_client, body, signature)
+        again = _post(api_client, body, sign(body))
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    stored = WebhookEvent.objects.get(stripe_event_id=event["id"])
+    assert (stored.status, stored.deliveries, stored.attempts) == ("ignored", 2, 0)
+    assert stored.processed_at is not None and stored.payload == event
+    assert published == []
+    assert webhook_event_replay(stripe_event_id=event["id"]) == "ignored"
+    assert WebhookEvent.objects.get(pk=stored.pk).attempts == 1
+
+
 def _bad_deliveries() -> dict:
     body = json.dumps(_event(), indent=2).encode()
     now = int(time.time())

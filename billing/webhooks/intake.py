@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from billing import stripe_gateway
 from billing.models import WebhookEvent, WebhookRejection
+from billing.webhooks.dispatch import webhook_handler_for
 from billing.webhooks.processing import webhook_event_enqueue
 from common.errors import Invalid
 from common.prepared import row_insert
@@ -135,6 +137,11 @@ def webhook_receive(
         raise _reject(str(error), remote_addr=remote_addr, signature_header=signature_header or "", body=body)
     event = _event_from_body(body)
 
+    # A type no handler takes (customer.created, payment_intent.created, charge.succeeded, ...: an
+    # endpoint subscribed to every event gets them) is stored as ignored, as a worker would have marked
+    # it, and no task is spent on it. A replay (admin, `manage.py replay_webhook`) runs it again once a
+    # handler exists.
+    handled = webhook_handler_for(str(event["type"])) is not None
     try:
         with transaction.atomic():
             # Every delivery inserts: the INSERT kept compiled (common.prepared).
@@ -149,9 +156,11 @@ def webhook_receive(
                 payload=event,
                 raw_body=body.decode("utf-8"),
                 headers=_kept_headers(headers),
+                **({} if handled else {"status": WebhookEvent.Status.IGNORED, "processed_at": timezone.now()}),
             )
-            transaction.on_commit(lambda: webhook_event_enqueue(webhook_event_id=stored.pk))
-        return WebhookReceipt(stored.pk, stored.stripe_event_id, created=True, enqueued=True)
+            if handled:
+                transaction.on_commit(lambda: webhook_event_enqueue(webhook_event_id=stored.pk))
+        return WebhookReceipt(stored.pk, stored.stripe_event_id, created=True, enqueued=handled)
     except IntegrityError:
         pass
 

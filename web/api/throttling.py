@@ -18,14 +18,6 @@ class _SharedCounting:
         return client_ip(request)
 
 
-class UserThrottle(_SharedCounting, throttling.UserRateThrottle):
-    pass
-
-
-class AnonThrottle(_SharedCounting, throttling.AnonRateThrottle):
-    pass
-
-
 class AuthThrottle(_SharedCounting, throttling.SimpleRateThrottle):
     """Sign-in, refresh and registration, per client address whoever is signed in (django-axes adds the
     per-username lockout on top)."""
@@ -69,6 +61,16 @@ class _WindowCount(throttling.SimpleRateThrottle):
 
 class ScopedWindowThrottle(_SharedCounting, throttling.ScopedRateThrottle, _WindowCount):
     """ScopedThrottle for scopes of high rates (the Stripe webhook's)."""
+
+
+# Every API request passes these two, so they count per window (one Redis round trip) rather than
+# keep DRF's request log (a read and a write of the whole log): flood guards at thousands a minute.
+class UserThrottle(_SharedCounting, _WindowCount, throttling.UserRateThrottle):
+    pass
+
+
+class AnonThrottle(_SharedCounting, _WindowCount, throttling.AnonRateThrottle):
+    pass
 
 
 class BookingCreateThrottle(_SharedCounting, throttling.SimpleRateThrottle):

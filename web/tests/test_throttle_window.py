@@ -66,3 +66,23 @@ def test_with_redis_down_the_webhook_throttle_counts_in_the_process(api_client, 
     codes = [_deliver(api_client).status_code for _ in range(3)]
 
     assert codes == [200, 200, 429]
+
+
+def test_the_per_user_api_throttle_counts_a_window_per_user_in_one_redis_key(monkeypatch):
+    from web.api.throttling import UserThrottle
+    from web.testing import auth_client
+    from web.tests.factories import TalkerFactory
+
+    monkeypatch.setattr(UserThrottle, "rate", "3/min", raising=False)
+    talker, other = TalkerFactory(), TalkerFactory()
+    client = auth_client(talker)
+
+    codes = [client.get("/api/payment/bookings/").status_code for _ in range(4)]
+
+    assert codes == [200, 200, 200, 429]
+    throttled = client.get("/api/payment/bookings/")
+    assert throttled.json()["error"]["code"] == "throttled" and 0 < int(throttled["Retry-After"]) <= 60
+    # The count is one integer in Redis (not a log of request times), and another user has their own.
+    key = caches["throttle"].make_and_validate_key(f"throttle_user_{talker.pk}")
+    assert int(caches["throttle"]._cache.get_client().get(key)) == 5
+    assert auth_client(other).get("/api/payment/bookings/").status_code == 200
