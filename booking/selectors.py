@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 
 from booking.models import Booking, BookingPackage
+from common.prepared import PreparedQuery
 
 
 def package_list_active() -> QuerySet[BookingPackage]:
@@ -17,6 +18,20 @@ def booking_list_for_user(*, user) -> QuerySet[Booking]:
         .select_related("package", "payment")
         .order_by("-scheduled_at", "-id")
     )
+
+
+# A booking page is read over and over (a talker's app polls it until the payment shows): the
+# statement kept compiled (common.prepared), the same rows as booking_list_for_user's.
+_BOOKING_FOR_USER = PreparedQuery(
+    lambda booking_id, user_id: booking_list_for_user(user=user_id).filter(pk=booking_id)[:1],
+    booking_id=int,
+    user_id=int,
+)
+
+
+def booking_get_for_user(*, booking_id: int, user) -> Booking | None:
+    """One of the user's bookings (with its package and payment), or None: someone else's is not found."""
+    return _BOOKING_FOR_USER.first(booking_id=booking_id, user_id=user.pk)
 
 
 def listener_has_overlap(*, listener_id: int, starts_at, ends_at) -> bool:

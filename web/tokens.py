@@ -12,8 +12,10 @@ from typing import cast
 from django.utils.crypto import constant_time_compare, salted_hmac
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AuthUser, RefreshToken
 
+from common.prepared import PreparedQuery
 from web.models import User
 
 AUTH_CLAIM = "auth"
@@ -37,9 +39,22 @@ class UserRefreshToken(RefreshToken):
         return token
 
 
+# Every authenticated request looks its user up: the statement kept compiled (common.prepared).
+_USER_BY_ID = PreparedQuery(lambda user_id: User.objects.filter(pk=user_id)[:1], user_id=int)
+
+
 class StampedJWTAuthentication(JWTAuthentication):
     def get_user(self, validated_token):
-        user = super().get_user(validated_token)
+        user_id = validated_token.get(api_settings.USER_ID_CLAIM)
+        if type(user_id) is int and api_settings.USER_ID_FIELD == "id" and not api_settings.CHECK_REVOKE_TOKEN:
+            # simplejwt's own lookup and checks, on the compiled statement.
+            user = _USER_BY_ID.first(user_id=user_id)
+            if user is None:
+                raise AuthenticationFailed("User not found", code="user_not_found")
+            if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+                raise AuthenticationFailed("User is inactive", code="user_inactive")
+        else:
+            user = super().get_user(validated_token)
         if not token_stamp_valid(user=user, token=validated_token):
             raise AuthenticationFailed("The token has been revoked; sign in again.", code="token_revoked")
         return user

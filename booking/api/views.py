@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.http import Http404
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -19,7 +20,7 @@ from booking.api.serializers import (
     PackageSerializer,
 )
 from booking.models import Booking
-from booking.selectors import booking_list_for_user, package_list_active
+from booking.selectors import booking_get_for_user, booking_list_for_user, package_list_active
 from web.api.permissions import IsTalker
 from web.api.schema import error_responses
 from web.api.throttling import BookingCreateThrottle, UserThrottle
@@ -54,6 +55,17 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return Booking.objects.none()
         return booking_list_for_user(user=self.request.user)
+
+    def get_object(self) -> Booking:
+        # 404 (not 403) for someone else's booking, as for one that does not exist: not revealed.
+        pk = str(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        booking = None
+        if pk.isascii() and pk.isdigit() and 0 < int(pk) < 2**63:
+            booking = booking_get_for_user(booking_id=int(pk), user=self.request.user)
+        if booking is None:
+            raise Http404
+        self.check_object_permissions(self.request, booking)
+        return booking
 
     def _created_response(self, request, booking_id: int) -> Response:
         booking = Booking.objects.select_related("payment").get(pk=booking_id)

@@ -200,6 +200,9 @@ def test_two_workers_and_two_beats_pay_each_listener_once_and_process_each_event
     assert {t["id"] for t in transfers} == {p.stripe_transfer_id for p in payouts}
     # and each webhook event, delivered or enqueued three times over, was processed once
     assert len(events) >= LISTENERS  # at least the transfers' events
-    assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {1}
+    # (a type no handler takes, such as transfer.created, is stored as ignored at intake: no attempt, and
+    # the re-enqueued messages found it done)
+    attempts = set(WebhookEvent.objects.values_list("status", "attempts"))
+    assert attempts and attempts <= {("processed", 1), ("ignored", 1), ("ignored", 0)}, attempts
     # and the books agree with Stripe's
     call_command("ledger_check")
