@@ -90,11 +90,18 @@ def _book(payment: Payment, txn: dict) -> int:
     return int(created)
 
 
+def _charge_fees_booked():
+    return LedgerTransaction.objects.filter(kind=LedgerKind.PROCESSING_FEE, metadata__type="charge")
+
+
+def payment_charge_fee_booked(*, payment_id: int) -> bool:
+    """Whether the fee of the payment's charge is booked (a refund's fees are booked on their own)."""
+    return _charge_fees_booked().filter(payment_id=payment_id).exists()
+
+
 def payments_fees_unbooked():
     """Succeeded payments whose charge fee is not booked yet."""
-    booked = LedgerTransaction.objects.filter(
-        payment_id=OuterRef("pk"), kind=LedgerKind.PROCESSING_FEE, metadata__type="charge"
-    )
+    booked = _charge_fees_booked().filter(payment_id=OuterRef("pk"))
     return Payment.objects.filter(status=Payment.Status.SUCCEEDED).exclude(Exists(booked))
 
 

@@ -75,6 +75,10 @@ def payment_succeeded_followup_task(self, payment_id: int) -> int:
         except Exception:
             logger.warning("receipt for payment %s failed; handed to its own task", payment_id, exc_info=True)
             enqueue_or_leave_to_sweeper(notifications.RECEIPT, payment_id, what="notification")
+    # Booked meanwhile from charge.updated (Stripe settled the charge after this task first asked):
+    # nothing left to read from Stripe.
+    if fees.payment_charge_fee_booked(payment_id=payment_id):
+        return 0
     try:
         return fees.payment_fees_book(payment_id=payment_id)
     except (fees.FeesNotSettled, stripe_gateway.TransientStripeError) as error:

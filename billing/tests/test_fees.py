@@ -152,3 +152,40 @@ def test_the_fee_read_is_one_stripe_request_and_still_sees_every_refund_past_the
     lists.clear()
     charge_balance_transactions(unrefunded.stripe_charge_id)
     assert lists == []  # no refunds: the charge request alone
+
+
+@pytest.mark.usefixtures("fresh_notifications")
+def test_once_the_charge_fee_is_booked_neither_charge_updated_nor_the_follow_up_asks_stripe_again(
+    events, monkeypatch, django_capture_on_commit_callbacks
+):
+    import stripe
+
+    from billing.models import LedgerTransaction
+    from billing.tasks import payment_succeeded_followup_task
+    from billing.tests.stripe_events import stripe_event
+    from billing.webhooks.fees import handle_charge_updated
+
+    # given a paid booking whose fee was booked (charge.updated came first, the follow-up is a retry)
+    payment = payment_of(paid_booking(events, price="50.00"))
+    assert _book_fees(payment) == 1
+    charge = stripe_gateway.as_dict(
+        stripe_gateway.call(stripe_gateway.client().v1.charges.retrieve, payment.stripe_charge_id)
+    )
+    reads: list = []
+    real_retrieve = stripe.ChargeService.retrieve
+    monkeypatch.setattr(
+        stripe.ChargeService,
+        "retrieve",
+        lambda self, *args, **kwargs: reads.append(args) or real_retrieve(self, *args, **kwargs),
+    )
+
+    # when Stripe says the charge changed again, and the follow-up runs
+    with django_capture_on_commit_callbacks() as enqueued:
+        assert handle_charge_updated(stripe_event("charge.updated", charge)) == "processed"
+    assert payment_succeeded_followup_task.apply(args=[payment.pk]).get() == 0
+
+    # then nothing was enqueued, Stripe was not asked, and the fee is booked once
+    assert enqueued == [] and reads == []
+    assert LedgerTransaction.objects.filter(payment=payment, kind="processing_fee").count() == 1
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
+    assert_ledger_clean()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from billing.fees import payment_fees_enqueue_on_commit
+from billing.fees import payment_charge_fee_booked, payment_fees_enqueue_on_commit
 from billing.models import Payment
 from billing.payments import object_id
 from billing.webhooks.outcomes import IGNORED, PROCESSED
@@ -21,6 +21,10 @@ def handle_charge_updated(event: dict) -> str:
     )
     if payment_id is None or not object_id(charge.get("balance_transaction")):
         return IGNORED
+    if payment_charge_fee_booked(payment_id=payment_id):
+        # Booked already (the payment's follow-up found the charge settled). A refund's fee, or a failed
+        # refund's, is booked by the refund's own change (billing.refunds), not from this event.
+        return PROCESSED
     with transaction.atomic(savepoint=False):
         payment_fees_enqueue_on_commit(payment_id=payment_id)
     return PROCESSED
