@@ -97,6 +97,20 @@ def _psql(sql: str) -> None:
         connection.execute(sql)
 
 
+def _run_alone(database: str):
+    """Hold a PostgreSQL advisory lock named after the load database for the whole run: a second load
+    test (another terminal, another checkout) would drop and re-create the same database under this
+    one's stack. The lock goes with the connection, also when the process is killed."""
+    import psycopg
+
+    connection = psycopg.connect(f"{POSTGRES}/postgres", autocommit=True)
+    row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (f"talkpay-load:{database}",)).fetchone()
+    if not row or not row[0]:
+        connection.close()
+        raise SystemExit(f"another load test is using the database {database} (LOAD_DATABASE): wait for it to end")
+    return connection
+
+
 class Stack:
     """Redis, emulator, web and workers of the load test, each in a process group of its own."""
 
@@ -565,6 +579,7 @@ def main() -> int:
         flush=True,
     )
     results = []
+    guard = _run_alone(DATABASE)
     try:
         stack.start()
         seed_data = seed(env, talkers=max(steps), listeners=200, session_listeners=400 * len(steps))
@@ -580,6 +595,7 @@ def main() -> int:
         restarts = stack.restarts()
     finally:
         stack.stop()
+        guard.close()
     for line in restarts:
         print(f"!! restarted during the run: {line}")
     ok = not restarts and all(result["errors"] == 0 for _, result, _ in results)

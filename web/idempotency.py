@@ -58,9 +58,13 @@ def _lock_wait(seconds: float) -> None:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [f"{int(seconds * 1000)}ms"])
 
 
-def _claim_locked(record_id: int, *, wait: float) -> IdempotencyRecord | None:
+def _claim_locked(record_id: int, *, wait: float | None) -> IdempotencyRecord | None:
     """The claim row-locked inside the current transaction; None when another request holds it longer
-    than `wait` seconds."""
+    than `wait` seconds. `wait=None` for a claim this request has just made: only a request that took
+    it over (its lease ran out) can hold it then, for as long as its own work, so the lock is waited for
+    without the bound and its three statements (lock_timeout set and reset, a savepoint)."""
+    if wait is None:
+        return IdempotencyRecord.objects.select_for_update().get(pk=record_id)
     _lock_wait(wait)
     try:
         with transaction.atomic():
@@ -82,7 +86,7 @@ def _replay(record: IdempotencyRecord, respond: Callable[[dict], Response]) -> R
 
 
 def _perform_under_claim(
-    record_id: int, token: str, perform: Callable[[], dict], *, wait: float
+    record_id: int, token: str, perform: Callable[[], dict], *, wait: float | None
 ) -> dict | IdempotencyRecord:
     """Run `perform` and record its result on the claim, in one transaction. Returns the result, or the
     claim itself when someone else answered it (or owns it) meanwhile."""
@@ -130,12 +134,14 @@ def run_idempotent(
     fingerprint = _fingerprint(request.data)
     token = uuid.uuid4().hex
     wait = settings.IDEMPOTENCY_LOCK_WAIT_SECONDS
+    claim_wait: float | None = None  # the claim is this request's own, just made
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
                 user=request.user, key=key, endpoint=endpoint, request_fingerprint=fingerprint, claim_token=token
             )
     except IntegrityError:
+        claim_wait = wait
         record = IdempotencyRecord.objects.get(user=request.user, key=key, endpoint=endpoint)
         if record.request_fingerprint != fingerprint:
             raise ApiError(
@@ -150,7 +156,7 @@ def run_idempotent(
             return _replay(record, respond)
 
     try:
-        outcome = _perform_under_claim(record.pk, token, perform, wait=wait)
+        outcome = _perform_under_claim(record.pk, token, perform, wait=claim_wait)
     except Exception as error:
         _record_client_error(record.pk, token, error)
         raise

@@ -119,6 +119,45 @@ def test_a_retry_waits_for_the_first_request_still_in_its_transaction(fast):
     assert Booking.objects.filter(talker=talker).count() == 1
 
 
+def test_a_request_stalled_past_its_lease_and_taken_over_waits_for_the_taker_and_replays_its_answer(
+    fast, settings, monkeypatch
+):
+    """The first request made its claim, then stalled past the lease; a retry took the claim over and is
+    booking under its lock. The first one, waking, waits for that lock (its own claim: no lock_timeout),
+    finds the claim answered by the retry and replays that answer: one booking."""
+    from web import idempotency
+
+    settings.IDEMPOTENCY_LEASE_SECONDS = 1
+    talker, listener, package = TalkerFactory(), ListenerFactory(), PackageFactory()
+    body = _body(listener, package)
+    perform = idempotency._perform_under_claim
+    answers = {}
+
+    def retry_takes_over():
+        with broker_down():
+            answers["retry"] = auth_client(talker).post(CREATE, body, format="json", HTTP_IDEMPOTENCY_KEY="stall-1")
+        connection.close()
+
+    def stalled_first(record_id, token, work, *, wait):
+        monkeypatch.setattr(idempotency, "_perform_under_claim", perform)  # only the first request stalls
+        assert wait is None  # its own fresh claim
+        IdempotencyRecord.objects.filter(pk=record_id).update(claimed_at=timezone.now() - timedelta(seconds=5))
+        taker = threading.Thread(target=retry_takes_over)
+        taker.start()
+        taker.join()
+        return perform(record_id, token, work, wait=wait)
+
+    monkeypatch.setattr(idempotency, "_perform_under_claim", stalled_first)
+    with broker_down():
+        first = auth_client(talker).post(CREATE, body, format="json", HTTP_IDEMPOTENCY_KEY="stall-1")
+
+    retry = answers["retry"]
+    assert retry.status_code in (201, 202), retry.content
+    assert first.status_code == retry.status_code and first["Idempotent-Replayed"] == "true"
+    [booking] = Booking.objects.filter(talker=talker)
+    assert first.json()["booking"]["id"] == retry.json()["booking"]["id"] == booking.pk
+
+
 def test_invalid_input_and_a_server_error_free_the_key(fast, monkeypatch):
     talker, listener, package = TalkerFactory(), ListenerFactory(), PackageFactory()
     client = auth_client(talker)

@@ -61,3 +61,22 @@ def test_make_run_starts_workers_consuming_every_queue_with_stripe_writes_apart(
     }
     assert sorted(queue for queues in consumed.values() for queue in queues) == sorted(QUEUES)
     assert consumed["worker-stripe"] == ["stripe"]
+
+
+def test_a_second_load_test_on_the_same_database_is_refused_while_the_first_runs():
+    import pytest
+
+    from scripts import load
+    from scripts.services import reachable
+
+    if not reachable("127.0.0.1", 5432) or not load.POSTGRES.startswith("postgres://postgres@127.0.0.1:5432"):
+        pytest.skip("the load test's PostgreSQL (LOAD_POSTGRES) is not reachable here")
+    name = f"talkpay_load_guard_test_{time.monotonic_ns()}"
+    first = load._run_alone(name)
+    try:
+        with pytest.raises(SystemExit, match="another load test is using the database"):
+            load._run_alone(name)
+        load._run_alone(f"{name}_other").close()  # another database is another run's own
+    finally:
+        first.close()
+    load._run_alone(name).close()  # free again once the first ended
