@@ -344,9 +344,12 @@ def row_insert(model: type[M], **values: Any) -> M:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         (new_pk,) = cursor.fetchone()
+    # As the ORM's INSERT ... RETURNING converts what it reads back: the backend's and the field's
+    # converters, both given the column (SQLite's look at its output field).
+    column = pk.get_col(meta.db_table)
     ops: Any = connection.ops
-    for converter in ops.get_db_converters(pk) + pk.get_db_converters(connection):
-        new_pk = converter(new_pk, pk, connection)
+    for converter in ops.get_db_converters(column) + column.get_db_converters(connection):
+        new_pk = converter(new_pk, column, connection)
     setattr(instance, pk.attname, new_pk)
     instance._state.adding = False
     instance._state.db = alias
