@@ -51,6 +51,13 @@ def on_starting(server):
     os.makedirs(_metrics_dir, exist_ok=True)
 
 
+def post_worker_init(worker):
+    # Django and the app are loaded: keep full collections off their objects (common.heap).
+    from common.heap import heap_freeze_startup_objects
+
+    heap_freeze_startup_objects()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

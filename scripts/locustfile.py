@@ -67,6 +67,34 @@ def _stop_after_max_requests(request_type, **_):
         gevent.spawn(_environment.runner.quit)
 
 
+# Every request's time and outcome, and the moment every user is running (LOAD_SAMPLES_FILE): load.py
+# reports the steady state, all users running, beside Locust's whole-run figures, which include the
+# ramp-up (fewer users, every connection and web thread still cold).
+_samples = (
+    open(os.environ["LOAD_SAMPLES_FILE"], "w", buffering=1 << 16) if os.environ.get("LOAD_SAMPLES_FILE") else None
+)
+
+
+@events.request.add_listener
+def _record_sample(request_type, name, response_time, exception=None, **_):
+    if _samples is not None:
+        _samples.write(
+            f"{time.time():.3f}\t{request_type}\t{name}\t{response_time:.1f}\t{int(exception is not None)}\n"
+        )
+
+
+@events.spawning_complete.add_listener
+def _record_all_spawned(user_count, **_):
+    if _samples is not None:
+        _samples.write(f"{time.time():.3f}\tSPAWNED\t-\t{user_count}\t0\n")
+
+
+@events.quitting.add_listener
+def _close_samples(**_):
+    if _samples is not None:
+        _samples.close()
+
+
 def _flow(name: str, seconds: float, error: Exception | None = None) -> None:
     _environment.events.request.fire(
         request_type="FLOW",

@@ -132,6 +132,16 @@ app.steps["worker"].add("workers.health:WorkerHeartbeat")
 REQUEST_ID_HEADER = "talkpay_request_id"
 
 
+@signals.worker_process_init.connect
+@signals.worker_ready.connect
+def _heap_freeze(**_):
+    """A pool process once it is set up, and the worker's main process (a threads pool's tasks run there)
+    once it is ready: full collections stay off their startup objects (common.heap)."""
+    from common.heap import heap_freeze_startup_objects
+
+    heap_freeze_startup_objects()
+
+
 @signals.setup_logging.connect
 def _use_django_logging(**_):
     """Workers and beat log with Django's LOGGING (JSON lines) instead of Celery's own format."""
