@@ -11,8 +11,9 @@ emulator, the web (gunicorn with gunicorn.conf.py) and the workers exactly as `m
 8160, STRIPE_EMULATOR_PORT 12160, WORKER_METRICS_PORT 9860. It seeds packages, talkers and listeners
 (with JWTs minted directly: sign-in's password hashing is not what is measured), runs Locust headless
 (scripts/locustfile.py: the user mix), and prints per endpoint requests/s and p50/p95/p99, the errors,
-payment-to-confirmed p50/p99 (for the whole run and for its steady state, every user running), and what each process used (CPU, queues, database connections, requests in
-flight against the web's threads), so one can see what saturates first. Locust's CSV and HTML report go
+payment-to-confirmed p50/p99 (for the whole run and for its steady state, every user running), and
+what each process used (CPU, queues, database connections, requests in flight against the web's
+threads), so one can see what saturates first. Locust's CSV and HTML report go
 to .run/load/<label>/. Exit status 1 when any request failed or a process of the stack restarted.
 """
 
