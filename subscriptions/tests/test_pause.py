@@ -219,3 +219,52 @@ def test_an_incomplete_subscription_cannot_pause_and_stripe_failing_is_a_json_5x
     settle(wired)
     assert _stripe(sub)["status"] == "paused"
     ledger_clean()
+
+
+def test_a_resume_that_died_after_stripe_answered_is_completed_by_stripe_s_events(
+    wired, talker_on_clock, plan, listener, monkeypatch
+):
+    """The web process dies right after Stripe resumed the subscription: nothing of ours committed. The
+    customer.subscription.resumed / .updated events re-read it and reserve the slot again; a retry of the
+    resume finds it active and changes nothing; the next renewal is booked once, exact to the cent."""
+    from subscriptions import services
+
+    class Died(BaseException):
+        """A killed worker: nothing after this point runs (no `except Exception` cleans up)."""
+
+    talker = talker_on_clock()
+    sub = subscribed_and_paid(talker, listener, plan("week", "30.00"), wired)
+    first = _bookings(sub, "confirmed")[0]
+    assert talker.api.post(f"/api/payment/subscriptions/{sub.pk}/pause/").status_code == 200
+    settle(wired)
+    talker.advance(WEEK + DAY, wired)
+
+    real_resume = services.gateway.subscription_resume
+
+    def resume_then_die(**kwargs):
+        real_resume(**kwargs)
+        raise Died
+
+    monkeypatch.setattr(services.gateway, "subscription_resume", resume_then_die)
+    with pytest.raises(Died):
+        talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/")
+    monkeypatch.setattr(services.gateway, "subscription_resume", real_resume)
+    sub.refresh_from_db()
+    assert sub.status == "paused" and _bookings(sub, "reserved") == []  # ours rolled back
+    assert _stripe(sub)["status"] == "active"  # Stripe's stands
+
+    settle(wired)  # Stripe's events arrive
+    sub.refresh_from_db()
+    assert sub.status == "active"
+    reserved = _bookings(sub, "reserved")
+    assert len(reserved) == 4 and reserved[0].scheduled_at == first.scheduled_at + timedelta(weeks=2)
+    retry = talker.api.post(f"/api/payment/subscriptions/{sub.pk}/resume/")
+    assert retry.status_code == 200 and retry.json()["status"] == "active"
+    assert len(_bookings(sub, "reserved")) == 4
+
+    talker.advance(2 * WEEK + PAID, wired)  # the next period renews
+    confirmed = _bookings(sub, "confirmed")
+    assert [b.scheduled_at for b in confirmed] == [first.scheduled_at, first.scheduled_at + timedelta(weeks=2)]
+    assert (confirmed[1].total_amount, confirmed[1].app_fee, confirmed[1].listener_amount) == (3000, 300, 2700)
+    assert sorted(i["amount_paid"] for i in _stripe_invoices(sub)) == [3000, 3000]
+    ledger_clean()
