@@ -16,7 +16,9 @@ def test_startup_objects_are_frozen_and_a_full_collection_no_longer_walks_them()
         gc.unfreeze()
 
 
-def test_gunicorn_workers_and_celery_processes_freeze_once_set_up():
+def test_gunicorn_workers_and_celery_processes_freeze_once_set_up(monkeypatch, tmp_path):
+    # gunicorn.conf.py sets this for its web processes when unset; this process keeps its own.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     spec = importlib.util.spec_from_file_location(
         "gunicorn_conf", Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
     )

@@ -19,6 +19,7 @@ def test_the_prepared_statements_and_the_webhook_intake_pass_on_sqlite(tmp_path)
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # metrics in the process, as in the suite
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *FILES],
         cwd=ROOT,
