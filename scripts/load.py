@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import signal
 import statistics
@@ -402,13 +403,14 @@ def run_locust(
 
 def _p(values: list[float], quantile: float) -> float:
     """Nearest-rank percentile (0 for no values)."""
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(-(-quantile * len(ordered) // 1)) - 1))] if ordered else 0.0
+    if not values:
+        return 0.0
+    return sorted(values)[max(math.ceil(quantile * len(values)), 1) - 1]
 
 
 def steady_state(path: Path) -> dict:
     """create_booking's and payment → confirmed's percentiles from the moment every user was running
-    (Locust's spawning complete) to the end; None when the run never got there."""
+    (Locust's spawning complete) to the end; empty when the run never got there."""
     if not path.exists():
         return {}
     spawned_at = None
