@@ -10,7 +10,10 @@ from common.heap import heap_freeze_startup_objects
 def test_startup_objects_are_frozen_and_a_full_collection_no_longer_walks_them():
     try:
         frozen = heap_freeze_startup_objects()
-        assert frozen == gc.get_freeze_count() > 10_000  # Django, DRF and the apps are loaded here
+        assert frozen > 10_000  # Django, DRF and the apps are loaded here
+        # A frozen object still dies when its last reference goes (another thread may drop one
+        # meanwhile), so the count can only have shrunk a little since.
+        assert frozen - 100 <= gc.get_freeze_count() <= frozen
         assert len(gc.get_objects()) < frozen  # what the collector still walks: only what came after
     finally:
         gc.unfreeze()
