@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import timeit
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -630,10 +631,13 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = stack_env(wait_seconds=args.wait, recycle=not args.soak)
     stack = Stack(env, out)
+    # Figures from two machines compare only with their speed beside them (this VM's varies 2x by day).
+    reference_ms = min(timeit.repeat("sum(range(10**6))", number=10, repeat=5)) / 10 * 1000
     print(
         f"load test: {', '.join(map(str, steps))} users, {args.run_time} s each (spawn {args.spawn_rate}/s, at most "
         f"{args.max_requests} requests); web :{env['WEB_PORT']}, emulator :{env['STRIPE_EMULATOR_PORT']}, "
-        f"database {DATABASE}; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f} before start; output {out}",
+        f"database {DATABASE}; {os.cpu_count()} CPUs, load avg {os.getloadavg()[0]:.1f} before start, "
+        f'`python -m timeit "sum(range(10**6))"` {reference_ms:.1f} ms; output {out}',
         flush=True,
     )
     results = []
