@@ -45,6 +45,12 @@ def _types():
     return [e.type for e in reversed(stripe.Event.list(limit=100).data)]
 
 
+def _types_in_step():
+    """The event types without `charge.updated`: a paid charge's capture settles half a second later
+    (asynchronous capture, as Stripe does), so that event may land after any later request's."""
+    return [t for t in _types() if t != "charge.updated"]
+
+
 def test_products_and_recurring_prices(emulator):
     price = _price(5000, "month")
     assert price.type == "recurring" and price.recurring.interval == "month" and price.unit_amount == 5000
@@ -178,7 +184,7 @@ def test_card_that_fails_later_is_retried_then_the_subscription_is_canceled(emul
     renewal = stripe.Invoice.retrieve(renewal.id)
     assert sub.status == "canceled" and sub.cancellation_details.reason == "payment_failed"
     assert renewal.attempt_count == 4 and renewal.next_payment_attempt is None
-    types = _types()
+    types = _types_in_step()
     assert types.count("invoice.payment_failed") == 4 and types[-1] == "test_helpers.test_clock.ready"
     assert "customer.subscription.deleted" in types
 
