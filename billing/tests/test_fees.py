@@ -189,3 +189,23 @@ def test_once_the_charge_fee_is_booked_neither_charge_updated_nor_the_follow_up_
     assert LedgerTransaction.objects.filter(payment=payment, kind="processing_fee").count() == 1
     assert ledger.balance(ledger.PROCESSING_FEES) == 175
     assert_ledger_clean()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_follow_up_and_charge_updated_booking_the_same_fee_at_once_book_it_once(events):
+    from billing.models import LedgerTransaction
+    from billing.tests.test_webhooks_concurrency import _at_once
+
+    # given a paid booking whose charge Stripe has settled
+    payment = payment_of(paid_booking(events, price="50.00"))
+
+    # when its follow-up and the fee tasks of repeated charge.updated events book the fee at the same moment
+    booked = _at_once(6, lambda: fees.payment_fees_book(payment_id=payment.pk))
+
+    # then one of them booked it, the others found it booked, and the books agree with Stripe
+    assert sorted(booked) == [0, 0, 0, 0, 0, 1]
+    assert LedgerTransaction.objects.filter(payment=payment, kind="processing_fee").count() == 1
+    assert ledger.balance(ledger.PROCESSING_FEES) == 175
+    assert ledger.balance(ledger.PLATFORM_CASH) == 5000 - 175 == _stripe_balance()
+    assert_ledger_clean()

@@ -1,9 +1,12 @@
-"""`make run`'s supervisor: a crashed child is restarted with a log line; a stop signal ends it."""
+"""`make run`'s supervisor: a crashed child is restarted with a log line; a stop signal ends it. And the
+stacks it and `make load` start: the processes, and one load test per database."""
 
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 
 def test_a_crashed_child_is_restarted_with_a_log_line(tmp_path):
@@ -64,8 +67,6 @@ def test_make_run_starts_workers_consuming_every_queue_with_stripe_writes_apart(
 
 
 def test_a_second_load_test_on_the_same_database_is_refused_while_the_first_runs():
-    import pytest
-
     from scripts import load
     from scripts.services import reachable
 
